@@ -1,0 +1,1 @@
+"""The three services of the platform: intake, risk and alerts."""

@@ -1,0 +1,414 @@
+"""Kafka plumbing: an idempotent event producer and a batch consumer with manual commits and a dead-letter topic.
+
+Delivery contract (DESIGN.md): consumers process a batch in one database transaction, then commit offsets; every
+handler is idempotent, so a redelivery changes nothing. A message that cannot be parsed, or that keeps failing on
+its own, goes to `<topic>.dlq` with the error in its headers and the consumer moves on. A failure of the
+infrastructure (database or broker down) never dead-letters: the batch is retried from the same offsets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import (
+    CommitFailedError,
+    KafkaConnectionError,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    TopicAlreadyExistsError,
+)
+from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from shared.events import (
+    AlertChanged,
+    EventBase,
+    ReportAccepted,
+    ReportAssessed,
+    Topic,
+    parse_event,
+    topic_name,
+)
+from shared.logging import trace_context
+from shared.metrics import (
+    KAFKA_CONSUMED,
+    KAFKA_DLQ,
+    KAFKA_LAG,
+    KAFKA_PROCESSING,
+    KAFKA_PRODUCED,
+    KAFKA_PRODUCER_RESETS,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PARTITIONS = 6
+CONTRACT_TOPICS: tuple[str, ...] = tuple(
+    name for topic in Topic for name in (topic.value, topic.dlq)
+)
+AnyEvent = ReportAccepted | ReportAssessed | AlertChanged
+
+
+def cloudevent_headers(event: EventBase, *, source: str) -> list[tuple[str, bytes]]:
+    """CloudEvents Kafka binding attributes, so that other tools can read our topics."""
+    event_type = getattr(event, "event_type", "unknown")
+    return [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", str(event.event_id).encode()),
+        ("ce_source", source.encode()),
+        ("ce_type", f"cn.labour-risk.{event_type}".encode()),
+        ("ce_time", event.occurred_at.isoformat().encode()),
+        ("ce_dataschemaversion", str(event.schema_version).encode()),
+        ("ce_traceid", event.trace_id.encode()),
+        ("content-type", b"application/json"),
+    ]
+
+
+def is_transient(error: BaseException) -> bool:
+    """Errors of the infrastructure: retry the same batch later instead of dead-lettering it."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(
+        error, OperationalError | InterfaceError | OSError | TimeoutError | KafkaError | ConnectionError
+    )
+
+
+async def ensure_topics(bootstrap_servers: str, prefix: str = "", partitions: int = DEFAULT_PARTITIONS) -> None:
+    """Create the contract topics (and their DLQs) under `prefix` when they do not exist yet."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [topic_name(name, prefix) for name in CONTRACT_TOPICS if topic_name(name, prefix) not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(
+                    [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in missing]
+                )
+    finally:
+        await admin.close()
+
+
+class EventProducer:
+    """An idempotent producer (`acks=all`) that sends pydantic events and rebuilds itself when wedged.
+
+    After a broker blip aiokafka's idempotent producer can stay stuck on OutOfOrderSequenceNumber until it is
+    recreated (aio-libs/aiokafka#1017): `send_events` notices that and rebuilds it before re-raising.
+    """
+
+    def __init__(self, bootstrap_servers: str, *, client_id: str, topic_prefix: str = "") -> None:
+        self._bootstrap_servers = bootstrap_servers
+        self._client_id = client_id
+        self._topic_prefix = topic_prefix
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    def _build(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap_servers,
+            client_id=self._client_id,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+            max_batch_size=256 * 1024,
+            request_timeout_ms=15000,
+        )
+
+    async def _ensure_started(self) -> AIOKafkaProducer:
+        async with self._lock:
+            if self._producer is None:
+                producer = self._build()
+                try:
+                    await producer.start()
+                except BaseException:
+                    await producer.stop()
+                    raise
+                self._producer = producer
+            return self._producer
+
+    async def reset(self) -> None:
+        async with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+
+    async def stop(self) -> None:
+        await self.reset()
+
+    def topic(self, topic: Topic | str) -> str:
+        return topic_name(topic, self._topic_prefix)
+
+    async def send_events(self, items: Sequence[tuple[Topic | str, EventBase]]) -> None:
+        """Send events and wait until the broker has acknowledged every one (in order per key)."""
+        await self.send_raw(
+            [
+                (self.topic(topic), event.key.encode(), event.model_dump_json().encode(),
+                 cloudevent_headers(event, source=self._client_id))
+                for topic, event in items
+            ]
+        )
+
+    async def send_raw(self, messages: Sequence[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]]) -> None:
+        producer = await self._ensure_started()
+        try:
+            futures = [
+                await producer.send(topic, value=value, key=key, headers=headers)
+                for topic, key, value, headers in messages
+            ]
+            await asyncio.gather(*futures)
+        except OutOfOrderSequenceNumber:
+            KAFKA_PRODUCER_RESETS.inc()
+            log.warning("idempotent producer wedged on OutOfOrderSequenceNumber; rebuilding it")
+            await self.reset()
+            raise
+        except KafkaConnectionError:
+            await self.reset()
+            raise
+        for topic, *_ in messages:
+            KAFKA_PRODUCED.labels(topic=topic).inc()
+
+    async def healthy(self, timeout: float = 3.0) -> bool:
+        """True when the broker answers a metadata request."""
+        try:
+            producer = await asyncio.wait_for(self._ensure_started(), timeout)
+            await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout)
+        except Exception:
+            return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A consumed message and its parsed event."""
+
+    record: ConsumerRecord[bytes, bytes]
+    event: AnyEvent
+
+    @property
+    def topic(self) -> str:
+        return str(self.record.topic)
+
+
+BatchHandler = Callable[[Sequence[Incoming]], Awaitable[None]]
+
+
+class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Waits for the batch in flight to be processed and committed before partitions are taken away."""
+
+    def __init__(self, lock: asyncio.Lock, on_assigned: Callable[[set[TopicPartition]], None]) -> None:
+        self._lock = lock
+        self._on_assigned = on_assigned
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        async with self._lock:
+            log.info("partitions revoked", extra={"partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in revoked)})
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._on_assigned(assigned)
+        log.info("partitions assigned", extra={"partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in assigned)})
+
+
+class BatchConsumer:
+    """Reads batches from topics, hands them to `handle` (one transaction), then commits their offsets."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        topics: Sequence[Topic],
+        group_id: str,
+        bootstrap_servers: str,
+        producer: EventProducer,
+        handle: BatchHandler,
+        topic_prefix: str = "",
+        max_records: int = 500,
+        max_attempts: int = 3,
+    ) -> None:
+        self.name = name
+        self._topics = [topic_name(topic, topic_prefix) for topic in topics]
+        self._group_id = group_id
+        self._bootstrap_servers = bootstrap_servers
+        self._producer = producer
+        self._handle = handle
+        self._max_records = max_records
+        self._max_attempts = max_attempts
+        self._lock = asyncio.Lock()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._stopping = asyncio.Event()
+        self._assigned: set[TopicPartition] = set()
+        for topic in self._topics:
+            # Start the counters at zero so that `increase()` in alert rules sees the first dead letter.
+            KAFKA_DLQ.labels(topic=topic)
+            for outcome in ("processed", "dead_lettered"):
+                KAFKA_CONSUMED.labels(topic=topic, outcome=outcome)
+
+    # --- lifecycle -----------------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Consume until `stop()`; reconnects with backoff when the broker is unreachable."""
+        delay = 1.0
+        while not self._stopping.is_set():
+            try:
+                await self._run_once()
+                delay = 1.0
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("consumer %s failed; restarting in %.0f s", self.name, delay)
+                await self._sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    async def healthy(self) -> bool:
+        return self._consumer is not None and not self._stopping.is_set()
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _run_once(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap_servers,
+            group_id=self._group_id,
+            client_id=f"{self.name}-consumer",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_records=self._max_records,
+            session_timeout_ms=30000,
+            heartbeat_interval_ms=3000,
+        )
+        consumer.subscribe(self._topics, listener=_CommitBeforeRevoke(self._lock, self._set_assigned))
+        await consumer.start()
+        self._consumer = consumer
+        try:
+            while not self._stopping.is_set():
+                batches = await consumer.getmany(timeout_ms=500, max_records=self._max_records)
+                if batches:
+                    async with self._lock:
+                        await self._process(consumer, batches)
+                await self._update_lag(consumer)
+        finally:
+            self._consumer = None
+            await consumer.stop()
+
+    def _set_assigned(self, assigned: set[TopicPartition]) -> None:
+        for tp in self._assigned - assigned:
+            with contextlib.suppress(KeyError):
+                KAFKA_LAG.remove(tp.topic, str(tp.partition))
+        self._assigned = set(assigned)
+
+    # --- one batch -----------------------------------------------------------------------------------------
+    async def _process(
+        self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> None:
+        started = time.perf_counter()
+        records = [record for tp_records in batches.values() for record in tp_records]
+        incoming, poison = self._parse(records)
+        try:
+            for record, error in poison:
+                await self._dead_letter(record, error)
+            await self._handle_isolating_failures(incoming)
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            log.warning("batch failed on the infrastructure, retrying from the same offsets: %s", error)
+            for tp, tp_records in batches.items():
+                consumer.seek(tp, tp_records[0].offset)
+            await self._sleep(2.0)
+            return
+        offsets = {tp: tp_records[-1].offset + 1 for tp, tp_records in batches.items()}
+        try:
+            await consumer.commit(offsets)
+        except CommitFailedError:
+            # The group rebalanced: another member re-reads these messages and, handlers being idempotent,
+            # changes nothing.
+            log.warning("offset commit failed after a rebalance; the new owner will skip what is done")
+        for topic in {record.topic for record in records}:
+            KAFKA_PROCESSING.labels(topic=topic).observe(time.perf_counter() - started)
+
+    def _parse(
+        self, records: list[ConsumerRecord[bytes, bytes]]
+    ) -> tuple[list[Incoming], list[tuple[ConsumerRecord[bytes, bytes], str]]]:
+        incoming: list[Incoming] = []
+        poison: list[tuple[ConsumerRecord[bytes, bytes], str]] = []
+        for record in records:
+            try:
+                if record.value is None:
+                    raise ValueError("empty message value")
+                incoming.append(Incoming(record, parse_event(record.value)))
+            except (ValidationError, ValueError) as error:
+                poison.append((record, f"unparseable event: {error}"[:2000]))
+        return incoming, poison
+
+    async def _handle_isolating_failures(self, incoming: list[Incoming]) -> None:
+        """The whole batch in one transaction; if it fails for a reason of its own, one message at a time."""
+        if not incoming:
+            return
+        try:
+            await self._handle(incoming)
+        except Exception as error:
+            if is_transient(error):
+                raise
+            log.warning("batch of %d failed (%s); isolating the failing message", len(incoming), error)
+        else:
+            self._count(incoming, "processed")
+            return
+        for item in incoming:
+            await self._handle_one_with_retries(item)
+
+    async def _handle_one_with_retries(self, item: Incoming) -> None:
+        last_error: Exception | None = None
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                with trace_context(item.event.trace_id):
+                    await self._handle([item])
+            except Exception as error:
+                if is_transient(error):
+                    raise
+                last_error = error
+                await asyncio.sleep(0.1 * attempt)
+            else:
+                self._count([item], "processed")
+                return
+        with trace_context(item.event.trace_id):
+            log.error("message keeps failing; sending it to the dead-letter topic", exc_info=last_error)
+        await self._dead_letter(item.record, f"{type(last_error).__name__}: {last_error}"[:2000])
+
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], error: str) -> None:
+        headers = [
+            *list(record.headers or ()),
+            ("dlq_error", error.encode()),
+            ("dlq_source_topic", record.topic.encode()),
+            ("dlq_source_partition", str(record.partition).encode()),
+            ("dlq_source_offset", str(record.offset).encode()),
+            ("dlq_consumer_group", self._group_id.encode()),
+            ("dlq_failed_at", datetime.now(UTC).isoformat().encode()),
+        ]
+        await self._producer.send_raw([(f"{record.topic}.dlq", record.key, record.value or b"", headers)])
+        KAFKA_DLQ.labels(topic=record.topic).inc()
+        KAFKA_CONSUMED.labels(topic=record.topic, outcome="dead_lettered").inc()
+
+    @staticmethod
+    def _count(items: Sequence[Incoming], outcome: str) -> None:
+        for item in items:
+            KAFKA_CONSUMED.labels(topic=item.topic, outcome=outcome).inc()
+
+    async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            with contextlib.suppress(KafkaError):
+                position = await consumer.position(tp)  # cached once the partition has been fetched
+                KAFKA_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(max(highwater - position, 0))

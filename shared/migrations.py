@@ -1,0 +1,97 @@
+"""Alembic wiring shared by the three services: one migration history per service schema.
+
+Each service's `migrations/env.py` calls `run_alembic_env(metadata)`; `upgrade(...)` applies a service's
+history to head. Concurrent starts of several replicas are serialised by a PostgreSQL advisory lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from pathlib import Path
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import MetaData, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+
+def alembic_config(*, database_url: str, migrations_dir: Path, schema: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    # Dated revision file names, one history per service.
+    config.set_main_option("file_template", "%%(year)d_%%(month).2d_%%(day).2d_%%(rev)s_%%(slug)s")
+    config.attributes["database_url"] = database_url
+    config.attributes["schema"] = schema
+    return config
+
+
+def upgrade(*, database_url: str, migrations_dir: Path, schema: str) -> None:
+    """Apply the service's migrations up to head. Blocking: call it in a thread from async code."""
+    command.upgrade(alembic_config(database_url=database_url, migrations_dir=migrations_dir, schema=schema), "head")
+
+
+async def upgrade_async(*, database_url: str, migrations_dir: Path, schema: str) -> None:
+    await asyncio.to_thread(upgrade, database_url=database_url, migrations_dir=migrations_dir, schema=schema)
+
+
+def run_alembic_env(metadata: MetaData) -> None:
+    """The body of a service's env.py (online mode only)."""
+    config = context.config
+    database_url: str = config.attributes["database_url"]
+    schema: str = config.attributes["schema"]
+
+    def migrate(connection: Connection) -> None:
+        lock_id = zlib.crc32(f"migrations:{schema}".encode())
+        connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": lock_id})
+        try:
+            connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+            connection.commit()
+            context.configure(
+                connection=connection,
+                target_metadata=metadata,
+                version_table_schema=schema,
+                include_schemas=True,
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+            connection.commit()
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": lock_id})
+            connection.commit()
+
+    async def run() -> None:
+        engine = create_async_engine(database_url)
+        try:
+            async with engine.connect() as connection:
+                await connection.run_sync(migrate)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m shared.migrations upgrade|revision --service NAME [-m MESSAGE]` against `DATABASE_URL`."""
+    import argparse
+    import importlib
+    import os
+
+    parser = argparse.ArgumentParser(prog="python -m shared.migrations")
+    parser.add_argument("action", choices=["upgrade", "revision"])
+    parser.add_argument("--service", required=True, choices=["intake", "risk", "alerts"])
+    parser.add_argument("-m", "--message", default="change")
+    args = parser.parse_args(argv)
+    models = importlib.import_module(f"services.{args.service}.models")
+    migrations_dir = Path(models.__file__).parent / "migrations"
+    config = alembic_config(database_url=os.environ["DATABASE_URL"], migrations_dir=migrations_dir,
+                            schema=models.SCHEMA)
+    if args.action == "upgrade":
+        command.upgrade(config, "head")
+    else:
+        command.revision(config, message=args.message, autogenerate=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Settings base: every service's settings class derives from `ServiceSettings`; nothing else reads the environment.
+
+Variables shared by all services are unprefixed (`DATABASE_URL`, `KAFKA_BOOTSTRAP_SERVERS`, `ADMIN_TOKEN`, ...);
+a service's own variables carry its prefix (`INTAKE_`, `RISK_`, `ALERTS_`) unless the public contract names them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_ADMIN_TOKEN = "dev-admin-token"
+
+
+class ServiceSettings(BaseSettings):
+    # Subclasses add only their `env_prefix`; pydantic merges the rest of this config into theirs.
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True, env_ignore_empty=True)
+
+    service_name: str = "service"
+    environment: Literal["development", "test", "production"] = Field(
+        default="development", validation_alias="ENVIRONMENT"
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str = Field(
+        default="postgresql+asyncpg://postgres@127.0.0.1:55432/labour_risk", validation_alias="DATABASE_URL"
+    )
+    database_pool_size: int = Field(default=10, validation_alias="DATABASE_POOL_SIZE")
+    kafka_bootstrap_servers: str = Field(default="127.0.0.1:39092", validation_alias="KAFKA_BOOTSTRAP_SERVERS")
+    kafka_topic_prefix: str = Field(default="", validation_alias="KAFKA_TOPIC_PREFIX")
+    admin_token: str = Field(default=DEVELOPMENT_ADMIN_TOKEN, validation_alias="ADMIN_TOKEN")
+    log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+    run_migrations: bool = Field(default=True, validation_alias="RUN_MIGRATIONS")
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment == "development"
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets_outside_development(self) -> ServiceSettings:
+        if not self.is_development and self.admin_token == DEVELOPMENT_ADMIN_TOKEN:
+            raise ValueError("ADMIN_TOKEN must be set to a real secret outside development")
+        if len(self.admin_token) < 12:
+            raise ValueError("ADMIN_TOKEN must be at least 12 characters")
+        return self
