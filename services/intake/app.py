@@ -1,0 +1,84 @@
+"""The intake service: the reporting API and web form for grassroots units, with a durable outbox."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+
+from services.intake.api import router
+from services.intake.consumer import StatusHandler
+from services.intake.context import IntakeContext
+from services.intake.models import SCHEMA
+from services.intake.relay import OutboxRelay
+from services.intake.settings import IntakeSettings
+from shared.db import create_engine, ping, session_factory
+from shared.events import Topic
+from shared.http import ReadinessCheck, create_service_app
+from shared.kafka import BatchConsumer, EventProducer
+from shared.migrations import upgrade_async
+from shared.ratelimit import RateLimiter
+
+HERE = Path(__file__).parent
+
+
+def create_app(settings: IntakeSettings | None = None) -> FastAPI:
+    settings = settings or IntakeSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.run_migrations:
+            await upgrade_async(database_url=settings.database_url, migrations_dir=HERE / "migrations",
+                                schema=SCHEMA)
+        engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+        sessions = session_factory(engine)
+        producer = EventProducer(settings.kafka_bootstrap_servers, client_id="intake",
+                                 topic_prefix=settings.kafka_topic_prefix)
+        context = IntakeContext(
+            settings=settings, engine=engine, sessions=sessions, producer=producer,
+            relay=OutboxRelay(sessions=sessions, producer=producer, batch_size=settings.relay_batch_size,
+                              idle_seconds=settings.relay_idle_seconds),
+            status_consumer=BatchConsumer(
+                name="intake-status", topics=[Topic.assessments, Topic.alerts], group_id="intake-status",
+                bootstrap_servers=settings.kafka_bootstrap_servers, producer=producer,
+                handle=StatusHandler(sessions), topic_prefix=settings.kafka_topic_prefix,
+            ),
+            cipher=Fernet(settings.effective_contact_key.encode()),
+            rate_limiter=RateLimiter(settings.unit_rate_limit),
+        )
+        app.state.context = context
+        context.workers.start("outbox-relay", context.relay)
+        context.workers.start("status-consumer", context.status_consumer)
+        try:
+            yield
+        finally:
+            await context.workers.stop()
+            await producer.stop()
+            await engine.dispose()
+
+    def checks() -> dict[str, ReadinessCheck]:
+        context: IntakeContext = app.state.context
+
+        async def database() -> bool:
+            await ping(context.engine)
+            return True
+
+        return {"database": database, "kafka": context.producer.healthy}
+
+    app = create_service_app(
+        title="上报受理服务 / Intake",
+        description="基层工会上报劳动争议、欠薪和职工队伍稳定风险 / Reports of labour disputes, wage arrears and "
+        "workforce-stability risks from grassroots union units.",
+        version="1.0.0", lifespan=lifespan, checks=checks,
+    )
+    app.include_router(router)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def form() -> HTMLResponse:
+        return HTMLResponse((HERE / "pages" / "index.html").read_text(encoding="utf-8"))
+
+    return app

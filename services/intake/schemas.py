@@ -1,0 +1,68 @@
+"""API models of intake (requests and responses)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from services.intake.validation import region_code_problem
+
+
+class UnitCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    region_code: str
+
+    @field_validator("region_code")
+    @classmethod
+    def _county_level(cls, value: str) -> str:
+        if region_code_problem(value) is not None:
+            raise PydanticCustomError(
+                "region_code", "应为县级行政区划代码(6 位)/ must be a six-digit county-level region code"
+            )
+        return value
+
+
+class UnitCreated(BaseModel):
+    unit_id: str
+    name: str
+    region_code: str
+    api_key: str = Field(description="Shown once; store it safely. Only its hash is kept.")
+
+
+class ReportAcceptedResponse(BaseModel):
+    report_id: str
+    status: Literal["accepted"] = "accepted"
+
+
+class ReportView(BaseModel):
+    report_id: str
+    unit_id: str
+    status: Literal["accepted", "assessed", "alerted"]
+    accepted_at: datetime
+    report: dict[str, Any]
+    contact: dict[str, Any] | None = Field(default=None, description="Personal data: only to its unit and admin")
+    assessment: dict[str, Any] | None
+    alert_ids: list[str]
+
+
+class ReportSummary(BaseModel):
+    report_id: str
+    status: Literal["accepted", "assessed", "alerted"]
+    kind: str
+    region_code: str
+    enterprise_name: str
+    accepted_at: datetime
+    occurred_at: str
+    level: str | None
+    score: int | None
+    alert_ids: list[str]
+
+
+class ReportPage(BaseModel):
+    items: list[ReportSummary]
+    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last page")

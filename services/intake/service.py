@@ -1,0 +1,182 @@
+"""Business rules of intake: units and their keys, accepting reports durably, who may read what, and the
+status a report reaches as the risk and alerts services report back on Kafka."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cryptography.fernet import Fernet
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.intake import repository
+from services.intake.models import IdempotencyKey, OutboxMessage, Report, Unit
+from services.intake.validation import ReportSubmission
+from shared.auth import hash_token, new_token
+from shared.events import AlertChanged, ReportAccepted, ReportAssessed, Topic
+from shared.http import Conflict, Forbidden, NotFound
+
+STATUS_RANK = {"accepted": 0, "assessed": 1, "alerted": 2}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the admin, or one reporting unit."""
+
+    unit_id: str | None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.unit_id is None
+
+
+ADMIN = Caller(unit_id=None)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    report_id: str
+    replayed: bool
+
+
+async def create_unit(session: AsyncSession, *, name: str, region_code: str, now: datetime) -> tuple[Unit, str]:
+    """A new reporting unit and its API key; the key is returned once and stored only as a hash."""
+    api_key = new_token("unit")
+    unit = Unit(name=name, region_code=region_code, key_hash=hash_token(api_key), active=True, created_at=now)
+    await repository.add_unit(session, unit)
+    return unit, api_key
+
+
+async def unit_for_key(session: AsyncSession, api_key: str) -> Unit | None:
+    return await repository.unit_by_key_hash(session, hash_token(api_key))
+
+
+def request_fingerprint(raw_body: bytes) -> str:
+    """Hash of the body's JSON content (key order and spacing do not matter)."""
+    try:
+        canonical = json.dumps(json.loads(raw_body), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    except ValueError:
+        canonical = raw_body.decode(errors="replace")
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def accept_report(
+    session: AsyncSession, *, unit: Caller, submission: ReportSubmission, fingerprint: str,
+    idempotency_key: str | None, cipher: Fernet, now: datetime,
+) -> Accepted:
+    """Store the report and its `report.accepted` event in one transaction (the outbox).
+
+    With an `Idempotency-Key`, the same key and body give the first answer again; another body is a conflict.
+    """
+    assert unit.unit_id is not None
+    report_id = str(uuid.uuid4())
+    if idempotency_key is not None:
+        claimed = await repository.claim_idempotency_key(
+            session,
+            IdempotencyKey(unit_id=unit.unit_id, key=idempotency_key, request_hash=fingerprint,
+                           report_id=report_id, created_at=now),
+        )
+        if not claimed:
+            first = await repository.idempotency_key(session, unit.unit_id, idempotency_key)
+            assert first is not None
+            if first.request_hash != fingerprint:
+                raise Conflict("该 Idempotency-Key 已用于另一份报告 / This Idempotency-Key was used with another body")
+            return Accepted(report_id=first.report_id, replayed=True)
+
+    report = submission.to_report()
+    event = ReportAccepted(trace_id=report_id, report_id=report_id, unit_id=unit.unit_id, accepted_at=now,
+                           report=report, occurred_at=now)
+    contact = submission.contact
+    await repository.add_report_with_event(
+        session,
+        Report(
+            id=report_id, unit_id=unit.unit_id, kind=report.kind.value, region_code=report.region_code,
+            credit_code=report.enterprise.credit_code, accepted_at=now, body=report.model_dump(mode="json"),
+            contact_encrypted=cipher.encrypt(contact.model_dump_json().encode()) if contact else None,
+            status="accepted", assessment=None, alert_ids=[], updated_at=now,
+        ),
+        OutboxMessage(event_id=str(event.event_id), topic=Topic.reports.value, payload=event.model_dump_json(),
+                      created_at=now),
+    )
+    return Accepted(report_id=report_id, replayed=False)
+
+
+async def get_report(session: AsyncSession, *, caller: Caller, report_id: str) -> Report:
+    report = await repository.report_by_id(session, report_id)
+    if report is None or not (caller.is_admin or caller.unit_id == report.unit_id):
+        # A unit learns nothing about other units' reports, not even that they exist.
+        raise NotFound("未找到该报告 / Report not found")
+    return report
+
+
+def decrypt_contact(report: Report, cipher: Fernet) -> dict[str, Any] | None:
+    if report.contact_encrypted is None:
+        return None
+    decoded: dict[str, Any] = json.loads(cipher.decrypt(report.contact_encrypted))
+    return decoded
+
+
+async def list_reports(
+    session: AsyncSession, *, caller: Caller, since: datetime | None, kind: str | None, region_code: str | None,
+    before: tuple[datetime, str] | None, limit: int,
+) -> Sequence[Report]:
+    return await repository.list_reports(
+        session, unit_id=caller.unit_id, since=since, kind=kind, region_code=region_code, before=before,
+        limit=limit,
+    )
+
+
+def require_admin(caller: Caller) -> None:
+    if not caller.is_admin:
+        raise Forbidden("仅管理员可执行此操作 / Only the administrator may do this")
+
+
+async def record_downstream_events(
+    session: AsyncSession, events: Sequence[ReportAssessed | AlertChanged], now: datetime
+) -> None:
+    """Advance report status from consumed events. Idempotent: replays and reordering change nothing."""
+    report_ids = {
+        report_id
+        for event in events
+        for report_id in ([event.report_id] if isinstance(event, ReportAssessed) else event.report_ids)
+    }
+    reports = await repository.reports_for_update(session, sorted(report_ids))
+    for event in events:
+        if isinstance(event, ReportAssessed):
+            report = reports.get(event.report_id)
+            if report is None:
+                continue
+            if report.assessment is None or not event.replay:
+                report.assessment = _assessment_view(event)
+            _raise_status(report, "assessed", now)
+        else:
+            for report_id in event.report_ids:
+                report = reports.get(report_id)
+                if report is None:
+                    continue
+                if event.alert_id not in report.alert_ids:
+                    report.alert_ids = [*report.alert_ids, event.alert_id]
+                _raise_status(report, "alerted", now)
+    await session.flush()
+
+
+def _raise_status(report: Report, status: str, now: datetime) -> None:
+    if STATUS_RANK[status] > STATUS_RANK[report.status]:
+        report.status = status
+    report.updated_at = now
+
+
+def _assessment_view(event: ReportAssessed) -> dict[str, Any]:
+    return {
+        "report_id": event.report_id,
+        "score": event.score,
+        "level": event.level.value,
+        "rubric_version": event.rubric_version,
+        "reasons": [reason.model_dump() for reason in event.reasons],
+        "assessed_at": event.assessed_at.isoformat(),
+    }
