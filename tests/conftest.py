@@ -1,0 +1,198 @@
+"""Fixtures for tests on real servers: Kafka and PostgreSQL from the native harness (or the ones named by
+`KAFKA_BOOTSTRAP_SERVERS` / `DATABASE_URL`), a fresh database and a fresh topic prefix per test session so that
+runs never see each other's data, and the services as real processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from cryptography.fernet import Fernet
+from sqlalchemy.engine import make_url
+
+from shared.kafka import ensure_topics
+from tests.support.processes import REPO, ServiceProcess
+
+ADMIN_TOKEN = "test-admin-token-0123456789"
+CONTACT_KEY = Fernet.generate_key().decode()
+
+
+@dataclass(frozen=True)
+class Infra:
+    kafka_bootstrap_servers: str
+    database_url: str  # the server's maintenance database; tests use `database_url` below
+
+
+def _harness(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(REPO / "deploy" / "local" / "harness.py"), *args],
+        cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    """Kafka and PostgreSQL, started once per test session (and stopped if this session started them)."""
+    result = _harness("up", "--infra", "--json")
+    if result.returncode != 0:
+        pytest.fail(f"the harness could not start Kafka and PostgreSQL:\n{result.stderr[-4000:]}")
+    info = json.loads(result.stdout)
+    yield Infra(info["kafka_bootstrap_servers"], info["database_url"])
+    if info.get("started"):
+        _harness("down")
+
+
+def _asyncpg_dsn(sqlalchemy_url: str) -> str:
+    return make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _admin_sql(infra: Infra, sql: str) -> None:
+    connection = await asyncpg.connect(_asyncpg_dsn(infra.database_url))
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@contextlib.contextmanager
+def fresh_database(infra: Infra) -> Iterator[str]:
+    """A new, empty database on the test cluster, dropped afterwards; yields its SQLAlchemy URL."""
+    name = f"test_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin_sql(infra, f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(infra.database_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(_admin_sql(infra, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def fresh_topic_prefix(kafka_bootstrap: str) -> str:
+    """A new topic prefix with the contract topics created under it."""
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    asyncio.run(ensure_topics(kafka_bootstrap, prefix))
+    return prefix
+
+
+@pytest.fixture(scope="session")
+def database_url(infra: Infra) -> Iterator[str]:
+    """A database of its own for this test session."""
+    with fresh_database(infra) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(infra: Infra) -> str:
+    return infra.kafka_bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def topic_prefix(kafka_bootstrap: str) -> str:
+    """A topic prefix of its own for this test session; the contract topics are created under it."""
+    return fresh_topic_prefix(kafka_bootstrap)
+
+
+def make_service_env(database_url: str, kafka_bootstrap: str, topic_prefix: str) -> dict[str, str]:
+    return {
+        "ENVIRONMENT": "test",
+        "DATABASE_URL": database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "KAFKA_TOPIC_PREFIX": topic_prefix,
+        "ADMIN_TOKEN": ADMIN_TOKEN,
+        "INTAKE_CONTACT_KEY": CONTACT_KEY,
+        "LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture
+def isolated_env(infra: Infra) -> Iterator[dict[str, str]]:
+    """Service environment with a database and topics of its own, for tests that must see no other traffic."""
+    with fresh_database(infra) as url:
+        yield make_service_env(url, infra.kafka_bootstrap_servers, fresh_topic_prefix(infra.kafka_bootstrap_servers))
+
+
+@pytest.fixture(scope="session")
+def service_env(database_url: str, kafka_bootstrap: str, topic_prefix: str) -> dict[str, str]:
+    """Environment for running the services (as processes or in-process settings)."""
+    return make_service_env(database_url, kafka_bootstrap, topic_prefix)
+
+
+@pytest.fixture(scope="session")
+def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("service-logs")
+
+
+@pytest.fixture
+def start_service(service_env: dict[str, str], log_dir: Path) -> Iterator[StartService]:
+    """Start services as real processes; every one started is stopped after the test."""
+    started: list[ServiceProcess] = []
+
+    def start(name: str, *, ready_path: str = "/readyz", **env: str) -> ServiceProcess:
+        process = ServiceProcess(name, {**service_env, **env}, log_dir)
+        started.append(process)
+        return process.start(ready_path=ready_path)
+
+    yield start
+    for process in reversed(started):
+        process.stop()
+
+
+class StartService:
+    def __call__(self, name: str, *, ready_path: str = "/readyz", **env: str) -> ServiceProcess: ...
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def kafka_reader(kafka_bootstrap: str, topic_prefix: str) -> AsyncIterator[KafkaReader]:
+    reader = KafkaReader(kafka_bootstrap, topic_prefix)
+    yield reader
+
+
+class KafkaReader:
+    """Reads whole topics from the beginning, outside any consumer group, to check what is on them."""
+
+    def __init__(self, bootstrap: str, prefix: str) -> None:
+        self.bootstrap = bootstrap
+        self.prefix = prefix
+
+    async def read_all(self, topic: str, *, idle_ms: int = 1500) -> list[object]:
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer(
+            f"{self.prefix}{topic}", bootstrap_servers=self.bootstrap, group_id=None,
+            auto_offset_reset="earliest", enable_auto_commit=False, isolation_level="read_committed",
+        )
+        await consumer.start()
+        records: list[object] = []
+        try:
+            while True:
+                batch = await consumer.getmany(timeout_ms=idle_ms)
+                if not batch:
+                    break
+                for tp_records in batch.values():
+                    records.extend(tp_records)
+        finally:
+            await consumer.stop()
+        return records
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that use the real-server fixtures are integration tests unless marked otherwise."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & {"infra", "database_url", "service_env", "start_service", "isolated_env"} and not any(
+            item.iter_markers(name) for name in ("integration", "e2e", "browser")
+        ):
+            item.add_marker(pytest.mark.integration)
+
+
+os.environ.setdefault("ENVIRONMENT", "test")
