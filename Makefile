@@ -1,0 +1,47 @@
+# Two commands on a fresh machine: `make run` (the platform) and `make test` (the whole suite).
+# Everything else is a convenience. Variables given to `make up` / `make run` reach the services.
+SHELL := /bin/bash
+PY := .venv/bin/python
+HARNESS := $(PY) deploy/local/harness.py
+PYTEST_ARGS ?=
+
+.PHONY: help bootstrap run up down status test test-unit lint bench clean
+
+help:
+	@echo "make run     start Kafka, PostgreSQL, Prometheus and the three services (Ctrl-C stops)"
+	@echo "make up      the same in the background, returns when every /readyz answers 200; make down stops it"
+	@echo "make test    the whole test suite against real Kafka and PostgreSQL"
+	@echo "make lint    ruff and mypy;  make bench  benchmarks that print figures"
+
+bootstrap:
+	@deploy/local/bootstrap.sh --with-browser
+
+run: bootstrap
+	@$(HARNESS) run
+
+up: bootstrap
+	@$(HARNESS) up --prometheus
+
+down:
+	@if [ -x $(PY) ]; then $(HARNESS) down; else python3 deploy/local/harness.py down; fi
+
+status:
+	@$(HARNESS) status
+
+test: bootstrap
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: bootstrap
+	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+lint: bootstrap
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+bench: bootstrap
+	$(PY) -m bench.bench_scoring
+	$(PY) -m bench.bench_pipeline
+
+clean: down
+	rm -rf .run .pytest_cache .mypy_cache .ruff_cache .hypothesis
