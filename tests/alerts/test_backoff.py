@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,7 +17,7 @@ START = datetime(2025, 1, 20, 8, 0, tzinfo=UTC)
 def test_cap_grows_monotonically_until_max_delay() -> None:
     caps = [backoff_cap(attempt) for attempt in range(1, 40)]
     assert caps[:4] == [5.0, 10.0, 20.0, 40.0]
-    assert all(later >= earlier for earlier, later in zip(caps, caps[1:], strict=False))
+    assert all(later >= earlier for earlier, later in itertools.pairwise(caps))
     assert max(caps) == 3600.0
     assert caps[-1] == 3600.0
 
