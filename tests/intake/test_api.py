@@ -145,7 +145,8 @@ async def test_idempotency_key_longer_than_128_characters_is_refused(
                                  headers={"Authorization": unit["auth"], "Idempotency-Key": "k" * 129})
 
     assert response.status_code == 422
-    assert response.json()["error"]["details"][0]["location"][0] == "header"
+    detail = response.json()["error"]["details"][0]
+    assert (detail["location"], detail["field"]) == ("header", "idempotency-key")
 
 
 async def test_invalid_report_is_explained_field_by_field_and_changes_nothing(

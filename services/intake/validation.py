@@ -1,0 +1,157 @@
+"""What intake checks beyond the shared report schema: check characters, region codes, the time window, the kind
+block, and the personal `contact` block that only intake ever sees.
+
+Every message is zh-CN first with English beside it, and every error is raised on the field it is about, so that
+the API can name the field (`enterprise.credit_code`, `arrears`, ...) in its 422 answer.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+from shared.report import (
+    KIND_BLOCKS,
+    ArrearsDetails,
+    DisputeDetails,
+    Enterprise,
+    Report,
+    ReportKind,
+    StabilityDetails,
+    StrictModel,
+)
+
+# GB 32100-2015: 18 characters from this alphabet (no I, O, Z, S, V); the last is a check character.
+CREDIT_CODE_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+CREDIT_CODE_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+
+# GB/T 2260 provinces: Beijing 11 … Xinjiang 65, Taiwan 71, Hong Kong 81, Macao 82.
+PROVINCE_PREFIXES = frozenset(
+    ["11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37",
+     "41", "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65",
+     "71", "81", "82"]
+)
+
+MAX_FUTURE = timedelta(minutes=10)
+MAX_PAST = timedelta(days=5 * 365 + 2)  # five years, leap days included
+
+
+def credit_code_check_character(first17: str) -> str:
+    """The check character of a unified social credit code from its first 17 characters."""
+    total = sum(CREDIT_CODE_ALPHABET.index(char) * weight for char, weight in zip(first17, CREDIT_CODE_WEIGHTS))
+    return CREDIT_CODE_ALPHABET[(31 - total % 31) % 31]
+
+
+def credit_code_is_valid(code: str) -> bool:
+    return (
+        len(code) == 18
+        and all(char in CREDIT_CODE_ALPHABET for char in code)
+        and credit_code_check_character(code[:17]) == code[17]
+    )
+
+
+def make_credit_code(body: str) -> str:
+    """A valid code from 17 characters (for tests and examples)."""
+    return body + credit_code_check_character(body)
+
+
+def region_code_problem(code: str) -> str | None:
+    """Why `code` is not a county-level region code, or None when it is one."""
+    if len(code) != 6 or not code.isdigit():
+        return "应为 6 位数字的县级行政区划代码 / must be a six-digit county-level region code"
+    if code[:2] not in PROVINCE_PREFIXES:
+        return f"前两位 {code[:2]} 不是有效的省级代码 / {code[:2]} is not a valid province code"
+    # Hong Kong, Macao and Taiwan have no city level: their districts are 810001, 820001, ...
+    no_city_level = code[:2] in {"71", "81", "82"}
+    if code[4:6] == "00" or (code[2:4] == "00" and not no_city_level):
+        return ("应为县级代码,而非省级或地市级代码 / must be a county-level code, "
+                "not a province or city code")
+    return None
+
+
+class Contact(StrictModel):
+    """Personal data of the person to call back: stored encrypted, never published, never logged."""
+
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    phone: Annotated[str, Field(min_length=5, max_length=30, pattern=r"^[0-9+\-() ]+$")]
+
+    def __repr__(self) -> str:  # keeps personal data out of tracebacks and debug logs
+        return "Contact(<redacted>)"
+
+    __str__ = __repr__
+
+
+class SubmittedEnterprise(Enterprise):
+    @field_validator("credit_code")
+    @classmethod
+    def _check_character(cls, value: str) -> str:
+        if not credit_code_is_valid(value):
+            raise PydanticCustomError(
+                "credit_code", "统一社会信用代码校验位不正确 / the check character of the credit code is wrong"
+            )
+        return value
+
+
+class ReportSubmission(Report):
+    """The body of `POST /v1/reports`: a report plus the optional personal `contact` block."""
+
+    enterprise: SubmittedEnterprise
+    occurred_at: AwareDatetime
+    arrears: ArrearsDetails | None = Field(default=None, validate_default=True)
+    dispute: DisputeDetails | None = Field(default=None, validate_default=True)
+    stability: StabilityDetails | None = Field(default=None, validate_default=True)
+    contact: Contact | None = None
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _in_window(cls, value: datetime) -> datetime:
+        now = datetime.now(UTC)
+        if value > now + MAX_FUTURE:
+            raise PydanticCustomError("occurred_at", "发生时间不能晚于当前时间 / must not be in the future")
+        if value < now - MAX_PAST:
+            raise PydanticCustomError("occurred_at", "发生时间不能早于 5 年前 / must not be more than 5 years ago")
+        return value
+
+    @field_validator("region_code")
+    @classmethod
+    def _county_level(cls, value: str) -> str:
+        problem = region_code_problem(value)
+        if problem is not None:
+            raise PydanticCustomError("region_code", problem)
+        return value
+
+    @field_validator("migrant_workers_involved")
+    @classmethod
+    def _not_more_than_workers(cls, value: int, info: ValidationInfo) -> int:
+        workers = info.data.get("workers_involved")
+        if workers is not None and value > workers:
+            raise PydanticCustomError(
+                "migrant_workers_involved",
+                "农民工人数不能超过涉及职工人数 / must not exceed workers_involved",
+            )
+        return value
+
+    @field_validator("arrears", "dispute", "stability")
+    @classmethod
+    def _matches_kind(cls, value: Any, info: ValidationInfo) -> Any:
+        kind = info.data.get("kind")
+        if kind is None:
+            return value
+        expected = KIND_BLOCKS[ReportKind(kind)]
+        if info.field_name == expected and value is None:
+            raise PydanticCustomError(
+                "kind_block", "类型为 {kind} 的报告必须填写此项 / required when kind is {kind}", {"kind": kind.value}
+            )
+        if info.field_name != expected and value is not None:
+            raise PydanticCustomError(
+                "kind_block", "类型为 {kind} 的报告不能填写此项 / not allowed when kind is {kind}",
+                {"kind": kind.value},
+            )
+        return value
+
+    def to_report(self) -> Report:
+        """The publishable report: everything but `contact`."""
+        return Report.model_validate(self.model_dump(exclude={"contact"}))

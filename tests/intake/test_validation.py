@@ -1,0 +1,111 @@
+"""Intake's checks on a submitted report, field by field (pure logic, no servers)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from services.intake.validation import (
+    ReportSubmission,
+    credit_code_is_valid,
+    make_credit_code,
+    region_code_problem,
+)
+from shared.validation_errors import describe_validation_errors
+from tests.factories import credit_code, make_report_body
+
+pytestmark = pytest.mark.unit
+
+
+def problems(body: dict[str, Any]) -> dict[str, str]:
+    """{field: reason} for an invalid body; {} when it is valid."""
+    try:
+        ReportSubmission.model_validate(body)
+    except ValidationError as error:
+        return {d["field"]: d["reason"] for d in describe_validation_errors(error.errors())}
+    return {}
+
+
+@pytest.mark.parametrize("code", ["91350100M000100Y43", make_credit_code("91320100MA1XY1234"), credit_code(7)])
+def test_valid_credit_codes_pass(code: str) -> None:
+    assert credit_code_is_valid(code)
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["91350100M000100Y44", "91350100M000100Y4", "91350100M000100Y433", "91350100M000100I43", "91350100m000100y43"],
+)
+def test_wrong_check_character_length_or_alphabet_fails(code: str) -> None:
+    assert not credit_code_is_valid(code)
+
+
+@pytest.mark.parametrize(
+    ("code", "valid"),
+    [("320102", True), ("110101", True), ("820001", True), ("650102", True), ("320100", False),
+     ("320000", False), ("990101", False), ("160101", False), ("32010", False), ("32010a", False)],
+)
+def test_region_code_must_be_county_level_in_a_real_province(code: str, valid: bool) -> None:
+    assert (region_code_problem(code) is None) is valid
+
+
+def test_a_valid_body_has_no_problems_and_its_report_has_no_contact() -> None:
+    body = make_report_body(contact={"name": "张三", "phone": "13800001111"})
+
+    submission = ReportSubmission.model_validate(body)
+
+    assert problems(body) == {}
+    assert "contact" not in submission.to_report().model_dump()
+    assert "张三" not in repr(submission.contact)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"enterprise": {"credit_code": "91350100M000100Y44"}}, "enterprise.credit_code"),
+        ({"enterprise": {"industry": "Z"}}, "enterprise.industry"),
+        ({"enterprise": {"ownership": "public"}}, "enterprise.ownership"),
+        ({"region_code": "320100"}, "region_code"),
+        ({"workers_involved": 0}, "workers_involved"),
+        ({"workers_involved": 1_000_001}, "workers_involved"),
+        ({"workers_involved": 10, "migrant_workers_involved": 11}, "migrant_workers_involved"),
+        ({"collective_action": ["strike"]}, "collective_action.0"),
+        ({"petition": "twice"}, "petition"),
+        ({"online_exposure": "viral"}, "online_exposure"),
+        ({"summary": ""}, "summary"),
+        ({"summary": "x" * 4001}, "summary"),
+        ({"arrears": {"months_overdue": 121}}, "arrears.months_overdue"),
+        ({"arrears": {"amount_owed_cny": -1}}, "arrears.amount_owed_cny"),
+        ({"arrears": None}, "arrears"),
+        ({"dispute": {"dispute_type": "wages", "stage": "mediation"}}, "dispute"),
+        ({"occurred_at": "2026-01-10T09:00:00"}, "occurred_at"),
+        ({"contact": {"name": "张三", "phone": "call me"}}, "contact.phone"),
+        ({"contact": {"name": "张三", "phone": "13800001111", "id_card": "x"}}, "contact.id_card"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+def test_each_bad_field_is_named_with_a_bilingual_reason(overrides: dict[str, Any], field: str) -> None:
+    found = problems(make_report_body(**overrides))
+
+    assert field in found, found
+    assert " / " in found[field]
+
+
+@pytest.mark.parametrize(
+    ("offset", "valid"),
+    [(timedelta(minutes=9), True), (timedelta(minutes=11), False), (-timedelta(days=5 * 365 - 1), True),
+     (-timedelta(days=5 * 365 + 3), False)],
+)
+def test_occurred_at_window_is_ten_minutes_ahead_to_five_years_back(offset: timedelta, valid: bool) -> None:
+    body = make_report_body(occurred_at=(datetime.now(UTC) + offset).isoformat())
+
+    assert ("occurred_at" not in problems(body)) is valid
+
+
+@pytest.mark.parametrize("kind", ["dispute", "stability"])
+def test_kind_switch_needs_its_own_block(kind: str) -> None:
+    assert problems(make_report_body(kind=kind)) == {}
+    assert "arrears" in problems({**make_report_body(kind=kind), "arrears": {
+        "amount_owed_cny": 1, "months_overdue": 1, "employer_absconded": False}})
