@@ -49,11 +49,12 @@ def make_report(
     region_code: str = REGION,
     stage: DisputeStage = DisputeStage.mediation,
 ) -> Report:
-    blocks: dict[str, Any] = {
+    blocks_by_kind: dict[ReportKind, dict[str, Any]] = {
         ReportKind.arrears: {"arrears": {"amount_owed_cny": 200_000, "months_overdue": 2, "employer_absconded": False}},
         ReportKind.dispute: {"dispute": {"dispute_type": "wages", "stage": stage}},
         ReportKind.stability: {"stability": {"event_type": "closure", "layoff_without_consultation": False}},
-    }[kind]
+    }
+    blocks = blocks_by_kind[kind]
     return Report.model_validate(
         {
             "kind": kind,

@@ -1,0 +1,244 @@
+"""Delivery channels of a body: their configuration, request signing, and one send per channel type.
+
+Senders never raise for network or receiver errors: they return a `DeliveryResult` the delivery worker records
+and retries (see `backoff.py`). Signing follows API.md "Webhook delivery" and the DingTalk robot's own scheme.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Annotated, Any, Literal
+from urllib.parse import quote_plus
+
+import aiosmtplib
+import httpx
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, TypeAdapter
+
+from services.alerts import messages
+
+DEFAULT_TIMEOUT = 10.0
+WECOM_MARKDOWN_MAX_BYTES = 4096  # WeCom rejects longer markdown content
+
+_http_url: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
+
+
+def _is_http_url(value: str) -> str:
+    _http_url.validate_python(value)
+    return value  # kept as given: HttpUrl would normalise it (e.g. add a trailing slash)
+
+
+def _is_email_address(value: str) -> str:
+    if not _EMAIL.fullmatch(value):
+        raise ValueError("not an email address")
+    return value
+
+
+# Deliberately simple (something@domain.tld, no spaces): the SMTP server is the real judge.
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+
+HttpUrlStr = Annotated[str, AfterValidator(_is_http_url)]
+EmailAddress = Annotated[str, Field(max_length=254), AfterValidator(_is_email_address)]
+
+
+class _Channel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WebhookChannel(_Channel):
+    type: Literal["webhook"]
+    url: HttpUrlStr
+    secret: Annotated[str, Field(min_length=16, repr=False)]
+
+
+class EmailChannel(_Channel):
+    type: Literal["email"]
+    address: EmailAddress
+
+
+class WecomChannel(_Channel):
+    type: Literal["wecom"]
+    url: HttpUrlStr
+
+
+class DingtalkChannel(_Channel):
+    type: Literal["dingtalk"]
+    url: HttpUrlStr
+    secret: Annotated[str | None, Field(min_length=1, repr=False)] = None
+
+
+ChannelConfig = Annotated[WebhookChannel | EmailChannel | WecomChannel | DingtalkChannel, Field(discriminator="type")]
+channel_config_adapter: TypeAdapter[WebhookChannel | EmailChannel | WecomChannel | DingtalkChannel] = TypeAdapter(
+    ChannelConfig
+)
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """The outcome of one attempt: `ok`, the HTTP status if an answer came, and what went wrong if not ok."""
+
+    ok: bool
+    status: int | None
+    error: str | None
+
+
+def webhook_signature(secret: str, body: bytes, timestamp: int) -> str:
+    """The X-Signature header: "t=<ts>,v1=<hex HMAC-SHA256 of '<ts>.' + body with the secret>"."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def dingtalk_signed_url(url: str, secret: str, timestamp_ms: int) -> str:
+    """The robot URL with `timestamp` and `sign` appended, as DingTalk's "加签" security setting requires."""
+    string_to_sign = f"{timestamp_ms}\n{secret}".encode()
+    sign = base64.b64encode(hmac.new(secret.encode(), string_to_sign, hashlib.sha256).digest()).decode()
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}timestamp={timestamp_ms}&sign={quote_plus(sign)}"
+
+
+async def send_webhook(
+    client: httpx.AsyncClient,
+    url: str,
+    secret: str,
+    payload_bytes: bytes,
+    *,
+    alert_id: str,
+    delivery_id: str,
+    now: Callable[[], float] = time.time,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> DeliveryResult:
+    """POST the signed payload; a 2xx within `timeout` seconds is success."""
+    headers = {
+        "Content-Type": "application/json",
+        "X-Alert-Id": alert_id,
+        "X-Delivery-Id": delivery_id,
+        "X-Signature": webhook_signature(secret, payload_bytes, int(now())),
+    }
+    response = await _post(client, url, content=payload_bytes, headers=headers, timeout=timeout)
+    if isinstance(response, DeliveryResult):
+        return response
+    return _by_status(response)
+
+
+async def send_wecom(
+    client: httpx.AsyncClient, url: str, payload: messages.Payload, *, timeout: float = DEFAULT_TIMEOUT
+) -> DeliveryResult:
+    """Send the alert as a WeCom (企业微信) group robot markdown message."""
+    content = _truncate_utf8(messages.markdown(payload), WECOM_MARKDOWN_MAX_BYTES)
+    body = {"msgtype": "markdown", "markdown": {"content": content}}
+    return await _send_robot(client, url, body, timeout=timeout)
+
+
+async def send_dingtalk(
+    client: httpx.AsyncClient,
+    url: str,
+    secret: str | None,
+    payload: messages.Payload,
+    *,
+    now: Callable[[], float] = time.time,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> DeliveryResult:
+    """Send the alert as a DingTalk (钉钉) group robot markdown message, signed when the robot has a secret."""
+    body = {"msgtype": "markdown", "markdown": {"title": messages.title(payload), "text": messages.markdown(payload)}}
+    target = dingtalk_signed_url(url, secret, int(now() * 1000)) if secret else url
+    return await _send_robot(client, target, body, timeout=timeout)
+
+
+async def send_email(
+    host: str,
+    port: int,
+    sender: str,
+    address: str,
+    payload: messages.Payload,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> DeliveryResult:
+    """Send the alert as a zh/en plain-text UTF-8 mail over SMTP."""
+    subject, text = messages.email_text(payload)
+    mail = EmailMessage()
+    mail["From"] = sender
+    mail["To"] = address
+    mail["Subject"] = subject
+    mail["Date"] = formatdate(localtime=False)
+    mail["Message-ID"] = make_msgid(idstring=uuid.uuid4().hex[:12])
+    mail.set_content(text, subtype="plain", charset="utf-8")
+    try:
+        await aiosmtplib.send(mail, hostname=host, port=port, timeout=timeout)
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        status = getattr(exc, "code", None)
+        return DeliveryResult(ok=False, status=status if isinstance(status, int) else None, error=_describe(exc))
+    return DeliveryResult(ok=True, status=None, error=None)
+
+
+async def _send_robot(client: httpx.AsyncClient, url: str, body: dict[str, Any], *, timeout: float) -> DeliveryResult:
+    """POST a robot message; the robots answer 200 with {"errcode": 0} on success and a non-zero errcode otherwise."""
+    response = await _post(client, url, json=body, timeout=timeout)
+    if isinstance(response, DeliveryResult):
+        return response
+    result = _by_status(response)
+    if not result.ok:
+        return result
+    try:
+        answer = response.json()
+    except ValueError:
+        return result
+    errcode = answer.get("errcode", 0) if isinstance(answer, dict) else 0
+    if errcode != 0:
+        errmsg = answer.get("errmsg", "") if isinstance(answer, dict) else ""
+        return DeliveryResult(ok=False, status=response.status_code, error=f"errcode {errcode}: {errmsg}"[:500])
+    return result
+
+
+async def _post(
+    client: httpx.AsyncClient, url: str, *, timeout: float, **kwargs: Any
+) -> httpx.Response | DeliveryResult:
+    """POST with `timeout` as the bound on the whole exchange; a failure to get an answer becomes a DeliveryResult."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await client.post(url, timeout=timeout, follow_redirects=False, **kwargs)
+    except (httpx.HTTPError, httpx.InvalidURL, OSError, TimeoutError) as exc:
+        return DeliveryResult(ok=False, status=None, error=_describe(exc))
+
+
+def _by_status(response: httpx.Response) -> DeliveryResult:
+    if response.is_success:
+        return DeliveryResult(ok=True, status=response.status_code, error=None)
+    return DeliveryResult(ok=False, status=response.status_code, error=f"HTTP {response.status_code}")
+
+
+def _describe(exc: BaseException) -> str:
+    detail = str(exc)
+    return f"{type(exc).__name__}: {detail}"[:500] if detail else type(exc).__name__
+
+
+def _truncate_utf8(text: str, max_bytes: int) -> str:
+    encoded = text.encode()
+    if len(encoded) <= max_bytes:
+        return text
+    return encoded[: max_bytes - 3].decode(errors="ignore") + "…"
+
+
+__all__ = [
+    "ChannelConfig",
+    "DeliveryResult",
+    "DingtalkChannel",
+    "EmailChannel",
+    "WebhookChannel",
+    "WecomChannel",
+    "channel_config_adapter",
+    "dingtalk_signed_url",
+    "send_dingtalk",
+    "send_email",
+    "send_webhook",
+    "send_wecom",
+    "webhook_signature",
+]
