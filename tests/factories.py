@@ -58,3 +58,17 @@ def make_report_body(**overrides: Any) -> dict[str, Any]:
     if "migrant_workers_involved" not in overrides and isinstance(body["workers_involved"], int):
         body["migrant_workers_involved"] = min(body["migrant_workers_involved"], body["workers_involved"])
     return body
+
+
+def make_accepted(report_id: str | None = None, **overrides: Any) -> Any:
+    """A `report.accepted` event as intake publishes it (no contact), for tests that feed the risk service."""
+    import uuid
+
+    from shared.events import ReportAccepted
+    from shared.report import Report
+
+    body = make_report_body(**overrides)
+    body.pop("contact", None)
+    report_id = report_id or str(uuid.uuid4())
+    return ReportAccepted(trace_id=report_id, report_id=report_id, unit_id="unit-test",
+                          accepted_at=datetime.now(UTC), report=Report.model_validate(body))

@@ -1,0 +1,44 @@
+"""The risk consumer: `reports.v1` (score) and `alerts.v1` (alert states for C17), then `assessments.v1`.
+
+One database transaction per batch; the assessments are published after it commits and before the offsets are
+committed. A crash in between re-reads the batch: the stored assessments are found by report id and published
+again with their original event ids, so nothing is lost and nothing is scored twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from services.risk import service
+from services.risk.scoring.rubric import Rubric
+from shared.db import SessionFactory, transaction
+from shared.events import AlertChanged, ReportAccepted, ReportAssessed, Topic, utcnow
+from shared.kafka import EventProducer, Incoming
+from shared.logging import trace_context
+
+log = logging.getLogger(__name__)
+
+
+class AssessmentHandler:
+    def __init__(self, *, sessions: SessionFactory, producer: EventProducer, rubric: Rubric) -> None:
+        self._sessions = sessions
+        self._producer = producer
+        self._rubric = rubric
+
+    async def __call__(self, batch: Sequence[Incoming]) -> None:
+        assessed: list[ReportAssessed] = []
+        async with transaction(self._sessions) as session:
+            for item in batch:
+                event = item.event
+                if isinstance(event, ReportAccepted):
+                    assessed.append(await service.assess(session, self._rubric, event, utcnow()))
+                    await session.flush()  # the next report on the same enterprise counts this one (C16)
+                elif isinstance(event, AlertChanged):
+                    await service.record_alert(session, event)
+        if assessed:
+            await self._producer.send_events([(Topic.assessments.value, event) for event in assessed])
+            for event in assessed:
+                with trace_context(event.trace_id):
+                    log.info("report assessed", extra={"report_id": event.report_id, "score": event.score,
+                                                       "level": event.level.value})

@@ -1,0 +1,71 @@
+"""Tables of the risk schema: assessments (keyed by report id), re-scores under other rubric versions, and the
+alert lifecycle as far as scoring needs it (which enterprises have an unresolved alert)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import DateTime, Index, Integer, MetaData, String
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+SCHEMA = "risk"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(schema=SCHEMA)
+
+
+class Assessment(Base):
+    """One report as scored when it arrived. The primary key makes a redelivered report change nothing."""
+
+    __tablename__ = "assessments"
+    __table_args__ = (
+        Index("ix_assessments_credit_code_occurred", "credit_code", "occurred_at"),
+        Index("ix_assessments_occurred", "occurred_at"),
+    )
+
+    report_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True, comment="id of the report.assessed event")
+    trace_id: Mapped[str] = mapped_column(String(64))
+    credit_code: Mapped[str] = mapped_column(String(18))
+    kind: Mapped[str] = mapped_column(String(16))
+    region_code: Mapped[str] = mapped_column(String(6))
+    industry: Mapped[str] = mapped_column(String(1))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    assessed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    score: Mapped[int] = mapped_column(Integer)
+    level: Mapped[str] = mapped_column(String(8))
+    rubric_version: Mapped[str] = mapped_column(String(64))
+    reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    ack_deadline_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    report: Mapped[dict[str, Any]] = mapped_column(JSONB, comment="the report as published (no personal data)")
+
+
+class Rescore(Base):
+    """A report re-scored under another rubric version by `replay` (the original assessment stays as it was)."""
+
+    __tablename__ = "rescores"
+
+    report_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    rubric_version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    score: Mapped[int] = mapped_column(Integer)
+    level: Mapped[str] = mapped_column(String(8))
+    reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    assessed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AlertState(Base):
+    """The latest known state of each alert, from `alerts.v1` (for criterion C17)."""
+
+    __tablename__ = "alert_states"
+    __table_args__ = (Index("ix_alert_states_credit_code", "credit_code"),)
+
+    alert_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    credit_code: Mapped[str] = mapped_column(String(18))
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

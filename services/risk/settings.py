@@ -1,0 +1,23 @@
+"""Settings of the risk service (prefix `RISK_`, plus the rubric selection `RUBRIC_VERSION` / `RUBRIC_PATH`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+
+class RiskSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="RISK_")
+
+    service_name: str = "risk"
+    port: int = 8002
+    rubric_version: str = Field(default="task7-v1", validation_alias="RUBRIC_VERSION")
+    rubric_path: Path | None = Field(
+        default=None, validation_alias="RUBRIC_PATH",
+        description="A rubric YAML file to use instead of a shipped version (it names its own version)",
+    )
+    consumer_batch_size: int = Field(default=500, ge=1)
