@@ -24,7 +24,6 @@ from services.risk.scoring.rubric import (
     History,
     Rubric,
     SeasonCriterion,
-    is_set_field,
 )
 from shared.events import Reason, RiskLevel
 from shared.report import Report
@@ -143,14 +142,18 @@ def _enum(criterion: EnumCriterion, subject: _Subject, rubric: Rubric) -> _Evalu
     value = subject.get(criterion.field)
     if value is None:
         return None
-    present = {_plain(member) for member in value} if is_set_field(criterion.field) else {_plain(value)}
-    # Rubric order, so texts do not depend on set iteration order.
-    scoring = [key for key, points in criterion.points.items() if key in present and points > 0]
+    if criterion.is_set:
+        present = {_plain(member) for member in value}
+        # Rubric order, so texts do not depend on set iteration order.
+        scoring = [key for key, points in criterion.points.items() if points > 0 and key in present]
+    else:
+        key = _plain(value)
+        scoring = [key] if criterion.points.get(key, 0) > 0 else []
+    if not scoring:
+        return None
     points = sum(criterion.points[key] for key in scoring)
     if criterion.cap is not None:
         points = min(points, criterion.cap)
-    if points <= 0:
-        return None
     raw = ", ".join(scoring)
     zh = {"value": raw, "points": points, "label": "、".join(criterion.labels_zh.get(key, key) for key in scoring)}
     en = {"value": raw, "points": points,

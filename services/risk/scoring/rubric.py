@@ -12,7 +12,7 @@ import types
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import Enum
-from functools import lru_cache
+from functools import cached_property
 from importlib import resources
 from itertools import pairwise
 from pathlib import Path
@@ -20,7 +20,15 @@ from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origi
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 from shared.events import RiskLevel
@@ -76,12 +84,6 @@ def field_type(path: str) -> Any:
                 raise ValueError(f"unknown field '{path}': '{part}' has no fields")
             model = annotation
     return annotation
-
-
-@lru_cache(maxsize=256)
-def is_set_field(path: str) -> bool:
-    """Whether a rubric path points at a set (such as `collective_action`)."""
-    return get_origin(field_type(path)) in (frozenset, set)
 
 
 def _enum_values(annotation: Any) -> tuple[list[str], bool] | None:
@@ -195,7 +197,7 @@ class Band(BaseModel):
     points: Annotated[int, Field(ge=0)]
     exclusive: bool = False
 
-    @property
+    @cached_property
     def bound(self) -> str:
         """The threshold as shown in texts: `≥300`, `≥1,000,000`, `>0`."""
         number = f"{int(self.min):,}" if self.min == int(self.min) else f"{self.min:,}"
@@ -245,6 +247,11 @@ class EnumCriterion(_CriterionBase):
             if unknown:
                 raise ValueError(f"{mapping_name}: unknown value(s) {unknown} for '{self.field}'")
         return self
+
+    @cached_property
+    def is_set(self) -> bool:
+        """Whether the field is a set (points summed over its members) rather than one value."""
+        return get_origin(field_type(self.field)) in (frozenset, set)
 
 
 class FlagCriterion(_CriterionBase):
@@ -358,13 +365,13 @@ class Rubric(BaseModel):
             raise ValueError(f"unknown time zone '{name}'") from None
         return name
 
-    @property
+    @cached_property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
     def level_for(self, score: int) -> RiskLevel:
         """The level of a (capped) score: the level with the highest `min_score` the score reaches."""
-        for level in self._levels_by_score():
+        for level in self._levels_by_score:
             if score >= level.min_score:
                 return level.level
         raise ValueError(f"score {score} is below every level")  # unreachable: a checked rubric has a level at 0
@@ -376,6 +383,7 @@ class Rubric(BaseModel):
                 return entry.ack_deadline_seconds
         raise KeyError(level)
 
+    @cached_property
     def _levels_by_score(self) -> list[Level]:
         return sorted(self.levels, key=lambda entry: entry.min_score, reverse=True)
 
