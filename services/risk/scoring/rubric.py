@@ -121,9 +121,16 @@ def _check_template(template: str, extra_names: frozenset[str]) -> None:
         field_type(path)
 
 
-class _Texts(BaseModel):
+EntryId = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
+
+
+class _Entry(BaseModel):
+    """A criterion or a floor: an id, an optional name, and the zh/en text templates of its reason."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    id: EntryId
+    name: str = ""
     text_zh: Annotated[str, Field(min_length=1)]
     text_en: Annotated[str, Field(min_length=1)]
 
@@ -131,7 +138,7 @@ class _Texts(BaseModel):
     placeholders: ClassVar[frozenset[str]] = frozenset({"points"})
 
     @model_validator(mode="after")
-    def _texts_are_valid_templates(self) -> _Texts:
+    def _texts_are_valid_templates(self) -> _Entry:
         for template in (self.text_zh, self.text_en):
             _check_template(template, type(self).placeholders)
         return self
@@ -181,10 +188,8 @@ class Condition(BaseModel):
 # --- criteria ----------------------------------------------------------------------------------------------------
 
 
-class _CriterionBase(_Texts):
-    id: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
-    name: str = ""
-    applies_to_kinds: frozenset[ReportKind] | None = None
+class _CriterionBase(_Entry):
+    applies_to_kinds: tuple[ReportKind, ...] | None = None  # a tuple, so the rubric dumps in a stable order
 
     def applies_to(self, kind: ReportKind) -> bool:
         return self.applies_to_kinds is None or kind in self.applies_to_kinds
@@ -193,7 +198,7 @@ class _CriterionBase(_Texts):
 class Band(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    min: float
+    min: int | float
     points: Annotated[int, Field(ge=0)]
     exclusive: bool = False
 
@@ -323,11 +328,9 @@ CRITERION_TYPES = ("band", "enum", "flag", "condition", "season")
 # --- floors, levels, rubric --------------------------------------------------------------------------------------
 
 
-class Floor(_Texts):
+class Floor(_Entry):
     """When the condition holds, the score (after the sum, before the cap) is at least `min_score`."""
 
-    id: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
-    name: str = ""
     when: Condition
     min_score: Annotated[int, Field(ge=0)]
     placeholders: ClassVar[frozenset[str]] = frozenset({"points", "min_score"})
