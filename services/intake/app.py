@@ -14,7 +14,7 @@ from services.intake.api import router
 from services.intake.consumer import StatusHandler
 from services.intake.context import IntakeContext
 from services.intake.models import SCHEMA
-from services.intake.relay import OutboxRelay
+from services.intake.relay import intake_relay
 from services.intake.settings import IntakeSettings
 from shared.db import create_engine, ping, session_factory
 from shared.events import Topic
@@ -40,7 +40,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
                                  topic_prefix=settings.kafka_topic_prefix)
         context = IntakeContext(
             settings=settings, engine=engine, sessions=sessions, producer=producer,
-            relay=OutboxRelay(sessions=sessions, producer=producer, batch_size=settings.relay_batch_size,
+            relay=intake_relay(sessions=sessions, producer=producer, batch_size=settings.relay_batch_size,
                               idle_seconds=settings.relay_idle_seconds),
             status_consumer=BatchConsumer(
                 name="intake-status", topics=[Topic.assessments, Topic.alerts], group_id="intake-status",

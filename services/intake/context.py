@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from cryptography.fernet import Fernet
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.intake.relay import OutboxRelay
 from services.intake.settings import IntakeSettings
 from shared.db import SessionFactory
 from shared.kafka import BatchConsumer, EventProducer
+from shared.outbox import OutboxRelay
 from shared.ratelimit import RateLimiter
 from shared.runtime import Workers
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -62,31 +62,6 @@ async def list_reports(
     if before is not None:
         query = query.where(func.row(Report.accepted_at, Report.id) < func.row(*before))
     return (await session.scalars(query)).all()
-
-
-async def lock_unsent_outbox(session: AsyncSession, limit: int) -> Sequence[OutboxMessage]:
-    """The oldest unsent rows, locked; replicas running the relay skip each other's rows."""
-    query = (
-        select(OutboxMessage)
-        .where(OutboxMessage.sent_at.is_(None))
-        .order_by(OutboxMessage.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    return (await session.scalars(query)).all()
-
-
-async def mark_sent(session: AsyncSession, ids: Sequence[int], at: datetime) -> None:
-    await session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(sent_at=at))
-
-
-async def outbox_backlog(session: AsyncSession) -> tuple[int, datetime | None]:
-    row = (
-        await session.execute(
-            select(func.count(), func.min(OutboxMessage.created_at)).where(OutboxMessage.sent_at.is_(None))
-        )
-    ).one()
-    return int(row[0]), row[1]
 
 
 async def reports_for_update(session: AsyncSession, report_ids: Sequence[str]) -> dict[str, Report]:

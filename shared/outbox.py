@@ -1,0 +1,107 @@
+"""The transactional outbox: events written in the same transaction as the change they describe, then published
+to Kafka by a relay that marks them sent.
+
+Kafka being down delays publication, never loses it: rows stay unsent and are retried. A crash between the
+broker's acknowledgement and the `sent_at` update publishes a row twice; its event id is stable, so consumers
+drop the copy. Replicas running the relay skip each other's rows (`FOR UPDATE SKIP LOCKED`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Mapped
+
+from shared.db import SessionFactory, transaction
+from shared.events import EventBase, parse_event
+from shared.kafka import EventProducer
+
+log = logging.getLogger(__name__)
+
+
+class OutboxRow(Protocol):
+    """The columns an outbox table needs (each service has its own table in its own schema)."""
+
+    id: Mapped[int]
+    event_id: Mapped[str]
+    topic: Mapped[str]
+    payload: Mapped[str]
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+
+def outbox_row(model: Any, topic: str, event: EventBase, now: datetime) -> Any:
+    """A new row of `model` (an outbox table) carrying `event` for `topic`."""
+    return model(event_id=str(event.event_id), topic=topic, payload=event.model_dump_json(), created_at=now)
+
+
+class OutboxRelay:
+    def __init__(
+        self, *, sessions: SessionFactory, producer: EventProducer, model: Any, batch_size: int = 500,
+        idle_seconds: float = 0.5, on_published: Callable[[int], None] | None = None,
+        on_backlog: Callable[[int, float], None] | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._producer = producer
+        self._model = model
+        self._batch_size = batch_size
+        self._idle_seconds = idle_seconds
+        self._on_published = on_published
+        self._on_backlog = on_backlog
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    def wake(self) -> None:
+        """Called after a commit that wrote outbox rows, so that they go out without waiting for the next poll."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                published = await self.publish_batch()
+                failures = 0
+            except Exception as error:
+                failures += 1
+                delay = min(0.5 * 2**failures, 30.0)
+                log.warning("outbox relay could not publish (%s); retrying in %.1f s", error, delay)
+                await self._pause(delay)
+                continue
+            if published < self._batch_size:
+                await self._pause(self._idle_seconds)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
+
+    async def publish_batch(self) -> int:
+        """Publish up to one batch of unsent rows; returns how many were published."""
+        model = self._model
+        async with transaction(self._sessions) as session:
+            rows = (await session.scalars(
+                select(model).where(model.sent_at.is_(None)).order_by(model.id).limit(self._batch_size)
+                .with_for_update(skip_locked=True)
+            )).all()
+            if rows:
+                await self._producer.send_events([(row.topic, parse_event(row.payload.encode())) for row in rows])
+                now = datetime.now(UTC)
+                await session.execute(update(model).where(model.id.in_([row.id for row in rows])).values(sent_at=now))
+                if self._on_published:
+                    self._on_published(len(rows))
+            pending, oldest = (await session.execute(
+                select(func.count(), func.min(model.created_at)).where(model.sent_at.is_(None))
+            )).one()
+        if self._on_backlog:
+            self._on_backlog(int(pending), (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0)
+        return len(rows)
