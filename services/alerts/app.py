@@ -1,0 +1,94 @@
+"""The alerts service: routes alerts to union federations and mediation bodies, delivers them for sure, and
+escalates when nobody acknowledges in time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+
+from services.alerts.api import router
+from services.alerts.consumer import AssessedHandler
+from services.alerts.context import AlertsContext
+from services.alerts.models import SCHEMA, OutboxMessage
+from services.alerts.routing import load_routing
+from services.alerts.service import Policy
+from services.alerts.settings import AlertsSettings
+from services.alerts.workers import DeliveryWorker, EscalationWorker, GaugeRefresher
+from shared.db import create_engine, ping, session_factory
+from shared.events import Topic
+from shared.http import ReadinessCheck, create_service_app
+from shared.kafka import BatchConsumer, EventProducer
+from shared.migrations import upgrade_async
+from shared.outbox import OutboxRelay
+
+HERE = Path(__file__).parent
+
+
+def create_app(settings: AlertsSettings | None = None) -> FastAPI:
+    settings = settings or AlertsSettings()
+    policy = Policy.from_settings(settings, load_routing())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.run_migrations:
+            await upgrade_async(database_url=settings.database_url, migrations_dir=HERE / "migrations",
+                                schema=SCHEMA)
+        engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+        sessions = session_factory(engine)
+        producer = EventProducer(settings.kafka_bootstrap_servers, client_id="alerts",
+                                 topic_prefix=settings.kafka_topic_prefix)
+        relay = OutboxRelay(sessions=sessions, producer=producer, model=OutboxMessage, idle_seconds=0.5)
+        deliveries = DeliveryWorker(sessions=sessions, settings=settings)
+
+        def changed() -> None:
+            relay.wake()
+            deliveries.wake()
+
+        consumer = BatchConsumer(
+            name="alerts", topics=[Topic.assessments], group_id="alerts",
+            bootstrap_servers=settings.kafka_bootstrap_servers, producer=producer,
+            handle=AssessedHandler(sessions=sessions, policy=policy, on_change=changed),
+            topic_prefix=settings.kafka_topic_prefix,
+        )
+        context = AlertsContext(settings=settings, policy=policy, engine=engine, sessions=sessions,
+                                producer=producer, relay=relay)
+        app.state.context = context
+        context.workers.start("alerts-consumer", consumer)
+        context.workers.start("alerts-outbox-relay", relay)
+        context.workers.start("delivery-worker", deliveries)
+        context.workers.start("escalation-worker", EscalationWorker(
+            sessions=sessions, policy=policy, poll_seconds=settings.escalation_poll_seconds, on_change=changed))
+        context.workers.start("gauges", GaugeRefresher(sessions=sessions))
+        try:
+            yield
+        finally:
+            await context.workers.stop()
+            await producer.stop()
+            await engine.dispose()
+
+    def checks() -> dict[str, ReadinessCheck]:
+        context: AlertsContext = app.state.context
+
+        async def database() -> bool:
+            await ping(context.engine)
+            return True
+
+        return {"database": database, "kafka": context.producer.healthy}
+
+    app = create_service_app(
+        title="预警服务 / Alerts",
+        description="把预警送达工会和调解组织,超时未确认时逐级上报 / Routes alerts to union federations and mediation "
+        "bodies, delivers them for sure, and escalates when nobody acknowledges in time.",
+        version="1.0.0", lifespan=lifespan, checks=checks,
+    )
+    app.include_router(router)
+
+    @app.get("/inbox", response_class=HTMLResponse, include_in_schema=False)
+    async def inbox() -> HTMLResponse:
+        return HTMLResponse((HERE / "pages" / "inbox.html").read_text(encoding="utf-8"))
+
+    return app

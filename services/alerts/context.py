@@ -1,0 +1,25 @@
+"""What the alerts process holds while it runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.alerts.service import Policy
+from services.alerts.settings import AlertsSettings
+from shared.db import SessionFactory
+from shared.kafka import EventProducer
+from shared.outbox import OutboxRelay
+from shared.runtime import Workers
+
+
+@dataclass
+class AlertsContext:
+    settings: AlertsSettings
+    policy: Policy
+    engine: AsyncEngine
+    sessions: SessionFactory
+    producer: EventProducer
+    relay: OutboxRelay
+    workers: Workers = field(default_factory=Workers)

@@ -1,0 +1,32 @@
+"""Settings of the alerts service (prefix `ALERTS_`; `ACK_DEADLINE_SCALE` and `SMTP_*` as the contract names them)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+
+class AlertsSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="ALERTS_")
+
+    service_name: str = "alerts"
+    port: int = 8003
+    ack_deadline_scale: float = Field(
+        default=1.0, gt=0, validation_alias="ACK_DEADLINE_SCALE",
+        description="Multiplies every acknowledgement deadline (tests use e.g. 0.002: 1 h becomes 7.2 s)",
+    )
+    inbox_url: str = Field(default="http://127.0.0.1:8003/inbox", description="Link put in messages")
+    smtp_host: str = Field(default="127.0.0.1", validation_alias="SMTP_HOST")
+    smtp_port: int = Field(default=1025, validation_alias="SMTP_PORT")
+    smtp_from: str = Field(default="alerts@labour-risk.local", validation_alias="SMTP_FROM")
+    delivery_timeout_seconds: float = Field(default=10.0, gt=0)
+    delivery_concurrency: int = Field(default=20, ge=1)
+    delivery_poll_seconds: float = Field(default=0.5, gt=0)
+    delivery_lease_seconds: float = Field(default=60.0, gt=0, description="A claimed delivery not finished by "
+                                          "then (the process died) is retried")
+    retry_base_seconds: float = Field(default=5.0, gt=0, description="First retry delay; doubles, with jitter")
+    retry_max_seconds: float = Field(default=3600.0, gt=0)
+    escalation_poll_seconds: float = Field(default=1.0, gt=0)
+    join_window_days: float = Field(default=7.0, gt=0)

@@ -1,0 +1,217 @@
+"""Background workers of the alerts service: the delivery worker (a durable queue in the database), the
+escalation worker (timers as rows with due times) and the gauges read from the database.
+
+Deliveries are claimed with a lease (`next_attempt_at` moved forward, committed) before they are sent, so a
+process that dies mid-send leaves them to be retried when the lease runs out: at least once, and the receiver
+recognises a repeat by its stable `X-Delivery-Id`. A success is recorded at once and never repeated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import httpx
+from sqlalchemy import func, select, update
+
+from services.alerts import channels
+from services.alerts.backoff import next_delay, should_give_up
+from services.alerts.metrics import (
+    DELIVERIES,
+    DELIVERIES_PENDING,
+    OVERDUE,
+    REPORT_TO_DELIVERY,
+    UNACKNOWLEDGED,
+)
+from services.alerts.models import Alert, Delivery
+from services.alerts.service import Policy, escalate_due
+from services.alerts.settings import AlertsSettings
+from shared.db import SessionFactory, transaction
+from shared.events import AlertState, RiskLevel, utcnow
+from shared.logging import trace_context
+
+log = logging.getLogger(__name__)
+
+CHANNELS = ("webhook", "email", "wecom", "dingtalk")
+OUTCOMES = ("delivered", "retrying", "abandoned")
+
+
+class _Loop:
+    """run() until stop(); `wake()` shortens the current pause."""
+
+    def __init__(self, poll_seconds: float) -> None:
+        self._poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                busy = await self.tick()
+            except Exception:
+                log.exception("%s failed; retrying", type(self).__name__)
+                busy = False
+                await self._pause(min(self._poll_seconds * 4, 5.0))
+            if not busy:
+                await self._pause(self._poll_seconds)
+
+    async def tick(self) -> bool:
+        raise NotImplementedError
+
+
+class DeliveryWorker(_Loop):
+    def __init__(self, *, sessions: SessionFactory, settings: AlertsSettings) -> None:
+        super().__init__(settings.delivery_poll_seconds)
+        self._sessions = sessions
+        self._settings = settings
+        self._client: httpx.AsyncClient | None = None
+        for channel in CHANNELS:
+            for outcome in OUTCOMES:
+                DELIVERIES.labels(channel=channel, outcome=outcome)
+
+    async def run(self) -> None:
+        async with httpx.AsyncClient(follow_redirects=False) as client:
+            self._client = client
+            await super().run()
+
+    async def tick(self) -> bool:
+        claimed = await self._claim()
+        if claimed:
+            await asyncio.gather(*(self._attempt(delivery) for delivery in claimed))
+        return len(claimed) == self._settings.delivery_concurrency
+
+    async def _claim(self) -> list[Delivery]:
+        now = utcnow()
+        async with transaction(self._sessions) as session:
+            due = (
+                select(Delivery.id).where(Delivery.state == "pending", Delivery.next_attempt_at <= now)
+                .order_by(Delivery.next_attempt_at).limit(self._settings.delivery_concurrency)
+                .with_for_update(skip_locked=True)
+            )
+            lease = now + timedelta(seconds=self._settings.delivery_lease_seconds)
+            rows = await session.scalars(
+                update(Delivery).where(Delivery.id.in_(due.scalar_subquery())).values(next_attempt_at=lease)
+                .returning(Delivery)
+            )
+            return list(rows.all())
+
+    async def _attempt(self, delivery: Delivery) -> None:
+        payload = json.loads(delivery.payload)
+        with trace_context(payload.get("alert", {}).get("report_ids", [None])[0]):
+            try:
+                result = await self._send(delivery, payload)
+            except Exception as error:  # a bug in one channel must not stop the others
+                log.exception("delivery %s raised", delivery.id)
+                result = channels.DeliveryResult(ok=False, status=None, error=f"{type(error).__name__}")
+            await self._record(delivery, result)
+
+    async def _send(self, delivery: Delivery, payload: dict[str, object]) -> channels.DeliveryResult:
+        assert self._client is not None
+        config = delivery.channel
+        timeout = self._settings.delivery_timeout_seconds
+        match delivery.channel_type:
+            case "webhook":
+                return await channels.send_webhook(
+                    self._client, config["url"], config["secret"], delivery.payload.encode(),
+                    alert_id=delivery.alert_id, delivery_id=delivery.id, timeout=timeout,
+                )
+            case "wecom":
+                return await channels.send_wecom(self._client, config["url"], payload, timeout=timeout)
+            case "dingtalk":
+                return await channels.send_dingtalk(self._client, config["url"], config.get("secret"), payload,
+                                                    timeout=timeout)
+            case "email":
+                return await channels.send_email(
+                    self._settings.smtp_host, self._settings.smtp_port, self._settings.smtp_from, config["address"],
+                    payload, timeout=timeout,
+                )
+        return channels.DeliveryResult(ok=False, status=None, error=f"unknown channel {delivery.channel_type}")
+
+    async def _record(self, delivery: Delivery, result: channels.DeliveryResult) -> None:
+        now = utcnow()
+        attempts = delivery.attempts + 1
+        values: dict[str, object] = {"attempts": attempts, "last_attempt_at": now, "last_status": result.status,
+                                     "last_error": result.error}
+        if result.ok:
+            values |= {"state": "delivered", "delivered_at": now}
+            outcome = "delivered"
+        elif should_give_up(delivery.created_at, now, attempts):
+            values |= {"state": "failed"}
+            outcome = "abandoned"
+        else:
+            delay = next_delay(attempts, base=self._settings.retry_base_seconds,
+                               max_delay=self._settings.retry_max_seconds)
+            values |= {"next_attempt_at": now + timedelta(seconds=delay)}
+            outcome = "retrying"
+        async with transaction(self._sessions) as session:
+            await session.execute(update(Delivery).where(Delivery.id == delivery.id).values(**values))
+            if result.ok:
+                accepted_at = await session.scalar(
+                    update(Alert).where(Alert.id == delivery.alert_id, Alert.first_delivered_at.is_(None))
+                    .values(first_delivered_at=now).returning(Alert.first_accepted_at)
+                )
+                if accepted_at is not None:
+                    REPORT_TO_DELIVERY.observe(max((now - accepted_at).total_seconds(), 0.0))
+        DELIVERIES.labels(channel=delivery.channel_type, outcome=outcome).inc()
+        if not result.ok:
+            log.warning("delivery %s to %s failed (attempt %d): %s", delivery.id, delivery.channel_type, attempts,
+                        result.error or result.status)
+
+
+class EscalationWorker(_Loop):
+    def __init__(self, *, sessions: SessionFactory, policy: Policy, poll_seconds: float,
+                 on_change: Callable[[], None]) -> None:
+        super().__init__(poll_seconds)
+        self._sessions = sessions
+        self._policy = policy
+        self._on_change = on_change
+
+    async def tick(self) -> bool:
+        async with transaction(self._sessions) as session:
+            handled = await escalate_due(session, self._policy, utcnow())
+        if handled:
+            self._on_change()
+        return handled > 0
+
+
+class GaugeRefresher(_Loop):
+    """Unacknowledged and overdue alerts by level, pending deliveries: read from the database, so every replica
+    reports the same numbers (the alert rules take the max across replicas)."""
+
+    def __init__(self, *, sessions: SessionFactory, poll_seconds: float = 5.0) -> None:
+        super().__init__(poll_seconds)
+        self._sessions = sessions
+
+    async def tick(self) -> bool:
+        now: datetime = utcnow()
+        async with transaction(self._sessions) as session:
+            open_by_level = dict((await session.execute(
+                select(Alert.level, func.count()).where(Alert.state == AlertState.open.value).group_by(Alert.level)
+            )).all())
+            overdue_by_level = dict((await session.execute(
+                select(Alert.level, func.count()).where(Alert.state == AlertState.open.value,
+                                                        Alert.ack_deadline < now).group_by(Alert.level)
+            )).all())
+            pending = await session.scalar(select(func.count()).select_from(Delivery)
+                                           .where(Delivery.state == "pending"))
+        for level in RiskLevel:
+            UNACKNOWLEDGED.labels(level=level.value).set(open_by_level.get(level.value, 0))
+            OVERDUE.labels(level=level.value).set(overdue_by_level.get(level.value, 0))
+        DELIVERIES_PENDING.set(pending or 0)
+        return False
