@@ -53,6 +53,8 @@ def run_alembic_env(metadata: MetaData) -> None:
                 target_metadata=metadata,
                 version_table_schema=schema,
                 include_schemas=True,
+                # Each service migrates only its own schema; autogenerate must not see the others.
+                include_name=lambda name, type_, _parent: type_ != "schema" or name == schema,
             )
             with context.begin_transaction():
                 context.run_migrations()

@@ -1,0 +1,172 @@
+"""Alert lifecycle on real Kafka and PostgreSQL: routing, dedup by event id, join, level raise, ack and resolve.
+
+Each test works in its own province or city so that the bodies of one do not cover the reports of another.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from shared.events import AlertChanged, Topic, parse_event
+from tests.alerts.conftest import ADMIN, AlertsWorld, make_assessed
+from tests.conftest import KafkaReader
+from tests.factories import credit_code
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+
+RED = {"workers_involved": 320, "collective_action": ["road_blocking"]}
+ORANGE = {"petition": "repeated"}  # the default arrears report (44) plus 10
+BLUE = {"kind": "dispute", "workers_involved": 45}  # 15 + wages 5 + migrant workers 5 = 25
+
+
+async def alert_events(world: AlertsWorld, alert_id: str) -> list[AlertChanged]:
+    reader = KafkaReader(world.env["KAFKA_BOOTSTRAP_SERVERS"], world.env["KAFKA_TOPIC_PREFIX"])
+    events = [parse_event(r.value) for r in await reader.read_all(Topic.alerts.value)]  # type: ignore[attr-defined]
+    return [e for e in events if isinstance(e, AlertChanged) and e.alert_id == alert_id]
+
+
+def notified(alert: dict[str, Any]) -> list[tuple[str, str]]:
+    return sorted((n["body_id"], n["reason"]) for n in alert["notified"])
+
+
+async def test_a_red_arrears_alert_reaches_exactly_the_bodies_of_the_routing_table(alerts: AlertsWorld) -> None:
+    county_union = await alerts.body(region_code="320106")
+    city_union = await alerts.body(level="city", region_code="320100")
+    county_mediation = await alerts.body(kind="mediation_centre", region_code="320106")
+    inspection = await alerts.body(kind="labour_inspection", region_code="320106")
+    await alerts.body(kind="arbitration", region_code="320106")  # orange + mediation_failed disputes only
+    await alerts.body(kind="mediation_centre", level="city", region_code="320100")  # the county one comes first
+    event = make_assessed(region_code="320106", **RED)
+
+    await alerts.publish(event, event)  # delivered twice: handled once
+    alert = await alerts.alert_for(event.report_id)
+    await alerts.processed(event)
+
+    expected = sorted((b["body_id"], "routing") for b in (county_union, city_union, county_mediation, inspection))
+    assert alert["level"] == "red"
+    assert notified(alert) == expected
+    assert len(alert["deliveries"]) == 4
+    assert await alerts.scalar("SELECT count(*) FROM alerts.alerts WHERE credit_code = :c",
+                               c=event.report.enterprise.credit_code) == 1
+    opened = await alerts.wait_for(lambda: alert_events(alerts, alert["alert_id"]), what="alert.opened published")
+    assert [e.event_type for e in opened] == ["alert.opened"]
+    assert sorted(opened[0].body_ids) == sorted(b for b, _ in expected)
+
+
+async def test_reports_join_the_open_alert_and_only_a_higher_level_notifies_again(alerts: AlertsWorld) -> None:
+    county_union = await alerts.body(region_code="320505")
+    county_mediation = await alerts.body(kind="mediation_centre", region_code="320505")
+    city_union = await alerts.body(level="city", region_code="320500")
+    code = credit_code()
+    yellow = make_assessed(region_code="320505", enterprise={"credit_code": code})
+    blue = make_assessed(region_code="320505", enterprise={"credit_code": code}, arrears={"amount_owed_cny": 0},
+                         workers_involved=45, migrant_workers_involved=0)
+    another_yellow = make_assessed(region_code="320505", enterprise={"credit_code": code})
+    red = make_assessed(region_code="320505", enterprise={"credit_code": code}, **RED)
+    assert (yellow.level, blue.level, red.level) == ("yellow", "blue", "red")
+
+    await alerts.publish(yellow)
+    first = await alerts.alert_for(yellow.report_id)
+    await alerts.publish(blue, another_yellow)
+    await alerts.processed(another_yellow)
+    joined = (await alerts.client.get(f"/v1/alerts/{first['alert_id']}", headers=ADMIN)).json()
+    await alerts.publish(red)
+    await alerts.processed(red)
+    raised = (await alerts.client.get(f"/v1/alerts/{first['alert_id']}", headers=ADMIN)).json()
+
+    assert notified(first) == sorted([(county_union["body_id"], "routing"), (county_mediation["body_id"], "routing")])
+    assert joined["report_ids"] == [yellow.report_id, blue.report_id, another_yellow.report_id]
+    assert notified(joined) == notified(first)
+    assert raised["level"] == "red"
+    assert raised["report_ids"][-1] == red.report_id
+    assert notified(raised) == sorted([
+        *notified(first), (county_union["body_id"], "level_raised"), (county_mediation["body_id"], "level_raised"),
+        (city_union["body_id"], "level_raised"),
+    ])
+    events = await alerts.wait_for(
+        lambda: _when(alert_events(alerts, first["alert_id"]), lambda es: len(es) >= 2), what="level_raised event")
+    assert [e.event_type for e in events] == ["alert.opened", "alert.level_raised"]
+
+
+async def _when(awaitable: Any, predicate: Any) -> Any:
+    value = await awaitable
+    return value if predicate(value) else None
+
+
+async def test_low_levels_open_nothing_and_each_kind_has_its_own_alert(alerts: AlertsWorld) -> None:
+    await alerts.body(region_code="320205")
+    code = credit_code()
+    blue = make_assessed(region_code="320205", enterprise={"credit_code": code}, **BLUE)
+    arrears = make_assessed(region_code="320205", enterprise={"credit_code": code}, **ORANGE)
+    dispute = make_assessed(region_code="320205", enterprise={"credit_code": code}, kind="dispute",
+                            workers_involved=320, collective_action=["road_blocking"])
+
+    await alerts.publish(blue)
+    await alerts.processed(blue)
+    assert await alerts.scalar("SELECT count(*) FROM alerts.alerts WHERE credit_code = :c", c=code) == 0
+    await alerts.publish(arrears, dispute)
+    first, second = await alerts.alert_for(arrears.report_id), await alerts.alert_for(dispute.report_id)
+
+    assert first["alert_id"] != second["alert_id"]
+    assert (first["kind"], first["level"], second["kind"], second["level"]) == ("arrears", "orange", "dispute", "red")
+
+
+async def test_only_a_notified_body_acknowledges_and_resolves(alerts: AlertsWorld) -> None:
+    union = await alerts.body(region_code="330102")
+    stranger = await alerts.body(region_code="330105")
+    event = make_assessed(region_code="330102", **ORANGE)
+    await alerts.publish(event)
+    alert_id = (await alerts.alert_for(event.report_id))["alert_id"]
+    path = f"/v1/alerts/{alert_id}"
+
+    assert (await alerts.client.get(path, headers={"Authorization": stranger["auth"]})).status_code == 404
+    assert (await alerts.client.post(f"{path}/ack", headers={"Authorization": stranger["auth"]})).status_code == 404
+    assert (await alerts.client.post(f"{path}/ack", headers=ADMIN)).status_code == 403
+    assert (await alerts.client.post(f"{path}/ack")).status_code == 401
+    listed = (await alerts.client.get("/v1/alerts", headers={"Authorization": stranger["auth"]})).json()
+    assert alert_id not in [a["alert_id"] for a in listed["items"]]
+
+    auth = {"Authorization": union["auth"]}
+    acked = await alerts.client.post(f"{path}/ack", headers=auth)
+    again = await alerts.client.post(f"{path}/ack", headers=auth)
+    bad = await alerts.client.post(f"{path}/resolve", headers=auth, json={"outcome": "forgotten", "note": "x"})
+    resolved = await alerts.client.post(f"{path}/resolve", headers=auth, json={"outcome": "paid", "note": "已清偿"})
+    twice = await alerts.client.post(f"{path}/resolve", headers=auth, json={"outcome": "paid", "note": "again"})
+
+    assert (acked.status_code, acked.json()["state"]) == (200, "acknowledged")
+    assert (again.status_code, again.json()["state"]) == (200, "acknowledged")
+    assert bad.status_code == 422
+    assert bad.json()["error"]["details"][0]["field"] == "outcome"
+    assert (resolved.status_code, resolved.json()["state"], resolved.json()["outcome"]) == (200, "resolved", "paid")
+    assert twice.status_code == 409
+    events = await alerts.wait_for(
+        lambda: _when(alert_events(alerts, alert_id), lambda es: len(es) >= 3), what="lifecycle events")
+    assert [e.event_type for e in events] == ["alert.opened", "alert.acknowledged", "alert.resolved"]
+
+    after = make_assessed(region_code="330102", enterprise={"credit_code": event.report.enterprise.credit_code},
+                          **ORANGE)
+    await alerts.publish(after)
+    assert (await alerts.alert_for(after.report_id))["alert_id"] != alert_id
+
+
+async def test_body_tokens_are_shown_once_and_secrets_never(alerts: AlertsWorld) -> None:
+    body = await alerts.body(region_code="330106", channels=[
+        {"type": "webhook", "url": "http://127.0.0.1:9/hook", "secret": "s" * 24},
+        {"type": "dingtalk", "url": "http://127.0.0.1:9/robot", "secret": "d" * 20},
+    ])
+
+    view = await alerts.client.get(f"/v1/bodies/{body['body_id']}", headers={"Authorization": body["auth"]})
+    bad = await alerts.client.post("/v1/bodies", headers=ADMIN, json={
+        "name": "x", "kind": "union", "level": "city", "region_code": "330106",
+        "channels": [{"type": "webhook", "url": "not a url", "secret": "short"}]})
+    deactivated = await alerts.client.delete(f"/v1/bodies/{body['body_id']}", headers=ADMIN)
+    after = await alerts.client.get("/v1/alerts", headers={"Authorization": body["auth"]})
+
+    assert view.status_code == 200
+    assert "secret" not in view.text and body["token"] not in view.text
+    assert bad.status_code == 422
+    assert {d["field"] for d in bad.json()["error"]["details"]} >= {"region_code", "channels.0.webhook.url"}
+    assert deactivated.status_code == 204
+    assert after.status_code == 401

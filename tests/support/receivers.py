@@ -1,0 +1,55 @@
+"""Real local receivers for alert deliveries: an HTTP server that records webhooks (and can fail on purpose)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class WebhookReceiver:
+    """Answers `fail_first` requests with 500, then 200; records every request and every accepted one."""
+
+    url: str = ""
+    fail_first: int = 0
+    requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    accepted: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def delivery_ids(self) -> list[str]:
+        with self.lock:
+            return [headers["x-delivery-id"] for headers, _ in self.accepted]
+
+
+@contextmanager
+def webhook_receiver(fail_first: int = 0) -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver(fail_first=fail_first)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            headers = {key.lower(): value for key, value in self.headers.items()}
+            with receiver.lock:
+                receiver.requests.append((headers, raw))
+                ok = len(receiver.requests) > receiver.fail_first
+                if ok:
+                    receiver.accepted.append((headers, raw))
+            self.send_response(200 if ok else 500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
