@@ -104,7 +104,8 @@ async def assert_each_report_assessed_once(db: AsyncEngine, env: dict[str, str],
     several = {report_id: ids for report_id, ids in by_report.items() if len(ids) != 1}
     assert not several, f"{len(several)} reports published with more than one event id"
     async with db.connect() as connection:
-        stored = dict((await connection.execute(text("SELECT report_id, event_id FROM risk.assessments"))).all())
+        rows = (await connection.execute(text("SELECT report_id, event_id FROM risk.assessments"))).all()
+    stored: dict[str, str] = {str(row[0]): str(row[1]) for row in rows}
     assert {report_id: next(iter(ids)) for report_id, ids in by_report.items()} == stored
 
 
