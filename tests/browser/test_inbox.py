@@ -1,0 +1,199 @@
+"""The body's alert inbox (GET /inbox on alerts) in a real browser, on an alert made by the real pipeline:
+intake → Kafka → risk → Kafka → alerts, with a county union federation registered for the report's region."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import DESKTOP, MOBILE
+from tests.conftest import ADMIN_TOKEN, StartService
+from tests.factories import make_report_body
+
+pytestmark = pytest.mark.browser
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+REGION = "320106"
+ENTERPRISE = "南京某电子科技有限公司"
+
+
+class Receiver:
+    """A local HTTP endpoint standing in for the union federation's webhook (answers 200 to every POST)."""
+
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                receiver.received.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    yield server
+    server.close()
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 45.0, what: str = "condition") -> Any:
+    """Polls the API while the pipeline works (set-up only; browser assertions use Playwright's auto-wait)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.25)
+    raise AssertionError(f"{what} not reached within {timeout} s")
+
+
+@pytest.fixture
+def red_alert(start_service: StartService, receiver: Receiver, isolated_env: dict[str, str]) -> dict[str, Any]:
+    """The three services running, a county union for 320106 with a webhook, and one red alert it can see."""
+    intake = start_service("intake", **isolated_env)
+    start_service("risk", **isolated_env)
+    alerts = start_service("alerts", **isolated_env)
+    created = httpx.post(f"{alerts.url}/v1/bodies", headers=ADMIN, timeout=10, json={
+        "name": "南京市鼓楼区总工会", "kind": "union", "level": "county", "region_code": REGION,
+        "channels": [{"type": "webhook", "url": receiver.url, "secret": "browser-webhook-secret-0123456789"}],
+    })
+    assert created.status_code == 201, created.text
+    body_token = created.json()["token"]
+    unit = httpx.post(f"{intake.url}/v1/units", headers=ADMIN, timeout=10,
+                      json={"name": "鼓楼区某街道工会", "region_code": REGION})
+    assert unit.status_code == 201, unit.text
+    report = make_report_body(region_code=REGION, workers_involved=320, collective_action=["road_blocking"],
+                              enterprise={"name": ENTERPRISE})
+    accepted = httpx.post(f"{intake.url}/v1/reports", json=report, timeout=10,
+                          headers={"Authorization": f"Bearer {unit.json()['api_key']}"})
+    assert accepted.status_code == 202, accepted.text
+    report_id = accepted.json()["report_id"]
+    body_auth = {"Authorization": f"Bearer {body_token}"}
+
+    def listed() -> dict[str, Any] | None:
+        response = httpx.get(f"{alerts.url}/v1/alerts", headers=body_auth, timeout=10)
+        assert response.status_code == 200, response.text
+        return next((item for item in response.json()["items"] if report_id in item.get("report_ids", [])), None)
+
+    alert = wait_for(listed, what="the red alert listed for the county union")
+    assert alert["level"] == "red", alert
+    assert alert["state"] == "open", alert
+    return {"alerts_url": alerts.url, "token": body_token, "auth": body_auth, "alert": alert}
+
+
+def get_alert(setup: dict[str, Any]) -> dict[str, Any]:
+    response = httpx.get(f"{setup['alerts_url']}/v1/alerts/{setup['alert']['alert_id']}", headers=setup["auth"],
+                         timeout=10)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, MOBILE], ids=["desktop", "mobile-360x800"])
+def test_county_union_acknowledges_and_resolves_a_red_alert_in_the_inbox(red_alert: dict[str, Any],
+                                                                          page: Page) -> None:
+    alert = red_alert["alert"]
+    alert_id = alert["alert_id"]
+    page.goto(f"{red_alert['alerts_url']}/inbox")
+
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    expect(page.locator("h1")).to_have_text("预警收件箱")
+    expect(page.locator('label[for="token"]')).to_have_text("机构令牌")
+    page.locator("#token").fill(red_alert["token"])
+    page.locator("#sign-in").click()
+    expect(page.locator("#signed-in")).to_be_visible()
+    expect(page.locator("#state-filter")).to_have_value("active")
+
+    card = page.locator(f'ul#alerts > li.alert[data-alert-id="{alert_id}"]')
+    expect(card).to_have_count(1)
+    expect(card).to_have_attribute("data-level", "red")
+    expect(card).to_have_attribute("data-state", "open")
+    expect(card.locator("h3")).to_contain_text("红色 I级")
+    expect(card.locator("h3")).to_contain_text(ENTERPRISE)
+    expect(card).to_contain_text(REGION)
+    # The reasons the risk service gave, each shown with its criterion and points.
+    reasons = alert["reasons"]
+    assert reasons, alert
+    items = card.locator(".reasons > li")
+    expect(items).to_have_count(len(reasons))
+    for reason in reasons:
+        item = card.locator(f'.reasons > li[data-criterion="{reason["criterion"]}"]')
+        expect(item).to_contain_text(f'{reason["criterion"]} (+{reason["points"]})')
+        if reason.get("text_zh"):
+            expect(item).to_contain_text(reason["text_zh"])
+    # Nothing personal reaches the inbox.
+    expect(card).not_to_contain_text("13800")
+
+    # Acknowledge.
+    card.locator("button.ack").click()
+    expect(card).to_have_attribute("data-state", "acknowledged")
+    expect(card.locator("button.ack")).to_have_count(0)
+    expect(page.locator("#status")).to_contain_text("已确认接收预警")
+    assert get_alert(red_alert)["state"] == "acknowledged"
+
+    # English: labels, lang, the card and its reasons follow.
+    page.locator("#lang-toggle").click()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.locator("h1")).to_have_text("Alert inbox")
+    expect(page).to_have_title("Alert inbox")
+    expect(page.locator('label[for="state-filter"]')).to_have_text("State")
+    expect(page.locator('#state-filter option[value="active"]')).to_have_text("Unresolved (open + acknowledged)")
+    expect(card.locator("h3")).to_contain_text("RED · Level I")
+    expect(card.locator("h3")).to_contain_text("Acknowledged")
+    expect(card.locator("h4")).to_have_text("Reasons")
+    expect(card.locator("button.resolve")).to_have_text("Resolve")
+    expect(page.locator("#status")).to_contain_text("Alert acknowledged")
+    for reason in reasons:
+        if reason.get("text_en"):
+            expect(card.locator(f'.reasons > li[data-criterion="{reason["criterion"]}"]')).to_contain_text(
+                reason["text_en"])
+
+    # Resolve with an outcome and a note.
+    card.locator("button.resolve").click()
+    resolve_form = card.locator("form.resolve-form")
+    expect(resolve_form).to_be_visible()
+    resolve_form.locator('select[name="outcome"]').select_option("paid")
+    note = "企业已于当日足额支付拖欠工资,职工已返岗。"
+    resolve_form.locator('textarea[name="note"]').fill(note)
+    resolve_form.locator("button.confirm-resolve").click()
+
+    expect(page.locator("#status")).to_contain_text("Alert resolved")
+    expect(card).to_have_count(0)  # gone from the default, unresolved view
+    resolved = get_alert(red_alert)
+    assert resolved["state"] == "resolved", resolved
+    assert resolved["outcome"] == "paid", resolved
+    assert resolved["note"] == note, resolved
+    assert resolved["resolved_at"], resolved
+
+    # Still there under "resolved", without actions.
+    page.locator("#state-filter").select_option("resolved")
+    expect(card).to_have_count(1)
+    expect(card).to_have_attribute("data-state", "resolved")
+    expect(card.locator("button.ack, button.resolve")).to_have_count(0)
+
+    # Back to Chinese.
+    page.locator("#lang-toggle").click()
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    expect(card.locator("h3")).to_contain_text("已办结")
+    # The token is kept only in this tab's sessionStorage.
+    local = page.evaluate("() => Object.entries(localStorage)")
+    assert all(red_alert["token"] not in key + value for key, value in local), local
