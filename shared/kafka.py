@@ -93,6 +93,12 @@ async def ensure_topics(bootstrap_servers: str, prefix: str = "", partitions: in
                 await admin.create_topics(
                     [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in missing]
                 )
+            # Creation is acknowledged before every broker's metadata shows the topics; a consumer subscribing in
+            # that gap would see no partitions until its next metadata refresh.
+            for _ in range(100):
+                if set(missing) <= set(await admin.list_topics()):
+                    break
+                await asyncio.sleep(0.1)
     finally:
         await admin.close()
 
@@ -287,6 +293,8 @@ class BatchConsumer:
             max_poll_records=self._max_records,
             session_timeout_ms=30000,
             heartbeat_interval_ms=3000,
+            # Notice new partitions and topics created after start-up within seconds, not the 5 min default.
+            metadata_max_age_ms=10000,
         )
         consumer.subscribe(self._topics, listener=_CommitBeforeRevoke(self._lock, self._set_assigned))
         await consumer.start()
