@@ -241,7 +241,9 @@ class BatchConsumer:
     ) -> None:
         self.name = name
         self._topics = [topic_name(topic, topic_prefix) for topic in topics]
-        self._group_id = group_id
+        # Deployments sharing a cluster through a topic prefix get their own consumer groups too: a member of
+        # another deployment (or one that crashed there) never holds up this group's rebalances.
+        self._group_id = f"{topic_prefix}{group_id}"
         self._bootstrap_servers = bootstrap_servers
         self._producer = producer
         self._handle = handle

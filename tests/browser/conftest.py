@@ -28,7 +28,7 @@ DESKTOP: dict[str, Any] = {"width": 1280, "height": 900}
 EXPECT_TIMEOUT_MS = 15_000
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
         pytest.fail(

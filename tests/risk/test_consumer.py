@@ -48,7 +48,7 @@ async def test_a_poison_message_goes_to_the_dlq_and_the_next_one_is_processed(ri
     assert len(dead) == 1
     headers = dict(dead[0].headers)  # type: ignore[attr-defined]
     assert b"unparseable event" in headers["dlq_error"]
-    assert headers["dlq_consumer_group"] == b"risk"
+    assert headers["dlq_consumer_group"] == f"{risk.env['KAFKA_TOPIC_PREFIX']}risk".encode()
 
 
 async def test_earlier_reports_on_the_same_enterprise_raise_the_score(risk: RiskWorld) -> None:
