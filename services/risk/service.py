@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.risk.metrics import ASSESSMENTS, SCORING_DURATION
-from services.risk.models import Assessment, AlertState
+from services.risk.models import AlertState, Assessment
 from services.risk.scoring.engine import score_report
 from services.risk.scoring.rubric import History, Rubric
 from shared.events import AlertChanged, Reason, ReportAccepted, ReportAssessed, RiskLevel
