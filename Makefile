@@ -29,6 +29,7 @@ status:
 	@$(HARNESS) status
 
 test: bootstrap
+	$(PY) -m ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: bootstrap
@@ -36,7 +37,6 @@ test-unit: bootstrap
 
 lint: bootstrap
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
 bench: bootstrap

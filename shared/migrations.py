@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-m", "--message", default="change")
     args = parser.parse_args(argv)
     models = importlib.import_module(f"services.{args.service}.models")
-    migrations_dir = Path(models.__file__).parent / "migrations"
+    migrations_dir = Path(str(models.__file__)).parent / "migrations"
     config = alembic_config(database_url=os.environ["DATABASE_URL"], migrations_dir=migrations_dir,
                             schema=models.SCHEMA)
     if args.action == "upgrade":

@@ -93,7 +93,9 @@ def _is_zombie(pid: int) -> bool:
         return False
 
 
-def spawn(name: str, argv: list[str], *, env: dict[str, str] | None = None, cwd: Path = REPO) -> subprocess.Popen[bytes]:
+def spawn(
+    name: str, argv: list[str], *, env: dict[str, str] | None = None, cwd: Path = REPO
+) -> subprocess.Popen[bytes]:
     """Start a background process in its own session, logging to `.run/logs/<name>.log`, and record its pid."""
     LOGS.mkdir(parents=True, exist_ok=True)
     PIDS.mkdir(parents=True, exist_ok=True)
@@ -176,7 +178,8 @@ def require_command(command: str, package: str) -> str:
     if found:
         return found
     if os.geteuid() != 0:
-        raise HarnessError(f"`{command}` is missing: install the Debian package `{package}` (apt-get install {package})")
+        raise HarnessError(f"`{command}` is missing: install the Debian package `{package}` "
+                           f"(apt-get install {package})")
     say(f"installing {package} (apt-get)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=False, env=env)
@@ -434,7 +437,7 @@ def _prometheus_config() -> Path:
     """The native config with the services' real ports (they move when INTAKE_PORT etc. are set)."""
     source = REPO / "deploy" / "prometheus" / "prometheus.native.yml"
     text = source.read_text().replace("rules/", f"{source.parent / 'rules'}/")
-    for name, (variable, default) in SERVICES.items():
+    for variable, default in SERVICES.values():
         text = text.replace(f"127.0.0.1:{default}", f"127.0.0.1:{os.environ.get(variable, default)}")
     target = RUN / "prometheus.yml"
     target.write_text(text)

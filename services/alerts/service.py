@@ -201,7 +201,7 @@ async def _notify(session: AsyncSession, alert: Alert, bodies: Sequence[Body], *
 def _publish(session: AsyncSession, alert: Alert, event_type: str, now: datetime, *, trace_id: str,
              report_id: str | None = None, body_ids: Sequence[str] = ()) -> None:
     event = AlertChanged(
-        trace_id=trace_id, occurred_at=now, event_type=event_type, alert_id=alert.id,  # type: ignore[arg-type]
+        trace_id=trace_id, occurred_at=now, event_type=event_type, alert_id=alert.id,
         credit_code=alert.credit_code, kind=ReportKind(alert.kind), level=RiskLevel(alert.level),
         state=AlertState(alert.state), report_ids=list(alert.report_ids), report_id=report_id,
         body_ids=list(body_ids),

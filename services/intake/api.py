@@ -114,7 +114,7 @@ async def get_report(report_id: str, caller: CallerDep, context: Context) -> Rep
     async with transaction(context.sessions) as session:
         report = await service.get_report(session, caller=caller, report_id=report_id)
     return ReportView(
-        report_id=report.id, unit_id=report.unit_id, status=report.status,  # type: ignore[arg-type]
+        report_id=report.id, unit_id=report.unit_id, status=report.status,
         accepted_at=report.accepted_at, report=report.body,
         contact=service.decrypt_contact(report, context.cipher), assessment=report.assessment,
         alert_ids=report.alert_ids,
@@ -145,7 +145,7 @@ async def list_reports(
 def _summary(report: Report) -> ReportSummary:
     assessment = report.assessment or {}
     return ReportSummary(
-        report_id=report.id, status=report.status, kind=report.kind,  # type: ignore[arg-type]
+        report_id=report.id, status=report.status, kind=report.kind,
         region_code=report.region_code, enterprise_name=report.body["enterprise"]["name"],
         accepted_at=report.accepted_at, occurred_at=report.body["occurred_at"], level=assessment.get("level"),
         score=assessment.get("score"), alert_ids=report.alert_ids,

@@ -41,7 +41,8 @@ MAX_PAST = timedelta(days=5 * 365 + 2)  # five years, leap days included
 
 def credit_code_check_character(first17: str) -> str:
     """The check character of a unified social credit code from its first 17 characters."""
-    total = sum(CREDIT_CODE_ALPHABET.index(char) * weight for char, weight in zip(first17, CREDIT_CODE_WEIGHTS, strict=True))
+    pairs = zip(first17, CREDIT_CODE_WEIGHTS, strict=True)
+    total = sum(CREDIT_CODE_ALPHABET.index(char) * weight for char, weight in pairs)
     return CREDIT_CODE_ALPHABET[(31 - total % 31) % 31]
 
 

@@ -7,7 +7,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import func, literal, select
+from sqlalchemy import ColumnElement, func, literal, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from services.risk.context import RiskContext
 from services.risk.models import Assessment
@@ -99,12 +100,13 @@ async def get_trends(
     since = since or (datetime.now().date() - timedelta(days=30))
     local = func.timezone(zone, Assessment.occurred_at)
     bucket = func.date_trunc(period, local).label("bucket")
-    group = {
+    groups: dict[str, ColumnElement[str] | InstrumentedAttribute[str]] = {
         "region": Assessment.region_code,
         "city": func.substr(Assessment.region_code, 1, 4).concat(literal("00")),
         "industry": Assessment.industry,
         "kind": Assessment.kind,
-    }[group_by].label("grp")
+    }
+    group = groups[group_by].label("grp")
     statement = (
         select(bucket, group, Assessment.level, func.count())
         .where(local >= since)

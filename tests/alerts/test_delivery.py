@@ -73,7 +73,7 @@ class _Inbox:
     def __init__(self) -> None:
         self.messages: list[Message] = []
 
-    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
         self.messages.append(email.message_from_bytes(envelope.content, policy=default_policy))  # type: ignore[attr-defined]
         return "250 OK"
 
@@ -97,7 +97,8 @@ async def test_an_email_channel_sends_a_zh_en_mail_to_a_real_smtp_server(alerts_
     mail = inbox.messages[0]
     text = mail.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     assert mail["To"] == "union@example.org"
-    assert "红色" in mail["Subject"] and "RED" in mail["Subject"].upper()
+    assert "红色" in mail["Subject"]
+    assert "RED" in mail["Subject"].upper()
     assert text.index("预警") < text.index("Alert")  # zh first, then English
     assert event.report.enterprise.credit_code in text
 
@@ -124,7 +125,8 @@ def test_deliveries_pending_when_the_process_is_killed_are_all_delivered_after_r
         time.sleep(2.5)  # longer than the lease: a repeat would show up now
 
     ids = receiver.delivery_ids()
-    assert len(ids) == 5 and len(set(ids)) == 5
+    assert len(ids) == 5
+    assert len(set(ids)) == 5
     assert {json.loads(raw)["alert"]["report_ids"][0] for _, raw in receiver.accepted} == {
         e.report_id for e in events}
 

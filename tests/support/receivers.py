@@ -29,7 +29,7 @@ def webhook_receiver(fail_first: int = 0) -> Iterator[WebhookReceiver]:
     receiver = WebhookReceiver(fail_first=fail_first)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             headers = {key.lower(): value for key, value in self.headers.items()}
             with receiver.lock:
