@@ -44,9 +44,13 @@ PIDS = RUN / "pids"
 CACHE = REPO / ".cache"
 
 KAFKA_VERSION = "4.4.0"
-KAFKA_PORT = int(os.environ.get("HARNESS_KAFKA_PORT", "39092"))
-KAFKA_CONTROLLER_PORT = int(os.environ.get("HARNESS_KAFKA_CONTROLLER_PORT", "39093"))
-PG_PORT = int(os.environ.get("HARNESS_PG_PORT", "55432"))
+# Default ports of the servers we start; a taken default is replaced by a free port (remembered in .run/ports.json)
+# unless the variable was set explicitly.
+DEFAULT_PORTS = {
+    "kafka": ("HARNESS_KAFKA_PORT", 39092),
+    "kafka_controller": ("HARNESS_KAFKA_CONTROLLER_PORT", 39093),
+    "postgres": ("HARNESS_PG_PORT", 55432),
+}
 PG_DATABASE = "labour_risk"
 PROMETHEUS_PORT = int(os.environ.get("HARNESS_PROMETHEUS_PORT", "9090"))
 DEV_ADMIN_TOKEN = "dev-admin-token"
@@ -190,6 +194,38 @@ def require_command(command: str, package: str) -> str:
     return found
 
 
+def _ports_file() -> Path:
+    return RUN / "ports.json"
+
+
+def port(name: str) -> int:
+    """The port of one of our servers: set explicitly, remembered from its first start, or the default."""
+    variable, default = DEFAULT_PORTS[name]
+    if os.environ.get(variable):
+        return int(os.environ[variable])
+    remembered = json.loads(_ports_file().read_text()) if _ports_file().exists() else {}
+    return int(remembered.get(name, default))
+
+
+def choose_port(name: str) -> int:
+    """The port for a server about to start: `port(name)`, or a free one when another program holds that."""
+    current = port(name)
+    if not port_open(current):
+        return current
+    variable, _ = DEFAULT_PORTS[name]
+    if os.environ.get(variable):
+        raise HarnessError(f"port {current} ({variable}) is taken by another program")
+    with contextlib.closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        free = int(sock.getsockname()[1])
+    remembered = json.loads(_ports_file().read_text()) if _ports_file().exists() else {}
+    remembered[name] = free
+    RUN.mkdir(parents=True, exist_ok=True)
+    _ports_file().write_text(json.dumps(remembered))
+    say(f"port {current} is taken by another program; {name} uses {free}")
+    return free
+
+
 # --- PostgreSQL ----------------------------------------------------------------------------------------------------
 
 
@@ -226,12 +262,10 @@ def start_postgres() -> tuple[str, bool]:
     """Start (or reuse) our cluster; returns its SQLAlchemy URL and whether we started it now."""
     home, binary = pg_home(), pg_bin()
     data, sockets = home / "pgdata", home / "sockets"
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:{PG_PORT}/{PG_DATABASE}"
-    if _postmaster_pid(data) is not None and port_open(PG_PORT):
-        _create_database(binary)
-        return url, False
-    if port_open(PG_PORT):
-        raise HarnessError(f"port {PG_PORT} is taken by another program; set HARNESS_PG_PORT or DATABASE_URL")
+    if _postmaster_pid(data) is not None and port_open(port("postgres")):
+        _create_database(binary, port("postgres"))
+        return _pg_url(port("postgres")), False
+    pg_port = choose_port("postgres")
     home.mkdir(parents=True, exist_ok=True)
     sockets.mkdir(exist_ok=True)
     if os.geteuid() == 0:
@@ -247,7 +281,7 @@ def start_postgres() -> tuple[str, bool]:
         )
     LOGS.mkdir(parents=True, exist_ok=True)
     log = home / "postgresql.log"
-    options = (f"-p {PG_PORT} -k {sockets} -c listen_addresses=127.0.0.1 -c max_connections=300 "
+    options = (f"-p {pg_port} -k {sockets} -c listen_addresses=127.0.0.1 -c max_connections=300 "
                "-c shared_buffers=256MB")
     result = subprocess.run(
         _as_postgres([str(binary / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "-t",
@@ -258,9 +292,13 @@ def start_postgres() -> tuple[str, bool]:
     if result.returncode != 0:
         tail = log.read_text(errors="replace").splitlines()[-30:] if log.exists() else []
         raise HarnessError(f"PostgreSQL did not start: {result.stderr.strip()}\nlog {log}:\n" + "\n".join(tail))
-    say(f"started PostgreSQL on 127.0.0.1:{PG_PORT}, data {data}, log {log}")
-    _create_database(binary)
-    return url, True
+    say(f"started PostgreSQL on 127.0.0.1:{pg_port}, data {data}, log {log}")
+    _create_database(binary, pg_port)
+    return _pg_url(pg_port), True
+
+
+def _pg_url(pg_port: int) -> str:
+    return f"postgresql+asyncpg://postgres@127.0.0.1:{pg_port}/{PG_DATABASE}"
 
 
 def _link_log(target: Path, name: str) -> None:
@@ -271,8 +309,8 @@ def _link_log(target: Path, name: str) -> None:
         link.symlink_to(target)
 
 
-def _create_database(binary: Path) -> None:
-    psql = [str(binary / "psql"), "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "postgres", "-d", "postgres", "-tAc"]
+def _create_database(binary: Path, pg_port: int) -> None:
+    psql = [str(binary / "psql"), "-h", "127.0.0.1", "-p", str(pg_port), "-U", "postgres", "-d", "postgres", "-tAc"]
     exists = subprocess.run([*psql, f"SELECT 1 FROM pg_database WHERE datname = '{PG_DATABASE}'"],
                             capture_output=True, text=True, check=True)
     if exists.stdout.strip() != "1":
@@ -318,16 +356,16 @@ def kafka_libs() -> Path:
     return libs
 
 
-def _kafka_config(data: Path) -> Path:
+def _kafka_config(data: Path, broker_port: int, controller_port: int) -> Path:
     config = RUN / "kafka" / "server.properties"
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(
         "\n".join([
             "process.roles=broker,controller",
             "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{KAFKA_CONTROLLER_PORT}",
-            f"listeners=PLAINTEXT://127.0.0.1:{KAFKA_PORT},CONTROLLER://127.0.0.1:{KAFKA_CONTROLLER_PORT}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{KAFKA_PORT}",
+            f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{broker_port},CONTROLLER://127.0.0.1:{controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{broker_port}",
             "controller.listener.names=CONTROLLER",
             "inter.broker.listener.name=PLAINTEXT",
             "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
@@ -366,16 +404,15 @@ def _java() -> str:
 
 def start_kafka() -> tuple[str, bool]:
     """Start (or reuse) our single-node KRaft broker; returns its bootstrap address and whether we started it."""
-    bootstrap = f"127.0.0.1:{KAFKA_PORT}"
     if running_pid("kafka") is not None:
+        bootstrap = f"127.0.0.1:{port('kafka')}"
         wait_for("Kafka", lambda: _topics_ready(bootstrap), log="kafka")
         return bootstrap, False
-    if port_open(KAFKA_PORT):
-        raise HarnessError(f"port {KAFKA_PORT} is taken by another program; set HARNESS_KAFKA_PORT or "
-                           "KAFKA_BOOTSTRAP_SERVERS")
+    broker_port, controller_port = choose_port("kafka"), choose_port("kafka_controller")
+    bootstrap = f"127.0.0.1:{broker_port}"
     libs, java = kafka_libs(), _java()
     data = RUN / "kafka" / "data"
-    config = _kafka_config(data)
+    config = _kafka_config(data, broker_port, controller_port)
     classpath = f"{libs}/*"
     log4j = f"-Dlog4j2.configurationFile={RUN / 'kafka' / 'log4j2.properties'}"
     if not (data / "meta.properties").exists():
