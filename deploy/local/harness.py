@@ -240,8 +240,9 @@ def pg_bin() -> Path:
 
 
 def pg_home() -> Path:
-    """The cluster's folder. Outside the checkout, because the server runs as `postgres` and must own it."""
-    digest = hashlib.sha256(str(REPO).encode()).hexdigest()[:10]
+    """The cluster's folder: one per run folder (so a second harness instance has its own), outside the checkout
+    because the server runs as `postgres` and must own it."""
+    digest = hashlib.sha256(str(RUN.resolve()).encode()).hexdigest()[:10]
     return Path(os.environ.get("HARNESS_PG_DIR", f"/var/tmp/labour-risk-{digest}"))
 
 

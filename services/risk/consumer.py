@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from services.risk import service
 from services.risk.scoring.rubric import Rubric
 from shared.db import SessionFactory, transaction
-from shared.events import AlertChanged, ReportAccepted, ReportAssessed, Topic, utcnow
+from shared.events import AlertChanged, ReportAccepted, Topic, utcnow
 from shared.kafka import EventProducer, Incoming
 from shared.logging import trace_context
 
@@ -27,15 +27,13 @@ class AssessmentHandler:
         self._rubric = rubric
 
     async def __call__(self, batch: Sequence[Incoming]) -> None:
-        assessed: list[ReportAssessed] = []
+        reports = [item.event for item in batch if isinstance(item.event, ReportAccepted)]
         async with transaction(self._sessions) as session:
+            # Alert states first: the topics are not ordered against each other, and an alert known now counts.
             for item in batch:
-                event = item.event
-                if isinstance(event, ReportAccepted):
-                    assessed.append(await service.assess(session, self._rubric, event, utcnow()))
-                    await session.flush()  # the next report on the same enterprise counts this one (C16)
-                elif isinstance(event, AlertChanged):
-                    await service.record_alert(session, event)
+                if isinstance(item.event, AlertChanged):
+                    await service.record_alert(session, item.event)
+            assessed = await service.assess_batch(session, self._rubric, reports, utcnow()) if reports else []
         if assessed:
             await self._producer.send_events([(Topic.assessments.value, event) for event in assessed])
             for event in assessed:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,24 +26,6 @@ from shared.report import Report
 HISTORY_WINDOW = timedelta(days=90)
 
 
-async def history_for(session: AsyncSession, report: Report) -> History:
-    """C16: reports on the same enterprise assessed before, whose `occurred_at` lies in the 90 days up to this
-    one's. C17: an alert on the same enterprise that is not resolved."""
-    code = report.enterprise.credit_code
-    earlier = await session.scalar(
-        select(func.count()).select_from(Assessment).where(
-            Assessment.credit_code == code,
-            Assessment.occurred_at <= report.occurred_at,
-            Assessment.occurred_at >= report.occurred_at - HISTORY_WINDOW,
-        )
-    )
-    open_alert = await session.scalar(
-        select(func.count()).select_from(AlertState).where(AlertState.credit_code == code,
-                                                           AlertState.state != "resolved")
-    )
-    return History(earlier_reports_in_90_days=int(earlier or 0), open_alert=bool(open_alert))
-
-
 def assessed_event(row: Assessment) -> ReportAssessed:
     """The `report.assessed` event of a stored assessment (always the same event id)."""
     return ReportAssessed(
@@ -55,27 +37,80 @@ def assessed_event(row: Assessment) -> ReportAssessed:
     )
 
 
-async def assess(session: AsyncSession, rubric: Rubric, accepted: ReportAccepted, now: datetime) -> ReportAssessed:
-    """Score one accepted report and store it, or return what was stored for it before."""
-    existing = await session.get(Assessment, accepted.report_id)
-    if existing is not None:
-        return assessed_event(existing)
-    report = accepted.report
-    history = await history_for(session, report)
-    started = time.perf_counter()
-    outcome = score_report(rubric, report, history)
-    SCORING_DURATION.observe(time.perf_counter() - started)
-    row = _row(accepted, rubric, outcome.score, outcome.level, list(outcome.reasons), now)
-    inserted = await session.scalar(
-        insert(Assessment).values(**_columns(row)).on_conflict_do_nothing(index_elements=["report_id"])
-        .returning(Assessment.report_id)
+async def assess_batch(
+    session: AsyncSession, rubric: Rubric, batch: Sequence[ReportAccepted], now: datetime
+) -> list[ReportAssessed]:
+    """Score the new reports of a batch (in order) and store them; reports assessed before give their stored event.
+
+    A handful of queries per batch, not per report: the history of every enterprise in the batch is read once, and
+    each report scored counts for the next one on the same enterprise (C16).
+    """
+    ids = [accepted.report_id for accepted in batch]
+    found = await session.scalars(select(Assessment).where(Assessment.report_id.in_(ids)))
+    stored = {row.report_id: row for row in found}
+    fresh = [accepted for accepted in _unique(batch) if accepted.report_id not in stored]
+    rows: dict[str, Assessment] = {}
+    if fresh:
+        history = await _history(session, [accepted.report for accepted in fresh])
+        open_alerts = await _open_alert_codes(session, {accepted.report.enterprise.credit_code for accepted in fresh})
+        for order, accepted in enumerate(fresh):
+            report = accepted.report
+            earlier = history.setdefault(report.enterprise.credit_code, [])
+            window_start = report.occurred_at - HISTORY_WINDOW
+            started = time.perf_counter()
+            outcome = score_report(rubric, report, History(
+                earlier_reports_in_90_days=sum(1 for at in earlier if window_start <= at <= report.occurred_at),
+                open_alert=report.enterprise.credit_code in open_alerts,
+            ))
+            SCORING_DURATION.observe(time.perf_counter() - started)
+            earlier.append(report.occurred_at)
+            # Assessment times strictly increase within a batch, so "assessed before" (C16) stays well defined.
+            assessed_at = now + timedelta(microseconds=order)
+            rows[accepted.report_id] = _row(accepted, rubric, outcome.score, outcome.level, outcome.reasons,
+                                            assessed_at)
+        inserted = set(await session.scalars(
+            insert(Assessment).values([_columns(row) for row in rows.values()])
+            .on_conflict_do_nothing(index_elements=["report_id"]).returning(Assessment.report_id)
+        ))
+        for report_id in inserted:
+            ASSESSMENTS.labels(kind=rows[report_id].kind, level=rows[report_id].level).inc()
+        lost = [report_id for report_id in rows if report_id not in inserted]
+        if lost:  # another worker stored them a moment ago (during a rebalance): theirs stand
+            for row in await session.scalars(select(Assessment).where(Assessment.report_id.in_(lost))):
+                rows[row.report_id] = row
+    return [assessed_event(stored.get(report_id) or rows[report_id]) for report_id in dict.fromkeys(ids)]
+
+
+def _unique(batch: Sequence[ReportAccepted]) -> list[ReportAccepted]:
+    """The first copy of each report (intake may publish a report twice after a crash)."""
+    first: dict[str, ReportAccepted] = {}
+    for accepted in batch:
+        first.setdefault(accepted.report_id, accepted)
+    return list(first.values())
+
+
+async def _history(session: AsyncSession, reports: Sequence[Report]) -> dict[str, list[datetime]]:
+    """When earlier reports on these enterprises occurred (only what can fall in a 90-day window of the batch)."""
+    earliest = min(report.occurred_at for report in reports) - HISTORY_WINDOW
+    latest = max(report.occurred_at for report in reports)
+    rows = await session.execute(
+        select(Assessment.credit_code, Assessment.occurred_at).where(
+            Assessment.credit_code.in_({report.enterprise.credit_code for report in reports}),
+            Assessment.occurred_at >= earliest, Assessment.occurred_at <= latest,
+        )
     )
-    if inserted is None:  # another worker stored it a moment ago (during a rebalance)
-        stored = await session.get(Assessment, accepted.report_id, populate_existing=True)
-        assert stored is not None
-        return assessed_event(stored)
-    ASSESSMENTS.labels(kind=report.kind.value, level=outcome.level.value).inc()
-    return assessed_event(row)
+    history: dict[str, list[datetime]] = {}
+    for code, occurred_at in rows:
+        history.setdefault(code, []).append(occurred_at)
+    return history
+
+
+async def _open_alert_codes(session: AsyncSession, codes: set[str]) -> set[str]:
+    """C17: enterprises with an alert that is not resolved."""
+    return set(await session.scalars(
+        select(AlertState.credit_code).where(AlertState.credit_code.in_(codes),
+                                             AlertState.state != "resolved").distinct()
+    ))
 
 
 def _row(accepted: ReportAccepted, rubric: Rubric, score: int, level: RiskLevel, reasons: Sequence[Reason],

@@ -152,7 +152,7 @@ async def test_a_worker_killed_mid_stream_loses_nothing_and_assesses_nothing_twi
     await assert_each_report_assessed_once(db, isolated_env, reports)
 
 
-async def test_workers_joining_and_leaving_the_group_assess_every_report_once(
+async def test_three_workers_one_killed_one_stopped_assess_every_report_once(
     isolated_env: dict[str, str], start_service: StartService, db: AsyncEngine, producer: EventProducer
 ) -> None:
     prefix = isolated_env["KAFKA_TOPIC_PREFIX"]
@@ -167,6 +167,7 @@ async def test_workers_joining_and_leaving_the_group_assess_every_report_once(
     third = await start(start_service, isolated_env)
     await wait_until(lambda: _assigned(third, prefix), "the third worker's partitions")
     await publish(producer, waves[1])
+    await asyncio.to_thread(second.kill)  # SIGKILL mid-stream: its partitions move once its session times out
     await asyncio.to_thread(first.stop)  # SIGTERM: leaves the group after its batch in flight
     await publish(producer, waves[2])
     await wait_until(lambda: _at_least(db, len(reports)), "all reports assessed")
