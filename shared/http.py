@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.db import ping
 from shared.metrics import HTTP_DURATION, HTTP_REQUESTS
 from shared.validation_errors import describe_validation_errors
 
@@ -231,10 +232,26 @@ async def _safe(check: ReadinessCheck) -> bool:
         return False
 
 
+def context_checks(app: FastAPI) -> Callable[[], Mapping[str, ReadinessCheck]]:
+    """Readiness of a service whose running context (`app.state.context`) holds its database `engine` and its
+    Kafka `producer`: the database answers a query and the broker a metadata request."""
+
+    def checks() -> dict[str, ReadinessCheck]:
+        context = app.state.context
+
+        async def database() -> bool:
+            await ping(context.engine)
+            return True
+
+        return {"database": database, "kafka": context.producer.healthy}
+
+    return checks
+
+
 def create_service_app(*, title: str, description: str, version: str, lifespan: Any,
-                       checks: Callable[[], Mapping[str, ReadinessCheck]]) -> FastAPI:
+                       checks: Callable[[], Mapping[str, ReadinessCheck]] | None = None) -> FastAPI:
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
     install_error_handlers(app)
-    install_operational_routes(app, checks)
+    install_operational_routes(app, checks or context_checks(app))
     app.add_middleware(ObservabilityMiddleware)
     return app

@@ -18,9 +18,9 @@ from services.alerts.routing import load_routing
 from services.alerts.service import Policy
 from services.alerts.settings import AlertsSettings
 from services.alerts.workers import DeliveryWorker, EscalationWorker, GaugeRefresher
-from shared.db import create_engine, ping, session_factory
+from shared.db import create_engine, session_factory
 from shared.events import Topic
-from shared.http import ReadinessCheck, create_service_app
+from shared.http import create_service_app
 from shared.kafka import BatchConsumer, EventProducer
 from shared.migrations import upgrade_async
 from shared.outbox import OutboxRelay
@@ -70,20 +70,11 @@ def create_app(settings: AlertsSettings | None = None) -> FastAPI:
             await producer.stop()
             await engine.dispose()
 
-    def checks() -> dict[str, ReadinessCheck]:
-        context: AlertsContext = app.state.context
-
-        async def database() -> bool:
-            await ping(context.engine)
-            return True
-
-        return {"database": database, "kafka": context.producer.healthy}
-
     app = create_service_app(
         title="预警服务 / Alerts",
         description="把预警送达工会和调解组织,超时未确认时逐级上报 / Routes alerts to union federations and mediation "
         "bodies, delivers them for sure, and escalates when nobody acknowledges in time.",
-        version="1.0.0", lifespan=lifespan, checks=checks,
+        version="1.0.0", lifespan=lifespan,
     )
     app.include_router(router)
 

@@ -16,9 +16,9 @@ from services.intake.context import IntakeContext
 from services.intake.models import SCHEMA
 from services.intake.relay import intake_relay
 from services.intake.settings import IntakeSettings
-from shared.db import create_engine, ping, session_factory
+from shared.db import create_engine, session_factory
 from shared.events import Topic
-from shared.http import ReadinessCheck, create_service_app
+from shared.http import create_service_app
 from shared.kafka import BatchConsumer, EventProducer
 from shared.migrations import upgrade_async
 from shared.ratelimit import RateLimiter
@@ -60,20 +60,11 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             await producer.stop()
             await engine.dispose()
 
-    def checks() -> dict[str, ReadinessCheck]:
-        context: IntakeContext = app.state.context
-
-        async def database() -> bool:
-            await ping(context.engine)
-            return True
-
-        return {"database": database, "kafka": context.producer.healthy}
-
     app = create_service_app(
         title="上报受理服务 / Intake",
         description="基层工会上报劳动争议、欠薪和职工队伍稳定风险 / Reports of labour disputes, wage arrears and "
         "workforce-stability risks from grassroots union units.",
-        version="1.0.0", lifespan=lifespan, checks=checks,
+        version="1.0.0", lifespan=lifespan,
     )
     app.include_router(router)
 

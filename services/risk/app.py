@@ -14,9 +14,9 @@ from services.risk.context import RiskContext
 from services.risk.models import SCHEMA
 from services.risk.scoring.rubric import Rubric, load_rubric
 from services.risk.settings import RiskSettings
-from shared.db import create_engine, ping, session_factory
+from shared.db import create_engine, session_factory
 from shared.events import Topic
-from shared.http import ReadinessCheck, create_service_app
+from shared.http import create_service_app
 from shared.kafka import BatchConsumer, EventProducer
 from shared.migrations import upgrade_async
 
@@ -58,20 +58,11 @@ def create_app(settings: RiskSettings | None = None) -> FastAPI:
             await producer.stop()
             await engine.dispose()
 
-    def checks() -> dict[str, ReadinessCheck]:
-        context: RiskContext = app.state.context
-
-        async def database() -> bool:
-            await ping(context.engine)
-            return True
-
-        return {"database": database, "kafka": context.producer.healthy}
-
     app = create_service_app(
         title="风险评估服务 / Risk",
         description="按江苏省总工会目标任务7评分标准为每份报告评分、定级并说明理由 / Scores every report against the "
         "Task 7 rubric, with its level and reasons.",
-        version="1.0.0", lifespan=lifespan, checks=checks,
+        version="1.0.0", lifespan=lifespan,
     )
     app.include_router(router)
     return app

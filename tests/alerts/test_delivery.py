@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import email
-import hashlib
-import hmac
 import json
 import time
 from email.message import Message
@@ -19,19 +17,12 @@ from aiosmtpd.controller import Controller
 from tests.alerts.conftest import ADMIN, alerts_world, make_assessed
 from tests.conftest import StartService
 from tests.support.processes import free_port
-from tests.support.receivers import webhook_receiver
+from tests.support.receivers import signature_is_valid, webhook_receiver
 
 pytestmark = pytest.mark.integration
 
 SECRET = "webhook-secret-0123456789"
 RED = {"workers_involved": 320, "collective_action": ["road_blocking"]}
-
-
-def signature_is_valid(headers: dict[str, str], raw: bytes, secret: str) -> bool:
-    """An independent check of `X-Signature: t=<unix>,v1=<hex HMAC-SHA256("<t>." + body)>`."""
-    parts = dict(item.split("=", 1) for item in headers["x-signature"].split(","))
-    expected = hmac.new(secret.encode(), parts["t"].encode() + b"." + raw, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, parts["v1"]) and abs(time.time() - int(parts["t"])) < 300
 
 
 @pytest.mark.asyncio(loop_scope="session")

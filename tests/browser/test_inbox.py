@@ -3,10 +3,8 @@ intake → Kafka → risk → Kafka → alerts, with a county union federation r
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -16,6 +14,7 @@ from playwright.sync_api import Page, expect
 from tests.browser.conftest import DESKTOP, MOBILE
 from tests.conftest import ADMIN_TOKEN, StartService
 from tests.factories import make_report_body
+from tests.support.receivers import WebhookReceiver, webhook_receiver
 
 pytestmark = pytest.mark.browser
 
@@ -24,36 +23,10 @@ REGION = "320106"
 ENTERPRISE = "南京某电子科技有限公司"
 
 
-class Receiver:
-    """A local HTTP endpoint standing in for the union federation's webhook (answers 200 to every POST)."""
-
-    def __init__(self) -> None:
-        self.received: list[bytes] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                receiver.received.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.close()
+def receiver() -> Iterator[WebhookReceiver]:
+    with webhook_receiver() as server:
+        yield server
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 45.0, what: str = "condition") -> Any:
@@ -68,7 +41,7 @@ def wait_for(check: Callable[[], Any], timeout: float = 45.0, what: str = "condi
 
 
 @pytest.fixture
-def red_alert(start_service: StartService, receiver: Receiver, isolated_env: dict[str, str]) -> dict[str, Any]:
+def red_alert(start_service: StartService, receiver: WebhookReceiver, isolated_env: dict[str, str]) -> dict[str, Any]:
     """The three services running, a county union for 320106 with a webhook, and one red alert it can see."""
     intake = start_service("intake", **isolated_env)
     start_service("risk", **isolated_env)

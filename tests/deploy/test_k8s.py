@@ -3,8 +3,6 @@ autoscaling within the partition count, and a kustomization that ships everythin
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -150,8 +148,7 @@ def test_manifest_variables_are_settings(resources: list[dict[str, Any]]) -> Non
 @pytest.mark.parametrize("name", SERVICES)
 def test_manifest_variables_are_read_by_the_settings_classes(resources: list[dict[str, Any]], name: str) -> None:
     known = settings_env_names(name)
-    if known is None:
-        pytest.skip(f"services.{name}.settings does not exist yet")
+    assert known is not None, f"services.{name}.settings has no settings class"
     assert env_names(of_kind(resources, "Deployment")[name]) <= known
     # The shared ConfigMap goes to every service: each of its keys must be read by some service (others ignore it).
     config = set(of_kind(resources, "ConfigMap")["labour-risk-config"]["data"])
@@ -182,16 +179,3 @@ def test_disruption_budgets_select_their_deployments(resources: list[dict[str, A
     for name, budget in of_kind(resources, "PodDisruptionBudget").items():
         labels = deployments[name]["spec"]["template"]["metadata"]["labels"]
         assert budget["spec"]["selector"]["matchLabels"].items() <= labels.items()
-
-
-def test_kustomize_builds() -> None:
-    """With kubectl at hand, the kustomization also builds (kustomize resolves every file and the image)."""
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not installed")
-    result = subprocess.run([kubectl, "kustomize", str(K8S)], capture_output=True, text=True, timeout=60,
-                            check=False)
-    assert result.returncode == 0, result.stderr
-    kinds = sorted(doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc)
-    assert "Secret" not in kinds
-    assert kinds.count("Deployment") == 3

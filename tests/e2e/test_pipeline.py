@@ -3,13 +3,9 @@ HTTP POST of a grassroots unit to the webhook a county union receives, and throu
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -17,6 +13,7 @@ import pytest
 
 from tests.conftest import ADMIN_TOKEN, StartService
 from tests.factories import make_report_body
+from tests.support.receivers import WebhookReceiver, signature_is_valid, webhook_receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -24,36 +21,10 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 WEBHOOK_SECRET = "e2e-webhook-secret-0123456789"
 
 
-class Receiver:
-    """A real HTTP server standing in for a union federation's webhook endpoint."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.close()
+def receiver() -> Iterator[WebhookReceiver]:
+    with webhook_receiver() as server:
+        yield server
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
@@ -66,14 +37,8 @@ def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condi
     raise AssertionError(f"{what} not reached within {timeout} s")
 
 
-def verify_signature(headers: dict[str, str], body: bytes, secret: str) -> bool:
-    parts = dict(part.split("=", 1) for part in headers["x-signature"].split(","))
-    expected = hmac.new(secret.encode(), f"{parts['t']}.".encode() + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, parts["v1"])
-
-
 def test_a_red_report_travels_from_the_form_api_to_the_county_union_webhook(
-    start_service: StartService, receiver: Receiver, isolated_env: dict[str, str]
+    start_service: StartService, receiver: WebhookReceiver, isolated_env: dict[str, str]
 ) -> None:
     intake = start_service("intake", **isolated_env)
     risk = start_service("risk", **isolated_env)
@@ -111,13 +76,13 @@ def test_a_red_report_travels_from_the_form_api_to_the_county_union_webhook(
     assert assessment["rubric_version"] == "task7-v1"
     assert any(reason["criterion"] == "F3" or reason["criterion"] == "C1" for reason in assessment["reasons"])
 
-    headers, raw = wait_for(lambda: receiver.received and receiver.received[0], what="webhook delivered")
+    headers, raw = wait_for(lambda: receiver.accepted and receiver.accepted[0], what="webhook delivered")
     delivered = json.loads(raw)
     assert delivered["event"] == "alert.opened"
     assert delivered["alert"]["alert_id"] == alert_id
     assert headers["x-alert-id"] == alert_id
     assert headers["x-delivery-id"]
-    assert verify_signature(headers, raw, WEBHOOK_SECRET)
+    assert signature_is_valid(headers, raw, WEBHOOK_SECRET)
     assert "端到端联系人" not in raw.decode()
     assert "13800009999" not in raw.decode()
 
