@@ -24,7 +24,7 @@ from services.alerts.models import Alert, Body, Delivery, Escalation, Notificati
 from services.alerts.routing import BodyKind, BodyLevel, BodyRef, RoutingTable, escalation_target, resolve_targets
 from services.alerts.settings import AlertsSettings
 from shared.events import AlertChanged, AlertState, ReportAssessed, RiskLevel, Topic
-from shared.http import ApiError, Conflict, Forbidden, NotFound
+from shared.http import Conflict, Forbidden, NotFound
 from shared.outbox import outbox_row
 from shared.report import Report, ReportKind
 
@@ -328,8 +328,3 @@ async def alert_view(session: AsyncSession, alert: Alert, *, policy: Policy | No
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
-
-
-def require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ApiError(message)

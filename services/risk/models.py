@@ -58,7 +58,7 @@ class Rescore(Base):
     assessed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class AlertState(Base):
+class KnownAlert(Base):
     """The latest known state of each alert, from `alerts.v1` (for criterion C17)."""
 
     __tablename__ = "alert_states"

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.risk.metrics import ASSESSMENTS, SCORING_DURATION
-from services.risk.models import AlertState, Assessment
+from services.risk.models import Assessment, KnownAlert
 from services.risk.scoring.engine import score_report
 from services.risk.scoring.rubric import History, Rubric
 from shared.events import AlertChanged, Reason, ReportAccepted, ReportAssessed, RiskLevel
@@ -108,8 +108,8 @@ async def _history(session: AsyncSession, reports: Sequence[Report]) -> dict[str
 async def _open_alert_codes(session: AsyncSession, codes: set[str]) -> set[str]:
     """C17: enterprises with an alert that is not resolved."""
     return set(await session.scalars(
-        select(AlertState.credit_code).where(AlertState.credit_code.in_(codes),
-                                             AlertState.state != "resolved").distinct()
+        select(KnownAlert.credit_code).where(KnownAlert.credit_code.in_(codes),
+                                             KnownAlert.state != "resolved").distinct()
     ))
 
 
@@ -132,12 +132,12 @@ def _columns(row: Assessment) -> dict[str, Any]:
 
 async def record_alert(session: AsyncSession, event: AlertChanged) -> None:
     """Keep the latest state of each alert (events of one enterprise arrive in order on one partition)."""
-    statement = insert(AlertState).values(
+    statement = insert(KnownAlert).values(
         alert_id=event.alert_id, credit_code=event.credit_code, kind=event.kind.value, state=event.state.value,
         updated_at=event.occurred_at,
     )
     await session.execute(statement.on_conflict_do_update(
         index_elements=["alert_id"],
         set_={"state": statement.excluded.state, "updated_at": statement.excluded.updated_at},
-        where=AlertState.updated_at <= statement.excluded.updated_at,
+        where=KnownAlert.updated_at <= statement.excluded.updated_at,
     ))
