@@ -8,9 +8,6 @@ drop the copy. Replicas running the relay skip each other's rows (`FOR UPDATE SK
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -21,8 +18,7 @@ from sqlalchemy.orm import Mapped
 from shared.db import SessionFactory, transaction
 from shared.events import EventBase, parse_event
 from shared.kafka import EventProducer
-
-log = logging.getLogger(__name__)
+from shared.runtime import PollingWorker
 
 
 class OutboxRow(Protocol):
@@ -41,49 +37,24 @@ def outbox_row(model: Any, topic: str, event: EventBase, now: datetime) -> Any:
     return model(event_id=str(event.event_id), topic=topic, payload=event.model_dump_json(), created_at=now)
 
 
-class OutboxRelay:
+class OutboxRelay(PollingWorker):
     def __init__(
         self, *, sessions: SessionFactory, producer: EventProducer, model: Any, batch_size: int = 500,
         idle_seconds: float = 0.5, on_published: Callable[[int], None] | None = None,
         on_backlog: Callable[[int, float], None] | None = None,
     ) -> None:
+        super().__init__(idle_seconds)
         self._sessions = sessions
         self._producer = producer
         self._model = model
         self._batch_size = batch_size
-        self._idle_seconds = idle_seconds
         self._on_published = on_published
         self._on_backlog = on_backlog
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
 
-    def wake(self) -> None:
-        """Called after a commit that wrote outbox rows, so that they go out without waiting for the next poll."""
-        self._wake.set()
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-
-    async def run(self) -> None:
-        failures = 0
-        while not self._stopping.is_set():
-            try:
-                published = await self.publish_batch()
-                failures = 0
-            except Exception as error:
-                failures += 1
-                delay = min(0.5 * 2**failures, 30.0)
-                log.warning("outbox relay could not publish (%s); retrying in %.1f s", error, delay)
-                await self._pause(delay)
-                continue
-            if published < self._batch_size:
-                await self._pause(self._idle_seconds)
-
-    async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
-        self._wake.clear()
+    async def tick(self) -> bool:
+        """Publish one batch; a full batch means more rows are waiting. (Call `wake()` after a commit that wrote
+        outbox rows, so that they go out without waiting for the next poll.)"""
+        return await self.publish_batch() >= self._batch_size
 
     async def publish_batch(self) -> int:
         """Publish up to one batch of unsent rows; returns how many were published."""

@@ -6,13 +6,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.db import SessionFactory, create_engine, session_factory
+from shared.kafka import EventProducer
 from shared.logging import configure_logging
+from shared.migrations import upgrade_async
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -24,6 +30,50 @@ class Worker(Protocol):
     async def run(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+class PollingWorker:
+    """A worker that calls `tick()` again at once while it reports more work, otherwise after `poll_seconds` or as
+    soon as `wake()` is called. A failing tick is logged and retried after `retry_delay(failures)`."""
+
+    def __init__(self, poll_seconds: float) -> None:
+        self._poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    async def tick(self) -> bool:
+        """One round of work; True when there is more to do right away."""
+        raise NotImplementedError
+
+    def retry_delay(self, failures: int) -> float:
+        return min(0.5 * 2.0**failures, 30.0)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                busy = await self.tick()
+            except Exception as error:
+                failures += 1
+                delay = self.retry_delay(failures)
+                log.warning("%s failed (%s); retrying in %.1f s", type(self).__name__, error, delay, exc_info=True)
+                await self._pause(delay)
+                continue
+            failures = 0
+            if not busy:
+                await self._pause(self._poll_seconds)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()
 
 
 class Workers:
@@ -60,6 +110,33 @@ class Workers:
 
     def all_running(self) -> bool:
         return all(not task.done() for _, task in self._workers)
+
+
+@dataclass(frozen=True)
+class Infrastructure:
+    """What every service runs on: its database engine and sessions, and a Kafka producer."""
+
+    engine: AsyncEngine
+    sessions: SessionFactory
+    producer: EventProducer
+
+
+@contextlib.asynccontextmanager
+async def service_infrastructure(
+    settings: ServiceSettings, *, migrations_dir: Path, schema: str
+) -> AsyncIterator[Infrastructure]:
+    """Migrate the service's schema (when `RUN_MIGRATIONS`), open the database and the producer; close them after.
+    Stop the service's workers inside this block, so that they finish before the producer and engine go."""
+    if settings.run_migrations:
+        await upgrade_async(database_url=settings.database_url, migrations_dir=migrations_dir, schema=schema)
+    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    producer = EventProducer(settings.kafka_bootstrap_servers, client_id=settings.service_name,
+                             topic_prefix=settings.kafka_topic_prefix)
+    try:
+        yield Infrastructure(engine=engine, sessions=session_factory(engine), producer=producer)
+    finally:
+        await producer.stop()
+        await engine.dispose()
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:

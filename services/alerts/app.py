@@ -18,12 +18,11 @@ from services.alerts.routing import load_routing
 from services.alerts.service import Policy
 from services.alerts.settings import AlertsSettings
 from services.alerts.workers import DeliveryWorker, EscalationWorker, GaugeRefresher
-from shared.db import create_engine, session_factory
 from shared.events import Topic
 from shared.http import create_service_app
-from shared.kafka import BatchConsumer, EventProducer
-from shared.migrations import upgrade_async
+from shared.kafka import BatchConsumer
 from shared.outbox import OutboxRelay
+from shared.runtime import service_infrastructure
 
 HERE = Path(__file__).parent
 
@@ -34,41 +33,35 @@ def create_app(settings: AlertsSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.run_migrations:
-            await upgrade_async(database_url=settings.database_url, migrations_dir=HERE / "migrations",
-                                schema=SCHEMA)
-        engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
-        sessions = session_factory(engine)
-        producer = EventProducer(settings.kafka_bootstrap_servers, client_id="alerts",
-                                 topic_prefix=settings.kafka_topic_prefix)
-        relay = OutboxRelay(sessions=sessions, producer=producer, model=OutboxMessage, idle_seconds=0.5)
-        deliveries = DeliveryWorker(sessions=sessions, settings=settings)
+        async with service_infrastructure(settings, migrations_dir=HERE / "migrations", schema=SCHEMA) as infra:
+            sessions, producer = infra.sessions, infra.producer
+            relay = OutboxRelay(sessions=sessions, producer=producer, model=OutboxMessage, idle_seconds=0.5)
+            deliveries = DeliveryWorker(sessions=sessions, settings=settings)
 
-        def changed() -> None:
-            relay.wake()
-            deliveries.wake()
+            def changed() -> None:
+                relay.wake()
+                deliveries.wake()
 
-        consumer = BatchConsumer(
-            name="alerts", topics=[Topic.assessments], group_id="alerts",
-            bootstrap_servers=settings.kafka_bootstrap_servers, producer=producer,
-            handle=AssessedHandler(sessions=sessions, policy=policy, on_change=changed),
-            topic_prefix=settings.kafka_topic_prefix,
-        )
-        context = AlertsContext(settings=settings, policy=policy, engine=engine, sessions=sessions,
-                                producer=producer, relay=relay)
-        app.state.context = context
-        context.workers.start("alerts-consumer", consumer)
-        context.workers.start("alerts-outbox-relay", relay)
-        context.workers.start("delivery-worker", deliveries)
-        context.workers.start("escalation-worker", EscalationWorker(
-            sessions=sessions, policy=policy, poll_seconds=settings.escalation_poll_seconds, on_change=changed))
-        context.workers.start("gauges", GaugeRefresher(sessions=sessions))
-        try:
-            yield
-        finally:
-            await context.workers.stop()
-            await producer.stop()
-            await engine.dispose()
+            consumer = BatchConsumer(
+                name="alerts", topics=[Topic.assessments], group_id="alerts",
+                bootstrap_servers=settings.kafka_bootstrap_servers, producer=producer,
+                handle=AssessedHandler(sessions=sessions, policy=policy, on_change=changed),
+                topic_prefix=settings.kafka_topic_prefix,
+            )
+            context = AlertsContext(settings=settings, policy=policy, engine=infra.engine, sessions=sessions,
+                                    producer=producer, relay=relay)
+            app.state.context = context
+            context.workers.start("alerts-consumer", consumer)
+            context.workers.start("alerts-outbox-relay", relay)
+            context.workers.start("delivery-worker", deliveries)
+            context.workers.start("escalation-worker", EscalationWorker(
+                sessions=sessions, policy=policy, poll_seconds=settings.escalation_poll_seconds,
+                on_change=changed))
+            context.workers.start("gauges", GaugeRefresher(sessions=sessions))
+            try:
+                yield
+            finally:
+                await context.workers.stop()
 
     app = create_service_app(
         title="预警服务 / Alerts",

@@ -9,7 +9,6 @@ recognises a repeat by its stable `X-Delivery-Id`. A success is recorded at once
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from services.alerts.settings import AlertsSettings
 from shared.db import SessionFactory, transaction
 from shared.events import AlertState, RiskLevel, utcnow
 from shared.logging import trace_context
+from shared.runtime import PollingWorker
 
 log = logging.getLogger(__name__)
 
@@ -40,39 +40,11 @@ CHANNELS = ("webhook", "email", "wecom", "dingtalk")
 OUTCOMES = ("delivered", "retrying", "abandoned")
 
 
-class _Loop:
-    """run() until stop(); `wake()` shortens the current pause."""
+class _Loop(PollingWorker):
+    """The alerts workers poll the database: after a failure they retry within a few poll intervals."""
 
-    def __init__(self, poll_seconds: float) -> None:
-        self._poll_seconds = poll_seconds
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-
-    async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
-        self._wake.clear()
-
-    async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                busy = await self.tick()
-            except Exception:
-                log.exception("%s failed; retrying", type(self).__name__)
-                busy = False
-                await self._pause(min(self._poll_seconds * 4, 5.0))
-            if not busy:
-                await self._pause(self._poll_seconds)
-
-    async def tick(self) -> bool:
-        raise NotImplementedError
+    def retry_delay(self, failures: int) -> float:
+        return min(self._poll_seconds * 4, 5.0)
 
 
 class DeliveryWorker(_Loop):

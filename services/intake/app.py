@@ -16,12 +16,11 @@ from services.intake.context import IntakeContext
 from services.intake.models import SCHEMA
 from services.intake.relay import intake_relay
 from services.intake.settings import IntakeSettings
-from shared.db import create_engine, session_factory
 from shared.events import Topic
 from shared.http import create_service_app
-from shared.kafka import BatchConsumer, EventProducer
-from shared.migrations import upgrade_async
+from shared.kafka import BatchConsumer
 from shared.ratelimit import RateLimiter
+from shared.runtime import service_infrastructure
 
 HERE = Path(__file__).parent
 
@@ -31,34 +30,27 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.run_migrations:
-            await upgrade_async(database_url=settings.database_url, migrations_dir=HERE / "migrations",
-                                schema=SCHEMA)
-        engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
-        sessions = session_factory(engine)
-        producer = EventProducer(settings.kafka_bootstrap_servers, client_id="intake",
-                                 topic_prefix=settings.kafka_topic_prefix)
-        context = IntakeContext(
-            settings=settings, engine=engine, sessions=sessions, producer=producer,
-            relay=intake_relay(sessions=sessions, producer=producer, batch_size=settings.relay_batch_size,
-                              idle_seconds=settings.relay_idle_seconds),
-            status_consumer=BatchConsumer(
-                name="intake-status", topics=[Topic.assessments, Topic.alerts], group_id="intake-status",
-                bootstrap_servers=settings.kafka_bootstrap_servers, producer=producer,
-                handle=StatusHandler(sessions), topic_prefix=settings.kafka_topic_prefix,
-            ),
-            cipher=Fernet(settings.effective_contact_key.encode()),
-            rate_limiter=RateLimiter(settings.unit_rate_limit),
-        )
-        app.state.context = context
-        context.workers.start("outbox-relay", context.relay)
-        context.workers.start("status-consumer", context.status_consumer)
-        try:
-            yield
-        finally:
-            await context.workers.stop()
-            await producer.stop()
-            await engine.dispose()
+        async with service_infrastructure(settings, migrations_dir=HERE / "migrations", schema=SCHEMA) as infra:
+            sessions, producer = infra.sessions, infra.producer
+            context = IntakeContext(
+                settings=settings, engine=infra.engine, sessions=sessions, producer=producer,
+                relay=intake_relay(sessions=sessions, producer=producer, batch_size=settings.relay_batch_size,
+                                  idle_seconds=settings.relay_idle_seconds),
+                status_consumer=BatchConsumer(
+                    name="intake-status", topics=[Topic.assessments, Topic.alerts], group_id="intake-status",
+                    bootstrap_servers=settings.kafka_bootstrap_servers, producer=producer,
+                    handle=StatusHandler(sessions), topic_prefix=settings.kafka_topic_prefix,
+                ),
+                cipher=Fernet(settings.effective_contact_key.encode()),
+                rate_limiter=RateLimiter(settings.unit_rate_limit),
+            )
+            app.state.context = context
+            context.workers.start("outbox-relay", context.relay)
+            context.workers.start("status-consumer", context.status_consumer)
+            try:
+                yield
+            finally:
+                await context.workers.stop()
 
     app = create_service_app(
         title="上报受理服务 / Intake",

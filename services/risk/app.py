@@ -14,11 +14,10 @@ from services.risk.context import RiskContext
 from services.risk.models import SCHEMA
 from services.risk.scoring.rubric import Rubric, load_rubric
 from services.risk.settings import RiskSettings
-from shared.db import create_engine, session_factory
 from shared.events import Topic
 from shared.http import create_service_app
-from shared.kafka import BatchConsumer, EventProducer
-from shared.migrations import upgrade_async
+from shared.kafka import BatchConsumer
+from shared.runtime import service_infrastructure
 
 HERE = Path(__file__).parent
 
@@ -34,29 +33,21 @@ def create_app(settings: RiskSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.run_migrations:
-            await upgrade_async(database_url=settings.database_url, migrations_dir=HERE / "migrations",
-                                schema=SCHEMA)
-        engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
-        sessions = session_factory(engine)
-        producer = EventProducer(settings.kafka_bootstrap_servers, client_id="risk",
-                                 topic_prefix=settings.kafka_topic_prefix)
-        consumer = BatchConsumer(
-            name="risk", topics=[Topic.reports, Topic.alerts], group_id="risk",
-            bootstrap_servers=settings.kafka_bootstrap_servers, producer=producer,
-            handle=AssessmentHandler(sessions=sessions, producer=producer, rubric=rubric),
-            topic_prefix=settings.kafka_topic_prefix, max_records=settings.consumer_batch_size,
-        )
-        context = RiskContext(settings=settings, rubric=rubric, engine=engine, sessions=sessions,
-                              producer=producer, consumer=consumer)
-        app.state.context = context
-        context.workers.start("risk-consumer", consumer)
-        try:
-            yield
-        finally:
-            await context.workers.stop()
-            await producer.stop()
-            await engine.dispose()
+        async with service_infrastructure(settings, migrations_dir=HERE / "migrations", schema=SCHEMA) as infra:
+            consumer = BatchConsumer(
+                name="risk", topics=[Topic.reports, Topic.alerts], group_id="risk",
+                bootstrap_servers=settings.kafka_bootstrap_servers, producer=infra.producer,
+                handle=AssessmentHandler(sessions=infra.sessions, producer=infra.producer, rubric=rubric),
+                topic_prefix=settings.kafka_topic_prefix, max_records=settings.consumer_batch_size,
+            )
+            context = RiskContext(settings=settings, rubric=rubric, engine=infra.engine, sessions=infra.sessions,
+                                  producer=infra.producer, consumer=consumer)
+            app.state.context = context
+            context.workers.start("risk-consumer", consumer)
+            try:
+                yield
+            finally:
+                await context.workers.stop()
 
     app = create_service_app(
         title="风险评估服务 / Risk",
