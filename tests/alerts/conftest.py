@@ -105,6 +105,12 @@ class AlertsWorld:
                                                 e=str(event.event_id)), what="event processed")
 
 
+async def when(awaitable: Awaitable[Any], predicate: Callable[[Any], bool]) -> Any:
+    """The awaited value if it satisfies `predicate`, else None: a probe for `AlertsWorld.wait_for`."""
+    value = await awaitable
+    return value if predicate(value) else None
+
+
 def alerts_settings(env: dict[str, str], **overrides: Any) -> AlertsSettings:
     values: dict[str, Any] = {
         "environment": "test", "database_url": env["DATABASE_URL"],

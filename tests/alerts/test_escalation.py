@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from tests.alerts.conftest import ADMIN, AlertsWorld, alerts_world, make_assessed
+from tests.alerts.conftest import ADMIN, AlertsWorld, alerts_world, make_assessed, when
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -41,7 +41,7 @@ async def test_an_unacknowledged_alert_climbs_county_city_province_and_stops_the
     await world.publish(event)
     alert_id = (await world.alert_for(event.report_id))["alert_id"]
     climbed = await world.wait_for(
-        lambda: _if(view(world, alert_id), lambda v: len(v["escalations"]) == 2), timeout=60, what="two escalations")
+        lambda: when(view(world, alert_id), lambda v: len(v["escalations"]) == 2), timeout=60, what="two escalations")
     await asyncio.sleep(ORANGE_DEADLINE * 1.5)  # past the province deadline: nobody is above it
     final = await view(world, alert_id)
 
@@ -63,7 +63,7 @@ async def test_an_acknowledgement_stops_the_climb(world: AlertsWorld) -> None:
 
     await world.publish(event)
     alert_id = (await world.alert_for(event.report_id))["alert_id"]
-    await world.wait_for(lambda: _if(view(world, alert_id), lambda v: len(v["escalations"]) == 1), timeout=60,
+    await world.wait_for(lambda: when(view(world, alert_id), lambda v: len(v["escalations"]) == 1), timeout=60,
                          what="first escalation")
     acked = await world.client.post(f"/v1/alerts/{alert_id}/ack", headers={"Authorization": city["auth"]})
     await asyncio.sleep(ORANGE_DEADLINE * 1.5)
@@ -73,8 +73,3 @@ async def test_an_acknowledgement_stops_the_climb(world: AlertsWorld) -> None:
     assert final["state"] == "acknowledged"
     assert final["ack_deadline"] is None
     assert len(final["escalations"]) == 1  # the province (340000 from the other test) was never told
-
-
-async def _if(awaitable: Any, predicate: Any) -> Any:
-    value = await awaitable
-    return value if predicate(value) else None

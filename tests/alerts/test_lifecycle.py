@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from shared.events import AlertChanged, Topic, parse_event
-from tests.alerts.conftest import ADMIN, AlertsWorld, make_assessed
+from tests.alerts.conftest import ADMIN, AlertsWorld, make_assessed, when
 from tests.conftest import KafkaReader
 from tests.factories import credit_code
 
@@ -86,13 +86,8 @@ async def test_reports_join_the_open_alert_and_only_a_higher_level_notifies_agai
         (city_union["body_id"], "level_raised"),
     ])
     events = await alerts.wait_for(
-        lambda: _when(alert_events(alerts, first["alert_id"]), lambda es: len(es) >= 2), what="level_raised event")
+        lambda: when(alert_events(alerts, first["alert_id"]), lambda es: len(es) >= 2), what="level_raised event")
     assert [e.event_type for e in events] == ["alert.opened", "alert.level_raised"]
-
-
-async def _when(awaitable: Any, predicate: Any) -> Any:
-    value = await awaitable
-    return value if predicate(value) else None
 
 
 async def test_low_levels_open_nothing_and_each_kind_has_its_own_alert(alerts: AlertsWorld) -> None:
@@ -142,7 +137,7 @@ async def test_only_a_notified_body_acknowledges_and_resolves(alerts: AlertsWorl
     assert (resolved.status_code, resolved.json()["state"], resolved.json()["outcome"]) == (200, "resolved", "paid")
     assert twice.status_code == 409
     events = await alerts.wait_for(
-        lambda: _when(alert_events(alerts, alert_id), lambda es: len(es) >= 3), what="lifecycle events")
+        lambda: when(alert_events(alerts, alert_id), lambda es: len(es) >= 3), what="lifecycle events")
     assert [e.event_type for e in events] == ["alert.opened", "alert.acknowledged", "alert.resolved"]
 
     after = make_assessed(region_code="330102", enterprise={"credit_code": event.report.enterprise.credit_code},
