@@ -50,19 +50,19 @@ def _cases(rubric: Rubric) -> Iterator[tuple[str, Any, History]]:
             for band in criterion.bands:
                 values.add(band.min + 1 if band.exclusive else band.min)
             values |= {1, 2}
-            for value in sorted(values):
+            for number in sorted(values):
                 if criterion.field.startswith("history."):
-                    yield (f"{criterion.id}={value}", make_report(kind),
-                           History(**{criterion.field.removeprefix("history."): int(value)}))
+                    history: dict[str, Any] = {criterion.field.removeprefix("history."): int(number)}
+                    yield f"{criterion.id}={number}", make_report(kind), History(**history)
                 else:
-                    yield (f"{criterion.id}={value}", make_report(kind, **{_BAND_FIELDS[criterion.field]: value}),
-                           History())
+                    fields: dict[str, Any] = {_BAND_FIELDS[criterion.field]: number}
+                    yield f"{criterion.id}={number}", make_report(kind, **fields), History()
         elif isinstance(criterion, EnumCriterion):
             kind, keyword = _ENUM_FIELDS[criterion.field]
             for key, points in criterion.points.items():
                 if points > 0:
-                    value: Any = (key,) if criterion.is_set else key
-                    yield f"{criterion.id}={key}", make_report(kind, **{keyword: value}), History()
+                    fields = {keyword: (key,) if criterion.is_set else key}
+                    yield f"{criterion.id}={key}", make_report(kind, **fields), History()
     yield "C2=all", make_report(actions=("gathering", "work_stoppage", "road_blocking", "occupation")), History()
     yield "C4", make_report(extreme_threat=True), History()
     yield "C8", make_report(workers=10, migrant=10), History()
