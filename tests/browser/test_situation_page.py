@@ -78,6 +78,7 @@ class Harness:
     url: str
     situation_queries: list[dict[str, list[str]]] = field(default_factory=list)
     serves_regions: bool = True  # False: a service without GET /v1/regions
+    body_region: str | None = None  # the region a body's token sees when the page asks for none
 
 
 def make_handler(harness: Harness) -> type[BaseHTTPRequestHandler]:
@@ -114,7 +115,8 @@ def make_handler(harness: Harness) -> type[BaseHTTPRequestHandler]:
                     return
                 query = parse_qs(url.query)
                 harness.situation_queries.append(query)
-                self.send_json(200, situation(query.get("region_code", [regions.JIANGSU])[0]))
+                default = harness.body_region or regions.JIANGSU  # a body's token answers for its own region
+                self.send_json(200, situation(query.get("region_code", [default])[0]))
             else:
                 self.send_json(404, {"error": {"message": "not found"}})
 
@@ -266,6 +268,18 @@ def test_small_screen(page: Page, harness: Harness, offline: list[str], tmp_path
     # The page itself does not scroll sideways; only the wide tables do, inside their own boxes.
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     page.screenshot(path=str(tmp_path / "situation-mobile.png"), full_page=True)
+    assert offline == []
+
+
+def test_a_body_sees_its_region_in_the_pickers(page: Page, harness: Harness, offline: list[str]) -> None:
+    harness.body_region = "320106"
+    page.goto(f"{harness.url}/situation")
+    page.get_by_label("机构令牌或管理员令牌").fill(TOKEN)
+    page.get_by_role("button", name="登录").click()
+    expect(page.locator("#summary")).to_contain_text("南京市 鼓楼区")
+    expect(page.get_by_label("地市", exact=True)).to_have_value("320100")
+    expect(page.get_by_label("区县", exact=True)).to_have_value("320106")
+    assert harness.situation_queries == [{}]
     assert offline == []
 
 
