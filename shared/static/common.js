@@ -12,9 +12,17 @@ const i18n = {
   messages: { zh: {}, en: {} },
 };
 
+/* Texts of the parts every page has (the sign-in panel). */
+const COMMON_MESSAGES = {
+  zh: { "auth.signIn": "登录", "auth.signedIn": "已登录。", "auth.signOut": "退出登录" },
+  en: { "auth.signIn": "Sign in", "auth.signedIn": "Signed in.", "auth.signOut": "Sign out" },
+};
+
 /* The page's texts, {zh: {...}, en: {...}}; risk levels, kinds, states, outcomes... come from LABELS. */
 function defineMessages(pageMessages) {
-  for (const lang of ["zh", "en"]) i18n.messages[lang] = { ...(pageMessages[lang] || {}), ...LABELS[lang] };
+  for (const lang of ["zh", "en"]) {
+    i18n.messages[lang] = { ...COMMON_MESSAGES[lang], ...(pageMessages[lang] || {}), ...LABELS[lang] };
+  }
 }
 
 function t(key, params) {
