@@ -1,6 +1,6 @@
 /* What both pages share (intake's report form at /, the alerts inbox at /inbox): the language and its toggle,
    translation with the shared label catalogue, DOM helpers, the JSON API call, time formatting and the sign-in
-   panel. Served by shared/pages.py. Load after /static/labels.js (which defines LABELS) and before the page's
+   panel. Served by shared/webpages.py. Load after /static/labels.js (which defines LABELS) and before the page's
    own script. */
 "use strict";
 
