@@ -29,7 +29,7 @@ class RoundCreate(BaseModel):
         if region_level(value) is None:
             raise PydanticCustomError(
                 "region_code",
-                "应为省级、地市级或县级行政区划代码(6 位)/ must be a six-digit province, city or county code",
+                "应为省级、地市级或县级行政区划代码(6 位) / must be a six-digit province, city or county code",
             )
         return value
 
