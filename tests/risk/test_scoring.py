@@ -262,8 +262,11 @@ def test_arrears_criteria_ignore_other_kinds(rubric: Rubric, kind: str) -> None:
 
 def test_reasons_are_specific_in_zh_and_en(rubric: Rubric) -> None:
     reasons = {r.criterion: r for r in score_report(rubric, make_report("arrears", workers=450, months=4)).reasons}
-    assert reasons["C1"].text_zh == "涉及职工 450 人(≥300 人)"
-    assert reasons["C1"].text_en == "450 workers involved (≥300)"
+    assert reasons["C1"].text_zh == ("涉及职工 450 人(≥300 人),达到集体劳动争议的人数标准"
+                                     "(10 人以上并有共同请求,《劳动争议调解仲裁法》第7条)")
+    assert reasons["C1"].text_en == ("450 workers involved (≥300); the size of a collective dispute (10 or more "
+                                     "workers with a common claim, Labour Dispute Mediation and Arbitration Law "
+                                     "art. 7)")
     assert reasons["C7"].text_zh == "拖欠工资 4 个月(≥3 个月)"
     assert reasons["C7"].text_en == "wages 4 months overdue (≥3 months)"
 

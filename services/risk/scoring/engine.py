@@ -8,6 +8,7 @@ reasons are kept as they are and no negative reason is added: they explain why t
 
 from __future__ import annotations
 
+import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -67,6 +68,25 @@ def _split(path: str) -> tuple[str, ...]:
 
 def _plain(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
+
+
+class _TextFormatter(string.Formatter):
+    """`str.format` plus English plurals: `{value:month|months}` gives `1 month` or `3 months` (the number, a space,
+    then the singular for exactly 1 and the plural otherwise); any other format spec is the usual one."""
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if "|" in format_spec:
+            singular, plural = format_spec.split("|", 1)
+            return f"{value} {singular if value == 1 else plural}"
+        return str(super().format_field(value, format_spec))
+
+
+_TEXT = _TextFormatter()
+
+
+def render(template: str, names: dict[str, Any]) -> str:
+    """A reason text from its template (see _TextFormatter) and the names of _Placeholders."""
+    return _TEXT.vformat(template, (), names)
 
 
 class _Placeholders(dict[str, Any]):
@@ -134,7 +154,7 @@ def _band(criterion: BandCriterion, subject: _Subject, rubric: Rubric) -> _Evalu
     for band in criterion.bands:
         if band.matches(value):
             names = {"value": value, "bound": band.bound, "points": band.points}
-            return band.points, names, names
+            return band.points, {**names, "note": band.note_zh}, {**names, "note": band.note_en}
     return None
 
 
@@ -215,8 +235,8 @@ def score_report(rubric: Rubric, report: Report, history: History = History()) -
         reasons.append(Reason(
             criterion=criterion.id,
             points=points,
-            text_zh=criterion.text_zh.format_map(_Placeholders(subject, zh)),
-            text_en=criterion.text_en.format_map(_Placeholders(subject, en)),
+            text_zh=render(criterion.text_zh, _Placeholders(subject, zh)),
+            text_en=render(criterion.text_en, _Placeholders(subject, en)),
         ))
     for floor in rubric.floors:
         if total < floor.min_score and holds(floor.when, subject):
@@ -224,8 +244,8 @@ def score_report(rubric: Rubric, report: Report, history: History = History()) -
             reasons.append(Reason(
                 criterion=floor.id,
                 points=floor.min_score - total,
-                text_zh=floor.text_zh.format_map(_Placeholders(subject, names)),
-                text_en=floor.text_en.format_map(_Placeholders(subject, names)),
+                text_zh=render(floor.text_zh, _Placeholders(subject, names)),
+                text_en=render(floor.text_en, _Placeholders(subject, names)),
             ))
             total = floor.min_score
     score = min(total, rubric.cap)

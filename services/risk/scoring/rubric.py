@@ -201,6 +201,9 @@ class Band(BaseModel):
     min: int | float
     points: Annotated[int, Field(ge=0)]
     exclusive: bool = False
+    # What this band means beyond its number (e.g. the legal threshold it reaches): `{note}` in the criterion's texts.
+    note_zh: str = ""
+    note_en: str = ""
 
     @cached_property
     def bound(self) -> str:
@@ -218,7 +221,7 @@ class BandCriterion(_CriterionBase):
     type: Literal["band"]
     field: str
     bands: Annotated[list[Band], Field(min_length=1)]
-    placeholders: ClassVar[frozenset[str]] = frozenset({"points", "value", "bound"})
+    placeholders: ClassVar[frozenset[str]] = frozenset({"points", "value", "bound", "note"})
 
     @model_validator(mode="after")
     def _bands_descend(self) -> BandCriterion:
