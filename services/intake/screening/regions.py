@@ -1,5 +1,6 @@
 """Region codes of screening rounds (GB/T 2260): a round covers a province, a city or a county, and a unit belongs
-to it when the unit's county code starts with the round's significant digits. Pure functions."""
+to it when the unit's county code starts with the round's significant digits (`shared.regions.prefix_of`). Any
+province's codes are accepted, not only the ones `shared.regions` lists by name. Pure functions."""
 
 from __future__ import annotations
 
@@ -16,11 +17,6 @@ class RegionLevel(StrEnum):
     city = "city"
     county = "county"
 
-    @property
-    def digits(self) -> int:
-        """How many leading digits a unit's county code shares with a region of this level."""
-        return {RegionLevel.province: 2, RegionLevel.city: 4, RegionLevel.county: 6}[self]
-
 
 def region_level(code: str) -> RegionLevel | None:
     """The level of a province (320000), city (320100) or county (320102) code; None when it is none of them."""
@@ -35,16 +31,9 @@ def region_level(code: str) -> RegionLevel | None:
     return None
 
 
-def region_prefix(code: str) -> str:
-    """The leading digits every county code inside region `code` starts with."""
-    level = region_level(code)
-    if level is None:
-        raise ValueError(f"not a province, city or county code: {code}")
-    return code[: level.digits]
-
-
-def city_of(county: str) -> str:
-    """The city code of a county code (for Hong Kong, Macao and Taiwan, which have no cities: the province)."""
+def city_code(county: str) -> str:
+    """The city code of a county code, listed or not (for Hong Kong, Macao and Taiwan, which have no cities: the
+    province); a bounded metrics label."""
     if county[:2] in NO_CITY_LEVEL:
         return f"{county[:2]}0000"
     return f"{county[:4]}00"

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.intake.models import OutboxMessage
 from services.intake.screening import repository
 from services.intake.screening.models import ScreeningExpectedUnit, ScreeningReturn, ScreeningRound
-from services.intake.screening.regions import city_of, region_level, region_prefix
+from services.intake.screening.regions import city_code, region_level
 from services.intake.screening.repository import CountyTally, RoundCounts, UnitRound
 from services.intake.screening.schemas import ReturnSubmit, RoundState
 from services.intake.service import Caller
@@ -32,6 +32,7 @@ from shared.events import (
 )
 from shared.http import ApiError, Conflict, Forbidden, NotFound
 from shared.outbox import outbox_row
+from shared.regions import prefix_of
 
 ROUND_NOT_FOUND = "未找到该排查轮次 / Screening round not found"
 
@@ -99,7 +100,7 @@ async def create_round(
         raise InvalidField("due_at", "截止时间应晚于开始时间 / must be after opens_at")
     if due_at <= now:
         raise InvalidField("due_at", "截止时间已过 / must be in the future")
-    units = await repository.active_units_in_region(session, region_prefix(region_code))
+    units = await repository.active_units_in_region(session, prefix_of(region_code))
     if not units:
         raise InvalidField("region_code", "该地区没有在册的上报单位 / no active reporting unit in this region")
 
@@ -216,7 +217,7 @@ async def coverage_by_city(session: AsyncSession, *, now: datetime) -> dict[str,
     """(expected, answered) per city code over the rounds open at `now`."""
     cities: dict[str, tuple[int, int]] = {}
     for county, expected, answered in await repository.coverage_by_county(session, now=now):
-        city = city_of(county)
+        city = city_code(county)
         before = cities.get(city, (0, 0))
         cities[city] = (before[0] + expected, before[1] + answered)
     return cities
