@@ -33,7 +33,6 @@ from services.intake.screening.schemas import (
     UnitRoundView,
 )
 from services.intake.screening.worker import ScreeningWorker
-from services.intake.service import require_admin
 from shared.db import transaction
 from shared.events import ScreeningStatus, utcnow
 from shared.runtime import Workers
@@ -69,7 +68,7 @@ WorkerDep = Annotated[ScreeningWorker, Depends(get_worker)]
 async def create_round(body: RoundCreate, caller: CallerDep, context: Context, worker: WorkerDep) -> RoundCreated:
     """Open a screening round over a province, city or county (admin only). Every unit active in the region now is
     expected to answer; units registered or deactivated later do not change that."""
-    require_admin(caller)
+    service.ensure_admin(caller.unit_id)
     async with transaction(context.sessions) as session:
         round_ = await service.create_round(session, name=body.name, region_code=body.region_code,
                                             opens_at=body.opens_at, due_at=body.due_at, now=utcnow())
@@ -136,7 +135,7 @@ async def submit_return(
     reports. 201 for the first answer; a later one replaces it until `due_at` (200); 409 before `opens_at`
     (`round_not_open`) and from `due_at` on (`round_closed`)."""
     async with transaction(context.sessions) as session:
-        stored = await service.submit_return(session, caller=caller, round_id=round_id, submission=body,
+        stored = await service.submit_return(session, unit_id=caller.unit_id, round_id=round_id, submission=body,
                                              now=utcnow())
     SCREENING_RETURNS.labels(status=body.status.value).inc()
     context.relay.wake()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from services.intake.validation import PROVINCE_PREFIXES, region_code_problem
+from shared.regions import province_of
 
 # Hong Kong, Macao and Taiwan have no city level: their districts are 810001, 820001, ...
 NO_CITY_LEVEL = frozenset({"71", "81", "82"})
@@ -19,16 +19,17 @@ class RegionLevel(StrEnum):
 
 
 def region_level(code: str) -> RegionLevel | None:
-    """The level of a province (320000), city (320100) or county (320102) code; None when it is none of them."""
-    if len(code) != 6 or not code.isdigit() or code[:2] not in PROVINCE_PREFIXES:
+    """The level of a province (320000), city (320100) or county (320102) code; None when it is none of them
+    (not six digits, no such province, or a malformed lower part such as 320001)."""
+    if len(code) != 6 or not code.isascii() or not code.isdigit() or province_of(code) is None:
         return None
     if code[2:] == "0000":
         return RegionLevel.province
-    if code[4:] == "00" and code[2:4] != "00" and code[:2] not in NO_CITY_LEVEL:
-        return RegionLevel.city
-    if region_code_problem(code) is None:
-        return RegionLevel.county
-    return None
+    if code[2:4] == "00":
+        return RegionLevel.county if code[:2] in NO_CITY_LEVEL else None
+    if code[4:] == "00":
+        return RegionLevel.city if code[:2] not in NO_CITY_LEVEL else None
+    return RegionLevel.county
 
 
 def city_code(county: str) -> str:
