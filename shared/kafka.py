@@ -30,10 +30,8 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from shared.events import (
-    AlertChanged,
+    AnyEvent,
     EventBase,
-    ReportAccepted,
-    ReportAssessed,
     Topic,
     parse_event,
     topic_name,
@@ -54,7 +52,6 @@ DEFAULT_PARTITIONS = 6
 CONTRACT_TOPICS: tuple[str, ...] = tuple(
     name for topic in Topic for name in (topic.value, topic.dlq)
 )
-AnyEvent = ReportAccepted | ReportAssessed | AlertChanged
 
 
 def cloudevent_headers(event: EventBase, *, source: str) -> list[tuple[str, bytes]]:

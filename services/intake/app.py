@@ -15,6 +15,7 @@ from services.intake.consumer import StatusHandler
 from services.intake.context import IntakeContext
 from services.intake.models import SCHEMA
 from services.intake.relay import intake_relay
+from services.intake.screening.api import router as screening_router
 from services.intake.settings import IntakeSettings
 from shared.events import Topic
 from shared.http import create_service_app
@@ -60,6 +61,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         version="1.0.0", lifespan=lifespan,
     )
     app.include_router(router)
+    app.include_router(screening_router)
 
     install_static(app)
 

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 import yaml
 
+from shared.events import Topic
 from tests.deploy import PORTS, REPO, SERVICES, documented_env, settings_env_names
 
 pytestmark = pytest.mark.unit
 
-TOPICS = ("reports.v1", "assessments.v1", "alerts.v1")
+TOPICS = tuple(topic.value for topic in Topic)  # every contract topic, so compose cannot fall behind
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +105,7 @@ def test_kafka_is_a_single_kraft_node(compose: dict[str, Any]) -> None:
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
 
 
-def test_kafka_init_creates_the_six_topics(compose: dict[str, Any]) -> None:
+def test_kafka_init_creates_every_contract_topic(compose: dict[str, Any]) -> None:
     init = compose["kafka-init"]
     assert init["image"] == compose["kafka"]["image"]
     assert init["depends_on"]["kafka"]["condition"] == "service_healthy"
