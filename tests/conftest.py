@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from shared.kafka import ensure_topics
 from tests.support.processes import REPO, ServiceProcess
 
-ADMIN_TOKEN = "test-admin-token-0123456789"
+ADMIN_TOKEN = "test-admin-token-0123456789abcdefghij"
 CONTACT_KEY = Fernet.generate_key().decode()
 
 
