@@ -25,6 +25,7 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -193,6 +194,8 @@ class ObservabilityMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "lifespan" and isinstance(scope.get("app"), FastAPI):
+                initialise_http_metrics(scope["app"])
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -240,6 +243,30 @@ class ObservabilityMiddleware:
         method = scope.get("method", "GET")
         HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
         HTTP_DURATION.labels(method=method, route=route).observe(time.perf_counter() - started)
+
+
+def initialise_http_metrics(app: FastAPI) -> None:
+    """Every route's request series at zero from the start: its documented success statuses and the 500/503 that
+    error-rate rules divide by, so that a fresh service shows 0 rather than no data. Routes are read from the
+    OpenAPI document (it sees into included routers) and from the app's own routes (those left out of it)."""
+    routes: dict[tuple[str, str], set[str]] = {}
+    try:
+        paths: dict[str, Any] = app.openapi().get("paths", {})
+    except Exception:  # metrics must never stop a service from starting
+        log.exception("could not read the OpenAPI document to initialise HTTP metrics")
+        paths = {}
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            documented = {code for code in operation.get("responses", {}) if str(code).startswith("2")}
+            routes[(method.upper(), path)] = documented or {"200"}
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            for method in route.methods or ():
+                routes.setdefault((method, route.path), {str(route.status_code or 200)})
+    for (method, path), statuses in routes.items():
+        HTTP_DURATION.labels(method=method, route=path)
+        for status in statuses | {"500", "503"}:
+            HTTP_REQUESTS.labels(method=method, route=path, status=status)
 
 
 class _BodyTooLarge(StarletteHTTPException):
