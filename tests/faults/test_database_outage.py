@@ -5,9 +5,7 @@ dead-lettered) and, once the database is back, every report is assessed exactly 
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
 import pytest
@@ -16,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from shared.events import Topic
 from shared.kafka import EventProducer
-from tests.conftest import ADMIN_TOKEN, KafkaReader, StartService
+from tests.conftest import ADMIN_TOKEN, Infra, KafkaReader, StartService
 from tests.factories import make_report_body
 from tests.risk.test_fault_tolerance import (
     COUNT,
@@ -27,7 +25,6 @@ from tests.risk.test_fault_tolerance import (
     start,
     wait_until,
 )
-from tests.support.processes import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -35,17 +32,12 @@ OUTAGE_SECONDS = 20
 REPORTS = 400
 
 
-def _postgres(action: str) -> None:
-    result = subprocess.run([sys.executable, str(REPO / "deploy" / "local" / "harness.py"), "postgres", action],
-                            cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
-    assert result.returncode == 0, result.stderr[-3000:]
-
-
 @pytest.fixture
-def postgres_restarted() -> Iterator[None]:
-    """Whatever happens in the test, PostgreSQL runs again afterwards (the rest of the session needs it)."""
-    yield
-    _postgres("start")
+def postgres(infra: Infra) -> Iterator[Callable[[str], None]]:
+    """Stops and starts the session's PostgreSQL (harness or container); whatever happens in the test, it runs
+    again afterwards, since the rest of the session needs it."""
+    yield infra.postgres
+    infra.postgres("start")
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -65,7 +57,7 @@ async def producer(isolated_env: dict[str, str]) -> AsyncIterator[EventProducer]
 
 async def test_a_database_outage_answers_503_holds_batches_and_loses_nothing(
     start_service: StartService, isolated_env: dict[str, str], db: AsyncEngine, producer: EventProducer,
-    postgres_restarted: None,
+    postgres: Callable[[str], None],
 ) -> None:
     intake = await asyncio.to_thread(start_service, "intake", **isolated_env)
     risk = await start(start_service, isolated_env)
@@ -79,7 +71,7 @@ async def test_a_database_outage_answers_503_holds_batches_and_loses_nothing(
         # A steady stream: the outage starts while the consumer is in the middle of it and ends before it is done.
         publishing = asyncio.create_task(publish(producer, reports, chunk=10, pause=0.1))
         await wait_until(lambda: scalar(db, COUNT), "the first assessments")
-        await asyncio.to_thread(_postgres, "stop")
+        await asyncio.to_thread(postgres, "stop")
         assert not publishing.done(), "the stream ended before the outage began"
 
         answers: list[httpx.Response] = []
@@ -91,7 +83,7 @@ async def test_a_database_outage_answers_503_holds_batches_and_loses_nothing(
             answers.append(await client.get("/readyz"))
             await asyncio.sleep(0.5)
         health = await client.get("/healthz")
-        await asyncio.to_thread(_postgres, "start")
+        await asyncio.to_thread(postgres, "start")
         await publishing
 
         assert health.status_code == 200
