@@ -145,3 +145,24 @@ async def test_a_route_on_an_unreachable_database_answers_503_quickly_through_th
         await engine.dispose()
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
+
+
+@pytest.mark.integration
+@async_test
+async def test_sql_parameters_never_appear_in_database_errors(database_url: str) -> None:
+    """`hide_parameters`: what a failing statement carried (report text, contact data) stays out of the error
+    message, hence out of logs and dead-letter headers."""
+    engine = create_engine(database_url, pool_size=1)
+    secret = "张三 13800138000"
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TEMPORARY TABLE hidden (name text PRIMARY KEY)"))
+            await connection.execute(text("INSERT INTO hidden VALUES (:name)"), {"name": secret})
+            with pytest.raises(IntegrityError) as raised:
+                await connection.execute(text("INSERT INTO hidden VALUES (:name)"), {"name": secret})
+    finally:
+        await engine.dispose()
+    assert "INSERT INTO hidden" in str(raised.value)
+    assert secret not in str(raised.value)
+    # A traceback in the log prints the chain too.
+    assert all("13800138000" not in str(error) for error in (raised.value.orig, raised.value.__cause__))
