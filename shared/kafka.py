@@ -124,6 +124,8 @@ class EventProducer:
         self._topic_prefix = topic_prefix
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
+        for name in CONTRACT_TOPICS:  # every topic's series at 0 from the start
+            KAFKA_PRODUCED.labels(topic=topic_name(name, topic_prefix))
 
     def _build(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(
@@ -206,6 +208,7 @@ CONSUMED_OUTCOMES = ("processed", "dead_lettered")
 def initialise_consumer_metrics(topic: str) -> None:
     """Every labelled Kafka counter of a consumed topic at zero, so that dashboards and `increase()` see it."""
     KAFKA_DLQ.labels(topic=topic)
+    KAFKA_PROCESSING.labels(topic=topic)
     for outcome in CONSUMED_OUTCOMES:
         KAFKA_CONSUMED.labels(topic=topic, outcome=outcome)
 

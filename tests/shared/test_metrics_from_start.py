@@ -97,6 +97,9 @@ def test_consumer_counters_start_at_zero(fresh: dict[tuple[str, frozenset[tuple[
     assert _value(fresh, "kafka_dlq_messages_total", topic=topic) == 0
     for outcome in ("processed", "dead_lettered"):
         assert _value(fresh, "kafka_messages_consumed_total", topic=topic, outcome=outcome) == 0
+    assert _value(fresh, "kafka_batch_processing_duration_seconds_count", topic=topic) == 0
+    for produced in (topic, f"{topic}.dlq"):
+        assert _value(fresh, "kafka_messages_produced_total", topic=produced) == 0
 
 
 @pytest.mark.unit
