@@ -5,13 +5,14 @@ PY := .venv/bin/python
 HARNESS := $(PY) deploy/local/harness.py
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap run up down status test test-unit lint bench clean
+.PHONY: help bootstrap run up down status test test-unit lint lock bench clean
 
 help:
 	@echo "make run     start Kafka, PostgreSQL, Prometheus and the three services (Ctrl-C stops)"
 	@echo "make up      the same in the background, returns when every /readyz answers 200; make down stops it"
 	@echo "make test    the whole test suite against real Kafka and PostgreSQL"
 	@echo "make lint    ruff and mypy;  make bench  benchmarks that print figures"
+	@echo "make lock    re-pin the Python dependencies (requirements*.lock, with hashes) after editing pyproject.toml"
 
 bootstrap:
 	@deploy/local/bootstrap.sh --with-browser
@@ -38,6 +39,9 @@ test-unit: bootstrap
 lint: bootstrap
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+
+lock:
+	@deploy/local/lock.sh
 
 bench: bootstrap
 	$(PY) -m bench.bench_scoring
