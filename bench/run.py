@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import math
 import os
 import platform
@@ -387,6 +388,8 @@ def main() -> None:
     if wanted & {"intake", "batch"} and not wrk_version().startswith("wrk ") and "missing" in wrk_version():
         sys.exit("wrk is missing: apt-get install -y wrk (bench/bootstrap.sh does it)")
 
+    # aiokafka's retries of a first produce to fresh topics (NotLeaderForPartition) are expected, not news.
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
     started = time.monotonic()
     say(f"machine: {machine()}")
     say(f"load tools: {wrk_version()} (closed loop, intake); httpx {httpx.__version__} on asyncio (open loop, "
