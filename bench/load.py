@@ -247,6 +247,18 @@ class _Connection:
         self.writer: asyncio.StreamWriter | None = None
 
     async def post(self, request: bytes) -> tuple[int, bytes]:
+        """Send one request; on a reused connection the server may have closed meanwhile (keep-alive timeout),
+        so a failure before any answer is retried once on a new connection (each request carries its own
+        Idempotency-Key, so a retry can never store a report twice)."""
+        reused = self.writer is not None and not self.writer.is_closing()
+        try:
+            return await self._post(request)
+        except (OSError, asyncio.IncompleteReadError):
+            if not reused:
+                raise
+        return await self._post(request)
+
+    async def _post(self, request: bytes) -> tuple[int, bytes]:
         if self.writer is None or self.writer.is_closing():
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
@@ -271,7 +283,7 @@ class _Connection:
 
 
 async def open_loop(url: str, api_key: str, *, rate: float, seconds: float, bodies: Callable[[int], bytes],
-                    connections: int = 256, answer_within: float = 15.0) -> list[Sent]:
+                    connections: int = 64, answer_within: float = 15.0) -> list[Sent]:
     """Send `rate * seconds` POSTs, the i-th due at start + i/rate whatever earlier answers do (open loop, as
     wrk2 does it: a fixed pool of connections, each request's latency counted from its due time, so waiting for
     a free connection counts against the system). Gives up `answer_within` seconds after the last due time:
@@ -281,10 +293,12 @@ async def open_loop(url: str, api_key: str, *, rate: float, seconds: float, bodi
     count = int(rate * seconds)
     sent = [Sent(scheduled=0.0) for _ in range(count)]
     requests = []
+    run = uuid.uuid4().hex[:12]
     for i in range(count):
         body = bodies(i)
         requests.append(
             f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {api_key}\r\n"
+            f"Idempotency-Key: {run}-{i}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
     queue: asyncio.Queue[int] = asyncio.Queue()
 

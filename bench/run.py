@@ -233,6 +233,7 @@ def _latency_stats(sent: list[Sent], first: dict[str, float]) -> dict[str, float
         "lag_p99": percentile([s.lag for s in sent if math.isfinite(s.lag)], 99),
         "unsent": float(sum(1 for s in sent if s.status == 0)),
         "accepted": float(sum(1 for s in sent if s.status == 202)),
+        "errors": float(sum(1 for s in sent if s.status not in (0, 202))),
     }
 
 
@@ -261,13 +262,14 @@ def scenario_latency(run: Run, rate: float) -> None:
     first_third, last_third = stats["first_third_p50"], stats["last_third_p50"]
     growing = math.isinf(last_third) or last_third > 2 * first_third + 0.05
     say(f"\nreport → first webhook delivery at {rate:.0f} red reports/s for {seconds:.0f} s (open loop, asyncio "
-        f"client with 256 keep-alive connections; latency from each request's scheduled send time; drain window "
+        f"client with 64 keep-alive connections; latency from each request's scheduled send time; drain window "
         f"{run.args.drain_seconds:.0f} s)")
-    say(f"  delivered {stats['delivered']:.0f}/{count} sent ({stats['accepted']:.0f} accepted by intake); "
-        f"p50 {fmt_seconds(stats['p50'])}, p99 {fmt_seconds(stats['p99'])}, max {fmt_seconds(stats['max'])}")
+    say(f"  delivered {stats['delivered']:.0f}/{count} sent ({stats['accepted']:.0f} accepted by intake, "
+        f"{stats['errors']:.0f} errors); p50 {fmt_seconds(stats['p50'])}, p99 {fmt_seconds(stats['p99'])}, "
+        f"max {fmt_seconds(stats['max'])}")
     say(f"  trend: p50 of the first third {fmt_seconds(stats['first_third_p50'])}, of the last third "
         f"{fmt_seconds(stats['last_third_p50'])} → backlog {'GROWING' if growing else 'steady'}")
-    say(f"  intake answer p99 {fmt_seconds(stats['answer_p99'], 'no answer')} from schedule (waiting for one of 256 "
+    say(f"  intake answer p99 {fmt_seconds(stats['answer_p99'], 'no answer')} from schedule (waiting for one of 64 "
         f"connections included: p99 {fmt_seconds(stats['lag_p99'])}; {stats['unsent']:.0f} never sent before the "
         f"deadline); {load} → {end_load}")
     all_delivered = stats["delivered"] == count
@@ -400,7 +402,7 @@ def main() -> None:
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     started = time.monotonic()
     say(f"machine: {machine()}")
-    say(f"load tools: {wrk_version()} (closed loop, intake); open loop: own asyncio HTTP/1.1 client, 256 keep-alive "
+    say(f"load tools: {wrk_version()} (closed loop, intake); open loop: own asyncio HTTP/1.1 client, 64 keep-alive "
         f"connections, latency from each request's due time; batches: httpx {httpx.__version__}")
     say(f"at start: {load_average()} (1, 5, 15 min; other work on this box shows here)")
     infra = harness_up()
