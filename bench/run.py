@@ -68,6 +68,12 @@ def progress(text: str) -> None:
     sys.stderr.flush()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def load_average() -> str:
     one, five, fifteen = os.getloadavg()
     return f"load {one:.2f} {five:.2f} {fifteen:.2f}"
@@ -140,19 +146,23 @@ def scenario_intake(run: Run, wanted: set[str]) -> None:
         reports_url = f"{running.url('intake')}/v1/reports"
         if "intake" in wanted:
             port = free_port()
-            with python_process("bench.bare_app", str(port), ready_url=f"http://127.0.0.1:{port}/healthz"):
+            with python_process("bench.bare_app", str(port), ready_url=f"http://127.0.0.1:{port}/healthz") as pid:
                 bare_url = f"http://127.0.0.1:{port}/v1/reports"
                 progress(f"bare endpoint: warm-up, then wrk {seconds:.0f} s ({load_average()})")
                 run_wrk(bare_url, api_key=key, seconds=3)
                 bare_load = load_average()
+                cpu = cpu_seconds(pid)
                 bare = run_wrk(bare_url, api_key=key, seconds=seconds)
+                bare_cpu = cpu_seconds(pid) - cpu
             progress(f"intake POST /v1/reports: warm-up, then wrk {seconds:.0f} s ({load_average()})")
             run_wrk(reports_url, api_key=key, seconds=3, code_start=run.code_start)
             time.sleep(2)  # requests cut off by the end of the warm-up finish on the server before the count
             before = count_rows(running.env["DATABASE_URL"], "intake.reports")
             intake_load = load_average()
             profiler = run.profiler("intake", running.pid("intake"), seconds)
+            cpu = cpu_seconds(running.pid("intake"))
             intake = run_wrk(reports_url, api_key=key, seconds=seconds, code_start=run.code_start + 5000)
+            intake_cpu = cpu_seconds(running.pid("intake")) - cpu
             run.collect(profiler)
             after = count_rows(running.env["DATABASE_URL"], "intake.reports")
             accepted_per_s = intake.ok_per_s  # 202 answers: each one is a durable report
@@ -160,11 +170,15 @@ def scenario_intake(run: Run, wanted: set[str]) -> None:
             ratio = intake.rps / bare.rps if bare.rps else math.nan
             say("\nintake, single reports — wrk -t2 -c64 (closed loop), one uvicorn worker each, same body "
                 "(valid arrears report with contact block), fresh credit code and Idempotency-Key per request")
-            say(f"  {'':<34} {'req/s':>9} {'p50':>9} {'p90':>9} {'p99':>9} {'max':>9} {'errors':>7}  load avg")
-            for name, result, load in (("bare FastAPI (validate only)", bare, bare_load),
-                                       ("intake POST /v1/reports", intake, intake_load)):
-                say(f"  {name:<34} {result.rps:>9,.0f} {result.p50_ms:>7.1f}ms {result.p90_ms:>7.1f}ms "
-                    f"{result.p99_ms:>7.1f}ms {result.max_ms:>7.0f}ms {result.errors:>7}  {load}")
+            say(f"  {'':<30} {'req/s':>7} {'p50':>9} {'p90':>9} {'p99':>9} {'max':>8} {'errors':>6} "
+                f"{'CPU/req':>8} {'busy':>5}  load avg")
+            for name, result, used, load in (("bare FastAPI (validate only)", bare, bare_cpu, bare_load),
+                                             ("intake POST /v1/reports", intake, intake_cpu, intake_load)):
+                say(f"  {name:<30} {result.rps:>7,.0f} {result.p50_ms:>7.1f}ms {result.p90_ms:>7.1f}ms "
+                    f"{result.p99_ms:>7.1f}ms {result.max_ms:>6.0f}ms {result.errors:>6} "
+                    f"{1000 * used / max(result.requests, 1):>6.2f}ms {100 * used / result.seconds:>4.0f}%  {load}")
+            say("  (CPU/req: the server process's user+system CPU per request; busy: of one core — a server well "
+                "under 100% busy is waiting, not computing)")
             say(f"  intake / bare: {ratio:.3f}×; accepted reports/s (202 answers): {accepted_per_s:,.0f} "
                 f"({intake.ok} in {intake.seconds:.1f} s; rows stored meanwhile, in-flight ones included: {stored})")
             run.verdicts += [
