@@ -5,13 +5,14 @@ PY := .venv/bin/python
 HARNESS := $(PY) deploy/local/harness.py
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap run up down status test test-unit lint bench clean
+.PHONY: help bootstrap run up down status test test-unit chaos lint bench clean
 
 help:
 	@echo "make run     start Kafka, PostgreSQL, Prometheus and the three services (Ctrl-C stops)"
 	@echo "make up      the same in the background, returns when every /readyz answers 200; make down stops it"
 	@echo "make test    the whole test suite against real Kafka and PostgreSQL"
 	@echo "make lint    ruff and mypy;  make bench  benchmarks that print figures"
+	@echo "make chaos   the fault suite: kills services, Kafka and PostgreSQL under load, proves nothing lost (~4 min)"
 
 bootstrap:
 	@deploy/local/bootstrap.sh --with-browser
@@ -34,6 +35,9 @@ test: bootstrap
 
 test-unit: bootstrap
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+chaos: bootstrap
+	$(PY) -m pytest -m chaos tests/chaos $(PYTEST_ARGS)
 
 lint: bootstrap
 	$(PY) -m ruff check .
