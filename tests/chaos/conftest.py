@@ -3,6 +3,7 @@ the run's summary printed at the end of the session whether it passed or not."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 from tests.chaos.support import SUMMARIES, Platform, Receiver, Stack, start_platform, webhook_receiver
 from tests.conftest import fresh_topic_prefix
+from tests.support.processes import REPO
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -36,10 +38,11 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
 
 
 @pytest.fixture
-def platform(stack: Stack, tmp_path: Path) -> Iterator[Platform]:
-    """intake, risk and alerts as processes on the private stack, with a topic prefix of their own."""
-    log_dir = tmp_path / "logs"
-    log_dir.mkdir()
+def platform(stack: Stack) -> Iterator[Platform]:
+    """intake, risk and alerts as processes on the private stack, with a topic prefix of their own. Their logs go
+    to `.run/chaos/<time>/` (not the pytest temporary folder, which other runs rotate away) to read after a run."""
+    log_dir = REPO / ".run" / "chaos" / time.strftime("%Y%m%d-%H%M%S")
+    log_dir.mkdir(parents=True, exist_ok=True)
     platform = start_platform(stack, fresh_topic_prefix(stack.bootstrap), log_dir)
     try:
         yield platform

@@ -78,7 +78,7 @@ def test_faults_under_steady_load_lose_nothing_repeat_nothing_and_answer_honestl
     load_done = time.monotonic()
 
     accepted = load.accepted
-    drained = _wait_for_drain(platform, receiver, set(accepted), DRAIN_TIMEOUT)
+    drained, milestones = _wait_for_drain(platform, receiver, set(accepted), DRAIN_TIMEOUT)
     drain_seconds = time.monotonic() - load_done
     time.sleep(3)  # late copies (a redelivered batch, a retried delivery) would arrive now: let them be seen
 
@@ -89,7 +89,10 @@ def test_faults_under_steady_load_lose_nothing_repeat_nothing_and_answer_honestl
         failures.append("the load did not finish: some reports were still being retried")
     if not drained:
         failures.append(f"the pipeline did not drain within {DRAIN_TIMEOUT:.0f} s after the load")
-    summary = _summary(load, plan, facts, receipts, drain_seconds, failures)
+    summary = _summary(load, plan, facts, receipts, drain_seconds, failures) + (
+        f"\ndrain milestones (s after the last client finished): "
+        f"{', '.join(f'{name} {at:.0f}' for name, at in milestones.items())}"
+        f"\nservice logs: {platform.intake.log_path.parent}")
     SUMMARIES.append(summary)
     assert not failures, "\n".join(["the fault suite found:", *failures, "", summary])
 
@@ -110,11 +113,13 @@ async def _fetch(platform: Platform, sql: str) -> list[asyncpg.Record]:
         await connection.close()
 
 
-def _wait_for_drain(platform: Platform, receiver: Receiver, accepted: set[str], timeout: float) -> bool:
+def _wait_for_drain(platform: Platform, receiver: Receiver, accepted: set[str],
+                    timeout: float) -> tuple[bool, dict[str, float]]:
     """Every accepted report assessed, every assessment handled by alerts, no delivery pending, and every alerting
-    report heard by both bodies."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    report heard by both bodies. Returns whether that happened and when (s from now) each part was first true."""
+    start = time.monotonic()
+    milestones: dict[str, float] = {}
+    while time.monotonic() < start + timeout:
         try:
             assessed = asyncio.run(_fetch(platform, "SELECT report_id, level FROM risk.assessments"))
             processed = asyncio.run(_fetch(platform, "SELECT count(*) AS n FROM alerts.processed_events"))[0]["n"]
@@ -129,11 +134,19 @@ def _wait_for_drain(platform: Platform, receiver: Receiver, accepted: set[str], 
             for report_id in receipt.report_ids:
                 heard[report_id].add(receipt.path)
         alerting = {r for r in accepted if levels.get(r) and RiskLevel(levels[r]).alerts}
-        if (accepted <= levels.keys() and processed >= len(levels) and pending == 0
-                and all(len(heard[r]) == len(BODIES) for r in alerting)):
-            return True
+        parts = {
+            "assessed": accepted <= levels.keys(),
+            "handled by alerts": processed >= len(levels),
+            "no delivery pending": pending == 0,
+            "heard by both bodies": all(len(heard[r]) == len(BODIES) for r in alerting),
+        }
+        for name, done in parts.items():
+            if done:
+                milestones.setdefault(name, time.monotonic() - start)
+        if all(parts.values()):
+            return True, milestones
         time.sleep(2)
-    return False
+    return False, milestones
 
 
 async def _collect(platform: Platform) -> dict[str, Any]:
