@@ -203,6 +203,13 @@ class Receiver:
             return list(self.receipts)
 
 
+class _Server(ThreadingHTTPServer):
+    # alerts sends up to 20 deliveries at once: the default listen backlog of 5 would reset connections
+    # (the sender sees ReadError and retries), which tests the receiver instead of the platform.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 @contextlib.contextmanager
 def webhook_receiver() -> Iterator[Receiver]:
     receiver = Receiver()
@@ -229,7 +236,7 @@ def webhook_receiver() -> Iterator[Receiver]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = _Server(("127.0.0.1", 0), Handler)
     receiver.base_url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -286,6 +293,7 @@ class SteadyLoad:
         self.give_up_after = give_up_after  # after sending stops, a report still refused is counted unaccepted
         self.submissions: list[Submission] = []
         self.observations: list[Observation] = []
+        self.transport_errors: Counter[str] = Counter()  # by exception class, for the summary
         self.started_at = 0.0
         self._stop = threading.Event()
         self._stopped_at: float | None = None
@@ -340,12 +348,15 @@ class SteadyLoad:
             try:
                 response = await client.post(f"{self.intake_url}/v1/reports", json=submission.body,
                                              headers={**self.headers, "Idempotency-Key": submission.key})
-            except httpx.ConnectError:
+            except httpx.ConnectError as error:
                 self._observe(REFUSED)
-            except httpx.TimeoutException:
+                self.transport_errors[type(error).__name__] += 1
+            except httpx.TimeoutException as error:
                 self._observe(TIMEOUT)
-            except httpx.TransportError:  # the server died with the request in flight, or closed a kept-alive one
-                self._observe(DROPPED)
+                self.transport_errors[type(error).__name__] += 1
+            except httpx.TransportError as error:  # the server died with the request in flight, or closed the
+                self._observe(DROPPED)  # kept-alive connection it was sent on
+                self.transport_errors[type(error).__name__] += 1
             else:
                 retry_after = response.headers.get("Retry-After")
                 self._observe(response.status_code, retry_after is not None)

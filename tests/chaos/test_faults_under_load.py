@@ -286,7 +286,7 @@ def _summary(load: SteadyLoad, plan: FaultPlan, facts: dict[str, Any], receipts:
         f"({deliveries} delivery ids, {len(receipts)} webhook requests, "
         f"{len(receipts) - deliveries} repeats of a delivery id)",
         f"attempts per report: max {max(attempts, default=0)}, total {sum(attempts)}",
-        f"answers seen: {dict(sorted(statuses.items()))}",
+        f"answers seen: {dict(sorted(statuses.items()))}; transport errors: {dict(load.transport_errors)}",
         f"dead letters: {facts['dead_letters']}; deliveries by state: {dict(facts['deliveries'])}",
         f"drained {drain:.0f} s after the last client finished",
         "faults (start, back after, answers in the fault's window):",
