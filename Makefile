@@ -5,14 +5,15 @@ PY := .venv/bin/python
 HARNESS := $(PY) deploy/local/harness.py
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap run up down status test test-unit chaos lint bench clean
+.PHONY: help bootstrap run up down status test test-unit lint lock bench clean
 
 help:
 	@echo "make run     start Kafka, PostgreSQL, Prometheus and the three services (Ctrl-C stops)"
 	@echo "make up      the same in the background, returns when every /readyz answers 200; make down stops it"
 	@echo "make test    the whole test suite against real Kafka and PostgreSQL"
-	@echo "make lint    ruff and mypy;  make bench  benchmarks that print figures"
 	@echo "make chaos   the fault suite: kills services, Kafka and PostgreSQL under load, proves nothing lost (~4 min)"
+	@echo "make lint    ruff and mypy;  make bench  benchmarks that print figures"
+	@echo "make lock    re-pin the Python dependencies (requirements*.lock, with hashes) after editing pyproject.toml"
 
 bootstrap:
 	@deploy/local/bootstrap.sh --with-browser
@@ -36,12 +37,16 @@ test: bootstrap
 test-unit: bootstrap
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
 
+.PHONY: chaos
 chaos: bootstrap
 	$(PY) -m pytest -m chaos tests/chaos $(PYTEST_ARGS)
 
 lint: bootstrap
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+
+lock:
+	@deploy/local/lock.sh
 
 bench: bootstrap
 	$(PY) -m bench.bench_scoring
