@@ -31,7 +31,7 @@ from shared.events import ReportAccepted, Topic
 from shared.kafka import EventProducer, ensure_topics
 from tests.support.processes import REPO, ServiceProcess
 
-ADMIN_TOKEN = "bench-admin-token-0123456789"
+ADMIN_TOKEN = "bench-admin-token-0123456789abcdefghij"
 
 
 def harness_up() -> dict[str, str]:
