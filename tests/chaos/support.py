@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,12 +30,14 @@ from typing import Any
 
 import httpx
 
+from shared.events import RiskLevel
 from tests.conftest import make_service_env
 from tests.factories import credit_code, make_report_body
 from tests.support.processes import REPO, ServiceProcess, free_port
 
 HARNESS = REPO / "deploy" / "local" / "harness.py"
 REGION = "320106"  # 南京市鼓楼区: every report of the run, and both bodies, are here
+BODIES = {"union": "union", "mediation": "mediation_centre"}  # receiver path -> body kind (both county level)
 SUMMARIES: list[str] = []  # printed at the end of the session (tests/chaos/conftest.py)
 
 
@@ -123,10 +125,10 @@ class Stack:
         self._pg_ctl("-m", "immediate", "-w", "restart")
 
     def stop_postgres(self) -> None:
-        self._pg_ctl("-m", "fast", "-w", "stop")
+        self.harness("postgres", "stop")  # pg_ctl stop -m fast: sessions are cut, the port closes
 
     def start_postgres(self) -> None:
-        self.up()
+        self.harness("postgres", "start")  # same data, same port
 
     def postgres_outage(self, seconds: float) -> None:
         """PostgreSQL stopped (fast shutdown: sessions are cut), down for `seconds`, then started again."""
@@ -411,3 +413,102 @@ def restart(process: ServiceProcess) -> Callable[[], None]:
         process.start(timeout=120)
 
     return action
+
+
+# --- the properties --------------------------------------------------------------------------------------------------
+
+
+def check_properties(load: SteadyLoad, facts: dict[str, Any], receipts: list[Receipt], malformed: int) -> list[str]:
+    failures: list[str] = []
+    accepted = set(load.accepted)
+    sent = len(load.submissions)
+
+    # Accepted is exact: every report got its 202, nothing else was answered, and intake holds exactly those.
+    unaccepted = [s for s in load.submissions if s.report_id is None]
+    if unaccepted:
+        failures.append(f"{len(unaccepted)} of {sent} reports never got a 202")
+    unexpected = Counter(answer.split(" ", 1)[0] for s in load.submissions for answer in s.unexpected)
+    if unexpected:
+        failures.append(f"answers that are neither 202 nor retryable: {dict(unexpected)}")
+    stored = Counter(facts["intake_reports"])
+    if set(stored) != accepted or any(n > 1 for n in stored.values()):
+        failures.append(f"intake stores {len(stored)} reports for {len(accepted)} accepted "
+                        f"({len(set(stored) - accepted)} never acknowledged, {len(accepted - set(stored))} missing)")
+
+    # Assessed exactly once: one stored assessment per accepted report, one event id per report on the topic.
+    assessments = {row["report_id"]: row for row in facts["assessments"]}
+    missing = accepted - assessments.keys()
+    if missing:
+        failures.append(f"{len(missing)} of {len(accepted)} accepted reports were never assessed")
+    strangers = assessments.keys() - accepted
+    if strangers:
+        failures.append(f"{len(strangers)} assessments of reports no client was given")
+    events: dict[str, set[str]] = facts["topic_event_ids"]
+    several = {r: ids for r, ids in events.items() if len(ids) > 1}
+    if several:
+        failures.append(f"{len(several)} reports were published on assessments.v1 with more than one event id")
+    mismatched = [r for r, row in assessments.items() if events.get(r) and events[r] != {row["event_id"]}]
+    if mismatched:
+        failures.append(f"{len(mismatched)} reports on assessments.v1 under another event id than the stored one")
+    unpublished = [r for r in assessments if r not in events]
+    if unpublished:
+        failures.append(f"{len(unpublished)} stored assessments never reached assessments.v1")
+
+    # Notified exactly once where it should be: each alerting report opens one alert, heard once by each body.
+    failures += check_notifications(accepted, assessments, receipts, malformed, facts["deliveries"])
+
+    # Nothing dead-lettered.
+    dead = {topic: n for topic, n in facts["dead_letters"].items() if n}
+    if dead:
+        failures.append(f"dead letters: {dead}")
+
+    # Honest answers: no 5xx but 503, and a 503 always says when to come back.
+    statuses = outcome_counts(load.observations)
+    dishonest = {s: n for s, n in statuses.items() if s.isdigit() and int(s) >= 500 and s != "503"}
+    if dishonest:
+        failures.append(f"5xx other than 503 answered: {dishonest} (of {sum(statuses.values())} attempts)")
+    no_retry_after = sum(1 for o in load.observations if o.outcome == 503 and not o.retry_after)
+    if no_retry_after:
+        failures.append(f"{no_retry_after} answers 503 without Retry-After")
+    return failures
+
+
+def check_notifications(accepted: set[str], assessments: dict[str, Any], receipts: list[Receipt], malformed: int,
+                         deliveries: Counter[str]) -> list[str]:
+    failures: list[str] = []
+    if malformed:
+        failures.append(f"{malformed} webhook requests the receiver could not read")
+    by_delivery: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
+    ids_by_event: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    heard: dict[tuple[str, str], set[str]] = defaultdict(set)  # (report, body) -> delivery ids
+    alerts_of: dict[str, set[str]] = defaultdict(set)
+    for receipt in receipts:
+        by_delivery[receipt.delivery_id].add((receipt.path, receipt.alert_id, receipt.event))
+        ids_by_event[(receipt.path, receipt.alert_id, receipt.event)].add(receipt.delivery_id)
+        for report_id in receipt.report_ids:
+            heard[(report_id, receipt.path.rsplit("/", 1)[-1])].add(receipt.delivery_id)
+            alerts_of[report_id].add(receipt.alert_id)
+    reused = [d for d, targets in by_delivery.items() if len(targets) > 1]
+    if reused:
+        failures.append(f"{len(reused)} delivery ids carried different alerts, events or bodies")
+    twice = {key: ids for key, ids in ids_by_event.items() if len(ids) > 1}
+    if twice:
+        failures.append(f"{len(twice)} (body, alert, event) delivered under more than one delivery id "
+                        f"({sum(len(ids) for ids in twice.values())} deliveries): notified twice")
+    alerting = {r for r in accepted if r in assessments and RiskLevel(assessments[r]["level"]).alerts}
+    for body in BODIES:
+        unheard = [r for r in alerting if not heard[(r, body)]]
+        if unheard:
+            failures.append(f"{len(unheard)} of {len(alerting)} alerting reports never reached the {body} body")
+        repeated = [r for r in alerting if len(heard[(r, body)]) > 1]
+        if repeated:
+            failures.append(f"{len(repeated)} alerting reports reached the {body} body more than once")
+    quiet = [r for r in accepted - alerting if any(heard[(r, body)] for body in BODIES)]
+    if quiet:
+        failures.append(f"{len(quiet)} reports below yellow were notified")
+    split = [r for r, ids in alerts_of.items() if len(ids) > 1]
+    if split:
+        failures.append(f"{len(split)} reports appear in more than one alert")
+    if deliveries.get("pending") or deliveries.get("failed"):
+        failures.append(f"deliveries not delivered: {dict(deliveries)}")
+    return failures

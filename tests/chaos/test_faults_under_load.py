@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 
 from shared.events import RiskLevel, Topic
 from tests.chaos.support import (
+    BODIES,
     REGION,
     SUMMARIES,
     FaultPlan,
@@ -32,6 +33,7 @@ from tests.chaos.support import (
     Receipt,
     Receiver,
     SteadyLoad,
+    check_properties,
     outcome_counts,
     restart,
 )
@@ -45,7 +47,6 @@ MAX_REPORTS = int(os.environ.get("CHAOS_MAX_REPORTS", "3000"))  # a bound, never
 SETTLE = float(os.environ.get("CHAOS_SETTLE_SECONDS", "6"))  # normal load between two faults
 OUTAGE = 20.0  # PostgreSQL stopped this long (issue 11)
 DRAIN_TIMEOUT = float(os.environ.get("CHAOS_DRAIN_SECONDS", "150"))
-BODIES = {"union": "union", "mediation": "mediation_centre"}  # receiver path -> body kind (both county level)
 
 
 def test_faults_under_steady_load_lose_nothing_repeat_nothing_and_answer_honestly(
@@ -84,7 +85,7 @@ def test_faults_under_steady_load_lose_nothing_repeat_nothing_and_answer_honestl
 
     facts = asyncio.run(_collect(platform))
     receipts = receiver.snapshot()
-    failures = _check(load, facts, receipts, receiver.malformed)
+    failures = check_properties(load, facts, receipts, receiver.malformed)
     if not load_finished:
         failures.append("the load did not finish: some reports were still being retried")
     if not drained:
@@ -164,105 +165,6 @@ async def _collect(platform: Platform) -> dict[str, Any]:
         "topic_event_ids": events,
         "dead_letters": dead,
     }
-
-
-# --- the properties --------------------------------------------------------------------------------------------------
-
-
-def _check(load: SteadyLoad, facts: dict[str, Any], receipts: list[Receipt], malformed: int) -> list[str]:
-    failures: list[str] = []
-    accepted = set(load.accepted)
-    sent = len(load.submissions)
-
-    # Accepted is exact: every report got its 202, nothing else was answered, and intake holds exactly those.
-    unaccepted = [s for s in load.submissions if s.report_id is None]
-    if unaccepted:
-        failures.append(f"{len(unaccepted)} of {sent} reports never got a 202")
-    unexpected = Counter(answer.split(" ", 1)[0] for s in load.submissions for answer in s.unexpected)
-    if unexpected:
-        failures.append(f"answers that are neither 202 nor retryable: {dict(unexpected)}")
-    stored = Counter(facts["intake_reports"])
-    if set(stored) != accepted or any(n > 1 for n in stored.values()):
-        failures.append(f"intake stores {len(stored)} reports for {len(accepted)} accepted "
-                        f"({len(set(stored) - accepted)} never acknowledged, {len(accepted - set(stored))} missing)")
-
-    # Assessed exactly once: one stored assessment per accepted report, one event id per report on the topic.
-    assessments = {row["report_id"]: row for row in facts["assessments"]}
-    missing = accepted - assessments.keys()
-    if missing:
-        failures.append(f"{len(missing)} of {len(accepted)} accepted reports were never assessed")
-    strangers = assessments.keys() - accepted
-    if strangers:
-        failures.append(f"{len(strangers)} assessments of reports no client was given")
-    events: dict[str, set[str]] = facts["topic_event_ids"]
-    several = {r: ids for r, ids in events.items() if len(ids) > 1}
-    if several:
-        failures.append(f"{len(several)} reports were published on assessments.v1 with more than one event id")
-    mismatched = [r for r, row in assessments.items() if events.get(r) and events[r] != {row["event_id"]}]
-    if mismatched:
-        failures.append(f"{len(mismatched)} reports on assessments.v1 under another event id than the stored one")
-    unpublished = [r for r in assessments if r not in events]
-    if unpublished:
-        failures.append(f"{len(unpublished)} stored assessments never reached assessments.v1")
-
-    # Notified exactly once where it should be: each alerting report opens one alert, heard once by each body.
-    failures += _check_notifications(accepted, assessments, receipts, malformed, facts["deliveries"])
-
-    # Nothing dead-lettered.
-    dead = {topic: n for topic, n in facts["dead_letters"].items() if n}
-    if dead:
-        failures.append(f"dead letters: {dead}")
-
-    # Honest answers: no 5xx but 503, and a 503 always says when to come back.
-    statuses = outcome_counts(load.observations)
-    dishonest = {s: n for s, n in statuses.items() if s.isdigit() and int(s) >= 500 and s != "503"}
-    if dishonest:
-        failures.append(f"5xx other than 503 answered: {dishonest} (of {sum(statuses.values())} attempts)")
-    no_retry_after = sum(1 for o in load.observations if o.outcome == 503 and not o.retry_after)
-    if no_retry_after:
-        failures.append(f"{no_retry_after} answers 503 without Retry-After")
-    return failures
-
-
-def _check_notifications(accepted: set[str], assessments: dict[str, Any], receipts: list[Receipt], malformed: int,
-                         deliveries: Counter[str]) -> list[str]:
-    failures: list[str] = []
-    if malformed:
-        failures.append(f"{malformed} webhook requests the receiver could not read")
-    by_delivery: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
-    ids_by_event: dict[tuple[str, str, str], set[str]] = defaultdict(set)
-    heard: dict[tuple[str, str], set[str]] = defaultdict(set)  # (report, body) -> delivery ids
-    alerts_of: dict[str, set[str]] = defaultdict(set)
-    for receipt in receipts:
-        by_delivery[receipt.delivery_id].add((receipt.path, receipt.alert_id, receipt.event))
-        ids_by_event[(receipt.path, receipt.alert_id, receipt.event)].add(receipt.delivery_id)
-        for report_id in receipt.report_ids:
-            heard[(report_id, receipt.path.rsplit("/", 1)[-1])].add(receipt.delivery_id)
-            alerts_of[report_id].add(receipt.alert_id)
-    reused = [d for d, targets in by_delivery.items() if len(targets) > 1]
-    if reused:
-        failures.append(f"{len(reused)} delivery ids carried different alerts, events or bodies")
-    twice = {key: ids for key, ids in ids_by_event.items() if len(ids) > 1}
-    if twice:
-        failures.append(f"{len(twice)} (body, alert, event) delivered under more than one delivery id "
-                        f"({sum(len(ids) for ids in twice.values())} deliveries): notified twice")
-    alerting = {r for r in accepted if r in assessments and RiskLevel(assessments[r]["level"]).alerts}
-    for body in BODIES:
-        unheard = [r for r in alerting if not heard[(r, body)]]
-        if unheard:
-            failures.append(f"{len(unheard)} of {len(alerting)} alerting reports never reached the {body} body")
-        repeated = [r for r in alerting if len(heard[(r, body)]) > 1]
-        if repeated:
-            failures.append(f"{len(repeated)} alerting reports reached the {body} body more than once")
-    quiet = [r for r in accepted - alerting if any(heard[(r, body)] for body in BODIES)]
-    if quiet:
-        failures.append(f"{len(quiet)} reports below yellow were notified")
-    split = [r for r, ids in alerts_of.items() if len(ids) > 1]
-    if split:
-        failures.append(f"{len(split)} reports appear in more than one alert")
-    if deliveries.get("pending") or deliveries.get("failed"):
-        failures.append(f"deliveries not delivered: {dict(deliveries)}")
-    return failures
 
 
 # --- the summary -----------------------------------------------------------------------------------------------------
