@@ -11,7 +11,7 @@ help:
 	@echo "make run     start Kafka, PostgreSQL, Prometheus and the three services (Ctrl-C stops)"
 	@echo "make up      the same in the background, returns when every /readyz answers 200; make down stops it"
 	@echo "make test    the whole test suite against real Kafka and PostgreSQL"
-	@echo "make chaos   the fault suite: kills services, Kafka and PostgreSQL under load, proves nothing lost (~4 min)"
+	@echo "make chaos   the fault suite: kills services, Kafka and PostgreSQL under load, proves nothing lost (~2-4 min)"
 	@echo "make lint    ruff and mypy;  make bench  benchmarks that print figures"
 	@echo "make lock    re-pin the Python dependencies (requirements*.lock, with hashes) after editing pyproject.toml"
 
