@@ -11,6 +11,7 @@ help:
 	@echo "make run     start Kafka, PostgreSQL, Prometheus and the three services (Ctrl-C stops)"
 	@echo "make up      the same in the background, returns when every /readyz answers 200; make down stops it"
 	@echo "make test    the whole test suite against real Kafka and PostgreSQL"
+	@echo "make chaos   the fault suite: kills services, Kafka and PostgreSQL under load, proves nothing lost (~2-4 min)"
 	@echo "make lint    ruff and mypy;  make bench  the speed figures (about 6 minutes)"
 	@echo "make lock    re-pin the Python dependencies (requirements*.lock, with hashes) after editing pyproject.toml"
 
@@ -35,6 +36,10 @@ test: bootstrap
 
 test-unit: bootstrap
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+.PHONY: chaos
+chaos: bootstrap
+	$(PY) -m pytest -m chaos tests/chaos $(PYTEST_ARGS)
 
 lint: bootstrap
 	$(PY) -m ruff check .
