@@ -25,28 +25,28 @@ get_caller = caller_dependency(repository.active_body_id_for_token)
 CallerDep = Annotated[Caller, Depends(get_caller)]
 AdminOnly = Depends(admin_dependency(get_caller))
 
-ADMIN_ERRORS = error_responses(401, 403, 503)
-PAYLOAD_ERRORS = error_responses(401, 403, 422, 503)
+ADMIN_ERRORS = error_responses(401, 403, 422, 503)
 
 
 # --- bodies --------------------------------------------------------------------------------------------------------
 
 
 @router.post("/bodies", status_code=201, response_model=BodyCreated, dependencies=[AdminOnly], tags=["bodies"],
-             responses=PAYLOAD_ERRORS)
+             responses=ADMIN_ERRORS)
 async def create_body(payload: BodyCreate, session: SessionDep) -> BodyCreated:
     """Register a union federation, mediation centre or other body, with its delivery channels."""
     return await service.create_body(session, payload, utcnow())
 
 
 @router.get("/bodies", response_model=list[BodyView], dependencies=[AdminOnly], tags=["bodies"],
-            responses=PAYLOAD_ERRORS)
+            responses=ADMIN_ERRORS)
 async def list_bodies(session: SessionDep, region_code: Annotated[str | None, Query(pattern=r"^\d{2,6}$")] = None,
                       include_inactive: bool = False) -> list[BodyView]:
     return await service.list_bodies(session, region_code=region_code, include_inactive=include_inactive)
 
 
-@router.get("/bodies/{body_id}", response_model=BodyView, tags=["bodies"], responses=error_responses(401, 404, 503))
+@router.get("/bodies/{body_id}", response_model=BodyView, tags=["bodies"],
+            responses=error_responses(401, 404, 422, 503))
 async def get_body(body_id: str, caller: CallerDep, session: SessionDep) -> BodyView:
     """A body (admin, or the body itself)."""
     return await service.get_body(session, body_id, caller)
@@ -60,7 +60,7 @@ async def update_body(body_id: str, payload: BodyUpdate, session: SessionDep) ->
 
 
 @router.delete("/bodies/{body_id}", status_code=204, dependencies=[AdminOnly], tags=["bodies"],
-               response_class=Response, responses=error_responses(401, 403, 404, 503))
+               response_class=Response, responses=error_responses(401, 403, 404, 422, 503))
 async def deactivate_body(body_id: str, session: SessionDep) -> Response:
     """Deactivate a body (its history stays: alerts it was told about still name it)."""
     await service.deactivate_body(session, body_id, utcnow())
@@ -83,14 +83,14 @@ async def list_alerts(
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertDetail, tags=["alerts"],
-            responses=error_responses(401, 404, 503))
+            responses=error_responses(401, 404, 422, 503))
 async def get_alert(alert_id: str, caller: CallerDep, session: SessionDep) -> AlertDetail:
     """One alert with who was notified and why, its deliveries and escalations."""
     return await service.get_alert(session, alert_id, caller)
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=AlertDetail, tags=["alerts"],
-             responses=error_responses(401, 403, 404, 409, 503))
+             responses=error_responses(401, 403, 404, 409, 422, 503))
 async def acknowledge_alert(alert_id: str, caller: CallerDep, session: SessionDep, context: Context,
                             after: BackgroundTasks) -> AlertDetail:
     """Say "we have it": stops escalation. Only a body that was notified may do it."""

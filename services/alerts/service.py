@@ -47,7 +47,7 @@ from services.alerts.schemas import (
 )
 from services.alerts.settings import AlertsSettings
 from shared.auth import Caller, hash_token, new_token
-from shared.events import AlertChanged, AlertState, Reason, ReportAssessed, RiskLevel, Topic
+from shared.events import AlertChanged, AlertState, ReportAssessed, RiskLevel, Topic
 from shared.http import Conflict, Forbidden, NotFound
 from shared.outbox import outbox_row
 from shared.report import ReportKind
@@ -406,7 +406,7 @@ def _alert_view(alert: Alert, notified: Sequence[Notification], escalations: Seq
         alert_id=alert.id, credit_code=alert.credit_code, kind=ReportKind(alert.kind), level=RiskLevel(alert.level),
         state=AlertState(alert.state), report_ids=list(alert.report_ids), enterprise_name=alert.enterprise_name,
         region_code=alert.region_code, score=alert.score,
-        reasons=[Reason.model_validate(r) for r in alert.assessment.get("reasons", [])],
+        reasons=AssessmentView.model_validate(alert.assessment).reasons,
         opened_at=alert.opened_at, updated_at=alert.updated_at,
         ack_deadline=alert.ack_deadline if alert.state == AlertState.open.value else None,
         acknowledged_at=alert.acknowledged_at, resolved_at=alert.resolved_at, outcome=alert.outcome, note=alert.note,

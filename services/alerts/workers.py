@@ -81,22 +81,21 @@ class DeliveryWorker(_Loop):
 
     async def _send(self, delivery: Delivery, payload: MessageInput) -> channels.DeliveryResult:
         assert self._client is not None
-        config = delivery.channel
+        config = channels.channel_config_adapter.validate_python(delivery.channel)
         timeout = self._settings.delivery_timeout_seconds
-        match delivery.channel_type:
-            case "webhook":
+        match config:
+            case channels.WebhookChannel():
                 return await channels.send_webhook(
-                    self._client, config["url"], config["secret"], delivery.payload.encode(),
+                    self._client, config.url, config.secret, delivery.payload.encode(),
                     alert_id=delivery.alert_id, delivery_id=delivery.id, timeout=timeout,
                 )
-            case "wecom":
-                return await channels.send_wecom(self._client, config["url"], payload, timeout=timeout)
-            case "dingtalk":
-                return await channels.send_dingtalk(self._client, config["url"], config.get("secret"), payload,
-                                                    timeout=timeout)
-            case "email":
+            case channels.WecomChannel():
+                return await channels.send_wecom(self._client, config.url, payload, timeout=timeout)
+            case channels.DingtalkChannel():
+                return await channels.send_dingtalk(self._client, config.url, config.secret, payload, timeout=timeout)
+            case channels.EmailChannel():
                 return await channels.send_email(
-                    self._settings.smtp_host, self._settings.smtp_port, self._settings.smtp_from, config["address"],
+                    self._settings.smtp_host, self._settings.smtp_port, self._settings.smtp_from, config.address,
                     payload, timeout=timeout,
                 )
         return channels.DeliveryResult(ok=False, status=None, error=f"unknown channel {delivery.channel_type}")
