@@ -211,11 +211,22 @@ def targets_for(policy: Policy, level: RiskLevel, report: Report, bodies: Sequen
     return tuple(resolve_targets(policy.routing, level, report, bodies))
 
 
+def needs_targets(alert: AlertSnapshot | None, event: Assessed, now: datetime, policy: Policy) -> bool:
+    """Whether `on_assessment` will route (open or raise), i.e. whether the covering bodies are worth loading:
+    a silent join, a replay or a blue report never needs them."""
+    if event.replay or not event.level.alerts:
+        return False
+    if alert is None or is_expired(alert, now, policy):
+        return True
+    return event.report_id not in alert.report_ids and event.level.rank > alert.level.rank
+
+
 def on_assessment(alert: AlertSnapshot | None, event: Assessed, bodies: Sequence[BodyRef], now: datetime,
                   policy: Policy) -> AssessmentDecision:
     """What an assessment does to the unresolved alert of its (credit_code, kind), or to none.
 
-    `bodies` are the active bodies that may cover the report (routing picks among them).
+    `bodies` are the active bodies that may cover the report (routing picks among them); they are only read when
+    `needs_targets` says so.
     """
     if event.replay:
         return Ignore("a what-if re-score notifies nobody")

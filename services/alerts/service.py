@@ -143,11 +143,13 @@ async def handle_assessed(session: AsyncSession, event: ReportAssessed, policy: 
         return []  # a copy, or a what-if re-score: recorded by risk, notifies nobody here
     report = event.report
     alert = await repository.unresolved_alert_for_update(session, report.enterprise.credit_code, report.kind.value)
-    bodies = await repository.active_bodies_in_province(session, report.region_code)
+    current = None if alert is None else snapshot(alert)
     assessed = Assessed(report_id=event.report_id, level=event.level, report=report,
                         ack_deadline_seconds=event.ack_deadline_seconds, replay=event.replay)
-    decision = lifecycle.on_assessment(None if alert is None else snapshot(alert), assessed,
-                                       [body_ref(body) for body in bodies.values()], now, policy)
+    bodies: dict[str, Body] = {}
+    if lifecycle.needs_targets(current, assessed, now, policy):
+        bodies = await repository.active_bodies_in_province(session, report.region_code)
+    decision = lifecycle.on_assessment(current, assessed, [body_ref(body) for body in bodies.values()], now, policy)
     match decision:
         case lifecycle.Ignore():
             return []

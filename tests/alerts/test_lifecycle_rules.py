@@ -302,3 +302,22 @@ def test_only_a_notified_body_acts_on_an_alert(act: str) -> None:
 
     assert decide(None, False) == lifecycle.NotAllowed()  # the admin acts on no alert
     assert decide("b-stranger", False) == lifecycle.NotVisible()  # for a body never told, the alert does not exist
+
+
+@pytest.mark.parametrize(("snapshot", "event"), [
+    (None, assessed(RiskLevel.red)),
+    (None, assessed(RiskLevel.blue)),
+    (None, assessed(RiskLevel.red, replay=True)),
+    (alert(RiskLevel.yellow), assessed(RiskLevel.yellow)),
+    (alert(RiskLevel.yellow), assessed(RiskLevel.red)),
+    (alert(RiskLevel.yellow), assessed(RiskLevel.red, report_id="r-1")),
+    (alert(RiskLevel.red, updated=timedelta(days=8)), assessed(RiskLevel.yellow)),
+    (alert(RiskLevel.red, updated=timedelta(days=8)), assessed(RiskLevel.none)),
+])
+def test_the_bodies_are_needed_exactly_when_the_decision_routes(snapshot: AlertSnapshot | None,
+                                                               event: Assessed) -> None:
+    with_bodies = lifecycle.on_assessment(snapshot, event, BODIES, NOW, POLICY)
+    without = lifecycle.on_assessment(snapshot, event, [], NOW, POLICY)
+
+    routes = with_bodies != without
+    assert lifecycle.needs_targets(snapshot, event, NOW, POLICY) == routes
