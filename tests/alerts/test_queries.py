@@ -3,6 +3,7 @@ query per alert), and one request uses one session for authentication and the ro
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -72,3 +73,29 @@ async def test_an_alert_with_its_deliveries_takes_a_fixed_number_of_queries(aler
     assert detail.deliveries
     assert detail.notified
     assert len(statements) <= 5  # the alert, visibility, notifications, escalations, deliveries
+
+
+async def test_one_request_uses_one_connection_for_authentication_and_the_route(alerts: AlertsWorld) -> None:
+    union = await alerts.body(region_code="440403")
+    assessed = make_assessed(region_code="440403", **RED)
+    await alerts.publish(assessed)
+    alert = await alerts.alert_for(assessed.report_id)
+    engine: AsyncEngine = alerts.client._transport.app.state.context.engine  # type: ignore[attr-defined]
+    request_task = asyncio.current_task()  # the in-process app answers in the caller's task; workers have their own
+    checkouts: list[int] = []
+
+    def on_checkout(*_: Any) -> None:
+        if asyncio.current_task() is request_task:
+            checkouts.append(1)
+
+    event.listen(engine.sync_engine.pool, "checkout", on_checkout)
+    try:
+        detail = await alerts.client.get(f"/v1/alerts/{alert['alert_id']}", headers={"Authorization": union["auth"]})
+        acknowledged = await alerts.client.post(f"/v1/alerts/{alert['alert_id']}/ack",
+                                                headers={"Authorization": union["auth"]})
+    finally:
+        event.remove(engine.sync_engine.pool, "checkout", on_checkout)
+
+    assert detail.status_code == 200
+    assert acknowledged.json()["state"] == "acknowledged"
+    assert len(checkouts) == 2  # one per request: the token lookup and the route share the request's session
