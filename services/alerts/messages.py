@@ -1,8 +1,9 @@
 """The words of an alert notification (WeCom/DingTalk markdown, email), zh-CN first with English after it.
 
-Built from the webhook payload (`WebhookPayload`, read as `MessageInput`) so every channel says the
-same thing. Only named fields are read: a `contact` block, or any other personal data, is never looked at, even
-when present; a missing field renders as a dash.
+Built from the webhook payload (`schemas.WebhookPayload`, read here as `MessageInput`) so every channel says the
+same thing; levels, kinds, events and states are named as everywhere else (`shared.labels`). Only named fields
+are read: a `contact` block, or any other personal data, is never looked at, even when present; a missing field
+renders as a dash.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from shared.labels import Label, label
 
 
 class _Lenient(BaseModel):
@@ -72,28 +75,6 @@ TOP_REASONS = 3
 # China has kept one offset without daylight saving since 1991, so a fixed zone needs no tz database.
 BEIJING_TIME = timezone(timedelta(hours=8), "Asia/Shanghai")
 
-_LEVELS: dict[str, tuple[str, str]] = {
-    "red": ("红色预警 I级", "RED alert"),
-    "orange": ("橙色预警 II级", "ORANGE alert"),
-    "yellow": ("黄色预警 III级", "YELLOW alert"),
-    "blue": ("蓝色 IV级", "BLUE"),
-    "none": ("无", "none"),
-}
-_KINDS: dict[str, tuple[str, str]] = {
-    "arrears": ("欠薪", "Wage arrears"),
-    "dispute": ("劳动争议", "Labour dispute"),
-    "stability": ("职工队伍稳定风险", "Workforce stability risk"),
-}
-_EVENTS: dict[str, tuple[str, str]] = {
-    "alert.opened": ("新预警", "New alert"),
-    "alert.level_raised": ("预警等级提升", "Alert level raised"),
-    "alert.escalated": ("逾期未确认，升级上报", "Escalated: not acknowledged in time"),
-}
-_STATES: dict[str, tuple[str, str]] = {
-    "open": ("待确认", "open"),
-    "acknowledged": ("已确认", "acknowledged"),
-    "resolved": ("已办结", "resolved"),
-}
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -105,24 +86,24 @@ def message_input(payload: Payload) -> MessageInput:
 
 
 def title(payload: Payload) -> str:
-    """One line, e.g. "【红色预警 I级】欠薪 · 南京某建筑工程有限公司 / [RED alert] Wage arrears"."""
+    """One line, e.g. "【红色(I级)预警】欠薪 · 南京某建筑工程有限公司 / [red (level I) alert] Wage arrears"."""
     message = message_input(payload)
-    level_zh, level_en = _label(_LEVELS, _level(message))
-    kind_zh, kind_en = _label(_KINDS, _kind(message))
+    level = label("level", _level(message))
+    kind = label("kind", _kind(message))
     event = _text(message.event)
     prefix_zh, prefix_en = ("", "")
     if event in ("alert.level_raised", "alert.escalated"):
-        event_zh, event_en = _EVENTS[event]
-        prefix_zh, prefix_en = (f"{event_zh} · ", f"{event_en}: ")
-    zh = f"【{level_zh}】{prefix_zh}{kind_zh} · {_text(message.report.enterprise.name)}"
-    return f"{zh} / [{level_en}] {prefix_en}{kind_en}"
+        what = label("event", event)
+        prefix_zh, prefix_en = (f"{what.zh} · ", f"{what.en}: ")
+    zh = f"【{level.zh}预警】{prefix_zh}{kind.zh} · {_text(message.report.enterprise.name)}"
+    return f"{zh} / [{level.en} alert] {prefix_en}{kind.en}"
 
 
 def markdown(payload: Payload) -> str:
     """The WeCom/DingTalk markdown message: what happened, where, how serious, why, and by when to acknowledge."""
     message = message_input(payload)
     alert, report, assessment = message.alert, message.report, message.assessment
-    event_zh, event_en = _label(_EVENTS, _text(message.event))
+    event_zh, event_en = _both(label("event", _text(message.event)))
     lines = [
         f"### {title(message)}",
         f"- 事件 / Event: {event_zh} / {event_en}",
@@ -142,10 +123,10 @@ def email_text(payload: Payload) -> tuple[str, str]:
     """(subject, plain-text body): the Chinese part first, then the same in English."""
     message = message_input(payload)
     alert, report, assessment = message.alert, message.report, message.assessment
-    level_zh, level_en = _label(_LEVELS, _level(message))
-    kind_zh, kind_en = _label(_KINDS, _kind(message))
-    event_zh, event_en = _label(_EVENTS, _text(message.event))
-    state_zh, state_en = _label(_STATES, _text(alert.state))
+    level_zh, level_en = _both(label("level", _level(message)))
+    kind_zh, kind_en = _both(label("kind", _kind(message)))
+    event_zh, event_en = _both(label("event", _text(message.event)))
+    state_zh, state_en = _both(label("state", _text(alert.state)))
     reasons = _top_reasons(message)
     name = _text(report.enterprise.name)
     credit_code = _text(alert.credit_code)
@@ -188,8 +169,8 @@ def _text(value: object) -> str:
     return _WHITESPACE.sub(" ", str(value)).strip() or "—"
 
 
-def _label(labels: Mapping[str, tuple[str, str]], key: str) -> tuple[str, str]:
-    return labels.get(key, (key, key))
+def _both(text: Label) -> tuple[str, str]:
+    return text.zh, text.en
 
 
 def _level(message: MessageInput) -> str:

@@ -3,12 +3,14 @@ and the bearer scheme behind the docs' Authorize button."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
 from services.alerts.app import create_app
+from services.alerts.schemas import Outcome
 from services.alerts.settings import AlertsSettings
+from shared.labels import BODY_OUTCOMES
 
 pytestmark = pytest.mark.unit
 
@@ -61,3 +63,7 @@ def test_every_route_is_behind_the_bearer_scheme(openapi: dict[str, Any]) -> Non
         **openapi["components"]["securitySchemes"]["bearer"], "type": "http", "scheme": "bearer"}
     for method, path, op in operations(openapi):
         assert op.get("security") == [{"bearer": []}], (method, path)
+
+
+def test_a_body_resolves_with_the_outcomes_of_the_label_catalogue() -> None:
+    assert get_args(Outcome) == BODY_OUTCOMES
