@@ -42,7 +42,7 @@ def body_region_code_problem(value: str, level: BodyLevel | None) -> str | None:
         return "应为 6 位行政区划代码 / must be a six-digit region code"
     significant = level.significant_digits if level is not None else 6
     if value[significant:].strip("0"):
-        return ("与机构层级不符(市级如 320100,省级如 320000)/ does not match the level "
+        return ("与机构层级不符(市级如 320100,省级如 320000) / does not match the level "
                 "(a city is like 320100, a province like 320000)")
     if significant == 6 and value[4:] == "00":
         return "县级机构应使用县级代码 / a county body needs a county code"
