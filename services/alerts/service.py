@@ -16,8 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.alerts import lifecycle, repository
 from services.alerts.backoff import next_delay, should_give_up
 from services.alerts.channels import DeliveryResult
-from services.alerts.lifecycle import AlertSnapshot, Assessed
-from services.alerts.lifecycle import Policy as Policy  # re-exported: callers build it with the service
+from services.alerts.lifecycle import AlertSnapshot, Assessed, Policy
 from services.alerts.metrics import ALERTS_LEVEL_RAISED, ALERTS_OPENED, ESCALATIONS
 from services.alerts.models import (
     Alert,
