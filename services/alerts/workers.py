@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 
 import httpx
+from pydantic import ValidationError
 
 from services.alerts import channels, service
 from services.alerts.lifecycle import Policy
@@ -70,7 +71,10 @@ class DeliveryWorker(_Loop):
             return await service.claim_deliveries(session, utcnow(), self._settings)
 
     async def _attempt(self, delivery: Delivery) -> None:
-        payload = MessageInput.model_validate_json(delivery.payload)
+        try:
+            payload = MessageInput.model_validate_json(delivery.payload)
+        except ValidationError:  # never written by this service; a webhook still gets the bytes as they are
+            payload = MessageInput()
         with trace_context(payload.alert.report_ids[0] if payload.alert.report_ids else None):
             try:
                 result = await self._send(delivery, payload)
