@@ -7,7 +7,7 @@ and levels with these words and no others. Python code reads them directly:
     RISK_LEVELS["red"].zh            # "红色(I级)"
     label("outcome", "expired").both  # "超期未续报,系统关闭 / closed by the system"
 
-The pages read them from `/static/labels.js` (served by `shared.pages.install_static`), which defines
+The pages read them from `/static/labels.js` (served by `shared.webpages.install_static`), which defines
 `LABELS = {"zh": {"level.red": ...}, "en": {...}}`, keyed `<group>.<value>` as the pages' own i18n keys are.
 To add or change a label, edit this file only.
 """

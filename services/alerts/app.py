@@ -22,8 +22,8 @@ from shared.events import Topic
 from shared.http import create_service_app
 from shared.kafka import BatchConsumer
 from shared.outbox import OutboxRelay
-from shared.pages import install_static
 from shared.runtime import service_infrastructure
+from shared.webpages import install_static
 
 HERE = Path(__file__).parent
 

@@ -19,9 +19,9 @@ from services.intake.settings import IntakeSettings
 from shared.events import Topic
 from shared.http import create_service_app
 from shared.kafka import BatchConsumer
-from shared.pages import install_static
 from shared.ratelimit import RateLimiter
 from shared.runtime import service_infrastructure
+from shared.webpages import install_static
 
 HERE = Path(__file__).parent
 

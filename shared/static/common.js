@@ -1,6 +1,6 @@
 /* What both pages share (intake's report form at /, the alerts inbox at /inbox): the language and its toggle,
    translation with the shared label catalogue, DOM helpers, the JSON API call, time formatting and the sign-in
-   panel. Served by shared/pages.py. Load after /static/labels.js (which defines LABELS) and before the page's
+   panel. Served by shared/webpages.py. Load after /static/labels.js (which defines LABELS) and before the page's
    own script. */
 "use strict";
 
@@ -78,7 +78,29 @@ function formatTime(value) {
   return date.toLocaleString(i18n.lang === "zh" ? "zh-CN" : "en-GB", { dateStyle: "short", timeStyle: "short" });
 }
 
-/* The sign-in panel: the form (#sign-in-form) or the signed-in row (#signed-in). */
+/* Fills <section id="sign-in-panel" data-token-field="token" data-token-label="auth.token"> with the heading,
+   the token field (its id from data-token-field, its label's text key from data-token-label, hint "auth.hint"),
+   the sign-in button and the signed-in row with its sign-out button. The other ids (#sign-in-form, #sign-in,
+   #signed-in, #sign-out) are the same on every page. Call it first, before the texts are applied. */
+function buildSignInPanel(onSignIn, onSignOut) {
+  const panel = $("#sign-in-panel");
+  const field = panel.dataset.tokenField;
+  const form = el("form", { id: "sign-in-form", class: "row" },
+    el("div", { class: "field" },
+      el("label", { for: field, "data-i18n": panel.dataset.tokenLabel }),
+      el("input", { id: field, type: "password", autocomplete: "off", spellcheck: "false",
+                    "aria-describedby": `${field}-hint` }),
+      el("p", { id: `${field}-hint`, class: "hint", "data-i18n": "auth.hint" })),
+    el("button", { type: "submit", id: "sign-in", class: "primary", "data-i18n": "auth.signIn" }));
+  const signedIn = el("div", { id: "signed-in", class: "row", hidden: true },
+    el("p", { "data-i18n": "auth.signedIn" }),
+    el("button", { type: "button", id: "sign-out", "data-i18n": "auth.signOut" }));
+  panel.prepend(el("h2", { id: "auth-heading", "data-i18n": "auth.heading" }), form, signedIn);
+  form.addEventListener("submit", onSignIn);
+  $("#sign-out").addEventListener("click", onSignOut);
+}
+
+/* The sign-in panel shows the form (#sign-in-form) or the signed-in row (#signed-in). */
 function showSignedIn(signedIn) {
   $("#sign-in-form").hidden = signedIn;
   $("#signed-in").hidden = !signedIn;

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from shared.http import install_error_handlers
 from shared.labels import for_pages
-from shared.pages import install_static
+from shared.webpages import install_static
 
 pytestmark = pytest.mark.unit
 
