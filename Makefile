@@ -5,13 +5,15 @@ PY := .venv/bin/python
 HARNESS := $(PY) deploy/local/harness.py
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap run up down status test test-unit lint bench clean
+.PHONY: help bootstrap run up down status test test-unit lint bench demo clean
 
 help:
 	@echo "make run     start Kafka, PostgreSQL, Prometheus and the three services (Ctrl-C stops)"
 	@echo "make up      the same in the background, returns when every /readyz answers 200; make down stops it"
 	@echo "make test    the whole test suite against real Kafka and PostgreSQL"
 	@echo "make lint    ruff and mypy;  make bench  benchmarks that print figures"
+	@echo "make demo    on a running stack (make up): bodies across Jiangsu, units, 3 min of simulated reports"
+	@echo "             and a local webhook receiver that prints each delivery (DEMO_ARGS=\"--minutes 10 --rate 5\")"
 
 bootstrap:
 	@deploy/local/bootstrap.sh --with-browser
@@ -42,6 +44,11 @@ lint: bootstrap
 bench: bootstrap
 	$(PY) -m bench.bench_scoring
 	$(PY) -m bench.bench_pipeline
+
+DEMO_ARGS ?=
+demo:
+	@if [ ! -x $(PY) ]; then echo "run make up first (it installs what is missing and starts the stack)"; exit 2; fi
+	@$(PY) -m demo $(DEMO_ARGS)
 
 clean: down
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache .hypothesis

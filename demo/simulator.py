@@ -284,6 +284,7 @@ class SimulationResult:
     sent_by_kind: Counter[str] = field(default_factory=Counter)
     answers: Counter[int] = field(default_factory=Counter)  # HTTP status of the final answer to each report
     report_ids: list[str] = field(default_factory=list)
+    contacts_sent: int = 0  # reports that carried a (made-up) contact block; the contact itself is never kept
     errors: list[str] = field(default_factory=list)  # first few refusals (status and error code, no body content)
 
     @property
@@ -339,6 +340,7 @@ def simulate(client: httpx.Client, stack: Stack, units: Sequence[Unit], *, secon
         scenario, body = make_report(unit, pool, rng)
         result.sent_by_scenario[scenario] += 1
         result.sent_by_kind[body["kind"]] += 1
+        result.contacts_sent += "contact" in body
         try:
             response = submit(client, stack, unit, body)
         except httpx.TransportError as error:
