@@ -22,7 +22,7 @@ import httpx
 from demo.directory import DemoError, DirectoryResult, default_state_path, ensure_directory
 from demo.receiver import Receiver, ReceiverServer
 from demo.simulator import SimulationResult, levels_of, simulate
-from demo.stack import Stack, discover, not_ready, prometheus_up
+from demo.stack import GRAFANA, Stack, discover, grafana_up, not_ready, prometheus_up
 from shared import regions
 
 LEVELS = ("red", "orange", "yellow", "blue", "none")
@@ -38,6 +38,8 @@ class Options:
     state_path: Path = field(default_factory=default_state_path)
     seed: int | None = None
     receiver_port: int = 0
+    receiver_bind: str = "127.0.0.1"
+    receiver_host: str | None = None
     quiet_deliveries: bool = False
 
 
@@ -64,7 +66,7 @@ def _print_directory(out: TextIO, stack: Stack, directory: DirectoryResult, stat
         if key in by_key:
             spec, token = by_key[key]
             shown = token or "(created by an earlier run without this state file / 由较早的运行创建,令牌未保存)"
-            _say(out, f"  {spec.name:<20} {regions.label(spec.region_code)}  {shown}")
+            _say(out, f"  {spec.name} ({regions.label(spec.region_code)}): {shown}")
 
 
 def _wait_for_deliveries(receiver: Receiver, seconds: float, out: TextIO) -> None:
@@ -100,21 +102,36 @@ def _print_summary(out: TextIO, stack: Stack, outcome: Outcome, client: httpx.Cl
     _say(out, f"  deliveries received {sum(by_level.values())} (signed): "
               + ", ".join(f"{level} {by_level[level]}" for level in LEVELS[:3])
               + (f"; bad signatures {outcome.receiver.bad_signatures()}" if outcome.receiver.bad_signatures() else ""))
+    _say(out, "  deliveries by event: " + ", ".join(f"{k} {v}" for k, v in sorted(outcome.receiver.by_event().items())))
     _say(out)
     _say(out, "去看看 / What to open")
     _say(out, f"  {stack.alerts}/inbox       预警收件箱 / alert inbox (sign in with a token above)")
-    _say(out, f"  {stack.alerts}/situation   态势 / situation map and weekly chart (admin token: all of Jiangsu)")
+    situation = "态势 / situation map and weekly chart (admin token: all of Jiangsu)"
+    if not _answers(client, f"{stack.alerts}/situation"):
+        situation += " — not served by this alerts service yet / 当前版本尚未提供"
+    _say(out, f"  {stack.alerts}/situation   {situation}")
     _say(out, f"  {stack.intake}/            上报表单 / report form (a unit key is in the state file)")
     if prometheus_up(stack, client):
-        _say(out, f"  {stack.prometheus}/       Prometheus (e.g. sum by (level) (rate(risk_assessments_total[5m])))")
-    _say(out, "  http://127.0.0.1:3000/    Grafana dashboards, when the stack runs under docker compose")
+        _say(out, f"  {stack.prometheus}/graph?g0.expr=sum%20by%20(level)%20(increase(risk_assessments_total%5B5m%5D))"
+                  "   Prometheus: assessments by level")
+    if grafana_up(client):
+        _say(out, f"  {GRAFANA}/dashboards   Grafana: 全链路 / Pipeline, 预警推送 / Alerts, 上报受理 / Intake")
+    _say(out, "  README: demo/README.md")
+
+
+def _answers(client: httpx.Client, url: str) -> bool:
+    try:
+        return client.get(url, timeout=3).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def run(stack: Stack, options: Options, out: TextIO = sys.stdout) -> Outcome:
     """The whole demo on `stack`; raises DemoError when a service refuses the directory."""
     rng = random.Random(options.seed)
     receiver = Receiver(out=out, quiet=options.quiet_deliveries)
-    with httpx.Client(timeout=15) as client, ReceiverServer(receiver, options.receiver_port):
+    with httpx.Client(timeout=15) as client, ReceiverServer(
+            receiver, options.receiver_port, bind=options.receiver_bind, public_host=options.receiver_host):
         _say(out, f"[demo] webhook receiver on {receiver.base_url}")
         directory = ensure_directory(client, stack, receiver, options.state_path)
         _print_directory(out, stack, directory, options.state_path)
@@ -142,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="random seed of the simulation (default: random)")
     parser.add_argument("--state", type=Path, default=None, help="state file (default .run/demo/state.json)")
     parser.add_argument("--receiver-port", type=int, default=0, help="port of the webhook receiver (default: free)")
+    parser.add_argument("--receiver-bind", default="127.0.0.1",
+                        help="address the receiver listens on (default 127.0.0.1; 0.0.0.0 for docker compose)")
+    parser.add_argument("--receiver-host", default=None,
+                        help="host the alerts service is told to call (default: the bind address; for docker "
+                             "compose, the gateway of the compose network as the containers see it)")
     parser.add_argument("--quiet", action="store_true", help="no line per delivery, only the summary")
     parser.add_argument("--intake", help="intake base URL (default: the harness's, http://127.0.0.1:8001)")
     parser.add_argument("--risk", help="risk base URL (default: the harness's, http://127.0.0.1:8002)")
@@ -159,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     options = Options(minutes=args.minutes, rate=args.rate, drain_seconds=args.drain,
                       state_path=args.state or default_state_path(), seed=args.seed,
-                      receiver_port=args.receiver_port, quiet_deliveries=args.quiet)
+                      receiver_port=args.receiver_port, receiver_bind=args.receiver_bind,
+                      receiver_host=args.receiver_host, quiet_deliveries=args.quiet)
     try:
         outcome = run(stack, options)
     except DemoError as error:

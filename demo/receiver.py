@@ -88,6 +88,15 @@ class Receiver:
                     seen.setdefault(delivery.headers.get("x-delivery-id", str(id(delivery))), delivery.level)
         return Counter(seen.values())
 
+    def by_event(self) -> Counter[str]:
+        """Signed deliveries counted once per X-Delivery-Id, by event (alert.opened, alert.level_raised, ...)."""
+        seen: dict[str, str] = {}
+        with self.lock:
+            for delivery in self.deliveries:
+                if delivery.signed:
+                    seen.setdefault(delivery.headers.get("x-delivery-id", str(id(delivery))), delivery.event)
+        return Counter(seen.values())
+
     def bad_signatures(self) -> int:
         with self.lock:
             return sum(1 for d in self.deliveries if not d.signed)
@@ -135,9 +144,13 @@ def _enterprise_name(alert: dict[str, Any]) -> str:
 
 
 class ReceiverServer:
-    """A threaded HTTP server on 127.0.0.1 (a free port unless given) feeding a `Receiver`."""
+    """A threaded HTTP server on 127.0.0.1 (a free port unless given) feeding a `Receiver`.
 
-    def __init__(self, receiver: Receiver, port: int = 0) -> None:
+    `bind` and `public_host` are for a platform that cannot reach this machine's loopback (the services in docker
+    compose containers): listen on another address and name the host the alerts service should call."""
+
+    def __init__(self, receiver: Receiver, port: int = 0, *, bind: str = "127.0.0.1",
+                 public_host: str | None = None) -> None:
         self.receiver = receiver
         handle: Callable[[str, dict[str, str], bytes], int] = receiver.handle
 
@@ -156,9 +169,9 @@ class ReceiverServer:
             def log_message(self, *args: object) -> None:  # our own line per delivery is enough
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server = ThreadingHTTPServer((bind, port), Handler)
         self.server.daemon_threads = True
-        receiver.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        receiver.base_url = f"http://{public_host or bind}:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, name="demo-receiver", daemon=True)
 
     def __enter__(self) -> ReceiverServer:

@@ -17,6 +17,7 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 DEV_ADMIN_TOKEN = "dev-admin-token"
+GRAFANA = "http://127.0.0.1:3000"  # docker compose publishes Grafana here
 DEFAULT_PORTS = {"intake": ("INTAKE_PORT", 8001), "risk": ("RISK_PORT", 8002), "alerts": ("ALERTS_PORT", 8003)}
 
 
@@ -86,5 +87,13 @@ def prometheus_up(stack: Stack, client: httpx.Client) -> bool:
         return False
     try:
         return client.get(f"{stack.prometheus}/-/ready", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def grafana_up(client: httpx.Client) -> bool:
+    """Whether Grafana answers where docker compose publishes it (the native harness runs no Grafana)."""
+    try:
+        return client.get(f"{GRAFANA}/api/health", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
