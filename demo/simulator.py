@@ -320,12 +320,23 @@ def submit(client: httpx.Client, stack: Stack, unit: Unit, body: dict[str, Any],
 
 def simulate(client: httpx.Client, stack: Stack, units: Sequence[Unit], *, seconds: float, rate: float,
              rng: random.Random, out: TextIO, progress_every: float = 15.0) -> SimulationResult:
-    """Send reports from `units` at `rate` per second for `seconds`; prints progress, never report contents."""
+    """Send reports from `units` at `rate` per second for `seconds` (Ctrl-C ends it early, keeping what was sent);
+    prints progress, never report contents."""
     pool = enterprise_pool(sorted({u.region_code for u in units}))
-    # Nanjing, Suzhou and Xuzhou have more units, and so report more: as in the busiest cities.
     result = SimulationResult()
     interval = 1.0 / rate
     start = time.monotonic()
+    try:
+        _send_loop(client, stack, units, pool, result, seconds=seconds, interval=interval, rng=rng, out=out,
+                   start=start, progress_every=progress_every)
+    except KeyboardInterrupt:
+        print(f"[simulator] stopped after {result.sent} reports / 已停止", file=out, flush=True)
+    return result
+
+
+def _send_loop(client: httpx.Client, stack: Stack, units: Sequence[Unit], pool: dict[str, list[Enterprise]],
+               result: SimulationResult, *, seconds: float, interval: float, rng: random.Random, out: TextIO,
+               start: float, progress_every: float) -> None:
     next_at = start
     next_progress = start + progress_every
     while True:
@@ -336,7 +347,7 @@ def simulate(client: httpx.Client, stack: Stack, units: Sequence[Unit], *, secon
             time.sleep(min(next_at - now, 0.5))
             continue
         next_at += interval
-        unit = rng.choice(units)
+        unit = rng.choice(units)  # Nanjing, Suzhou and Xuzhou have more units, so they report more
         scenario, body = make_report(unit, pool, rng)
         result.sent_by_scenario[scenario] += 1
         result.sent_by_kind[body["kind"]] += 1
@@ -352,13 +363,20 @@ def simulate(client: httpx.Client, stack: Stack, units: Sequence[Unit], *, secon
         if response.status_code == 202:
             result.report_ids.append(response.json()["report_id"])
         elif len(result.errors) < 5:
-            code = response.json().get("error", {}).get("code", "?") if response.content else "?"
-            result.errors.append(f"HTTP {response.status_code} {code}")
+            result.errors.append(f"HTTP {response.status_code} {_error_code(response)}")
         if time.monotonic() >= next_progress:
             next_progress += progress_every
             print(f"[simulator] {result.sent} reports sent, {result.accepted} accepted "
                   f"({time.monotonic() - start:.0f} s of {seconds:.0f} s)", file=out, flush=True)
-    return result
+
+
+def _error_code(response: httpx.Response) -> str:
+    """The `error.code` of an error answer (never its details, which may quote the report)."""
+    try:
+        error = response.json().get("error", {})
+    except ValueError:
+        return "?"
+    return str(error.get("code", "?")) if isinstance(error, dict) else "?"
 
 
 def levels_of(client: httpx.Client, stack: Stack, report_ids: Sequence[str], *, max_pages: int = 20) -> Counter[str]:
