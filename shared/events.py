@@ -1,7 +1,12 @@
 """Versioned event models: the only things that travel between services.
 
 Every event carries the envelope fields (`event_id`, `event_type`, `schema_version`, `occurred_at`, `trace_id`);
-`trace_id` is the id of the report that started the chain. Producers and consumers import these same classes.
+`trace_id` is the id of the report that started the chain (for screening events: the round id). Producers and
+consumers import these same classes.
+
+Topics: `reports.v1` (ReportAccepted), `assessments.v1` (ReportAssessed), `alerts.v1` (AlertChanged), and
+`screening.v1` (ScreeningRoundOpened, ScreeningReturnSubmitted, ScreeningRoundDue: routine screening rounds with
+zero reports, written by intake through its outbox). Each has a `.dlq` topic beside it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ class Topic(StrEnum):
     reports = "reports.v1"
     assessments = "assessments.v1"
     alerts = "alerts.v1"
+    screening = "screening.v1"
 
     @property
     def dlq(self) -> str:
@@ -147,10 +153,92 @@ class AlertChanged(EventBase):
         return self.credit_code
 
 
-Event = Annotated[ReportAccepted | ReportAssessed | AlertChanged, Field(discriminator="event_type")]
-event_adapter: TypeAdapter[ReportAccepted | ReportAssessed | AlertChanged] = TypeAdapter(Event)
+class ScreeningStatus(StrEnum):
+    """A unit's answer to a screening round: nothing found (零报告), or risks found and reported."""
+
+    no_risk = "no_risk"
+    risks_reported = "risks_reported"
 
 
-def parse_event(raw: bytes) -> ReportAccepted | ReportAssessed | AlertChanged:
+class ScreeningUnit(BaseModel):
+    """A grassroots unit of a screening round: its id and name, as registered when the round was created (a unit's
+    name is not personal data)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    unit_id: str
+    name: str
+
+
+class ScreeningEventBase(EventBase):
+    """What every `screening.v1` event carries: the round and the ONE county the event is about.
+
+    A round covers a province, a city or a county; its events are split by county, so that each county federation
+    gets its own (and no message grows with the size of a province). The Kafka key is the county's code: all events
+    of one county, round after round, stay in order. `trace_id` is the round id.
+    """
+
+    round_id: str
+    round_name: str
+    round_region_code: str = Field(description="The round's region: a province, city or county code")
+    county: str = Field(description="The six-digit county code this event is about")
+    opens_at: AwareDatetime
+    due_at: AwareDatetime
+
+    @property
+    def key(self) -> str:
+        return self.county
+
+
+class ScreeningRoundOpened(ScreeningEventBase):
+    """A screening round was created (topic screening.v1), one event per county of the round: the units of this
+    county expected to answer, snapshotted at creation. A round of n counties has `county_count` = n such events;
+    together they list `round_expected` units."""
+
+    event_type: Literal["screening.round_opened"] = "screening.round_opened"
+    round_expected: int = Field(ge=1, description="Units expected to answer in the whole round")
+    county_count: int = Field(ge=1, description="How many counties (hence round_opened events) the round has")
+    expected: int = Field(ge=1, description="Units of this county expected to answer")
+    units: list[ScreeningUnit]
+
+
+class ScreeningReturnSubmitted(ScreeningEventBase):
+    """A unit answered a round (topic screening.v1). A unit may answer again until `due_at`: the answer with the
+    highest `revision` for a (round_id, unit_id) is the one in force. The unit's free-text note is not carried."""
+
+    event_type: Literal["screening.return_submitted"] = "screening.return_submitted"
+    unit_id: str
+    unit_name: str
+    status: ScreeningStatus
+    report_ids: list[str] = Field(description="The unit's own reports it linked (empty for no_risk)")
+    report_count: int = Field(ge=0)
+    revision: int = Field(ge=1, description="1 for the first answer, +1 each time the unit replaces it")
+    submitted_at: AwareDatetime
+
+
+class ScreeningRoundDue(ScreeningEventBase):
+    """A round reached `due_at` (topic screening.v1), one event per county of the round, emitted exactly once:
+    the county's final coverage and the units that did not answer (`missing`, empty when all did)."""
+
+    event_type: Literal["screening.round_due"] = "screening.round_due"
+    expected: int = Field(ge=1)
+    answered: int = Field(ge=0)
+    no_risk: int = Field(ge=0)
+    risks_reported: int = Field(ge=0)
+    missing: list[ScreeningUnit]
+
+
+ScreeningEvent = ScreeningRoundOpened | ScreeningReturnSubmitted | ScreeningRoundDue
+AnyEvent = ReportAccepted | ReportAssessed | AlertChanged | ScreeningEvent
+
+Event = Annotated[
+    ReportAccepted | ReportAssessed | AlertChanged | ScreeningRoundOpened | ScreeningReturnSubmitted
+    | ScreeningRoundDue,
+    Field(discriminator="event_type"),
+]
+event_adapter: TypeAdapter[AnyEvent] = TypeAdapter(Event)
+
+
+def parse_event(raw: bytes) -> AnyEvent:
     """Parse a Kafka message value into its event model; raises pydantic.ValidationError when malformed."""
     return event_adapter.validate_json(raw)

@@ -13,14 +13,17 @@ from fastapi.responses import HTMLResponse
 from services.intake.api import router
 from services.intake.consumer import StatusHandler
 from services.intake.context import IntakeContext
+from services.intake.metrics import count_rejected_submission
 from services.intake.models import SCHEMA
 from services.intake.relay import intake_relay
+from services.intake.screening.api import router as screening_router
 from services.intake.settings import IntakeSettings
 from shared.events import Topic
-from shared.http import create_service_app
+from shared.http import create_service_app, on_validation_error
 from shared.kafka import BatchConsumer
 from shared.ratelimit import RateLimiter
 from shared.runtime import service_infrastructure
+from shared.webpages import install_static
 
 HERE = Path(__file__).parent
 
@@ -58,7 +61,11 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         "workforce-stability risks from grassroots union units.",
         version="1.0.0", lifespan=lifespan,
     )
+    on_validation_error(app, count_rejected_submission)
     app.include_router(router)
+    app.include_router(screening_router)
+
+    install_static(app)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def form() -> HTMLResponse:

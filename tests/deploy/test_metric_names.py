@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy import DEPLOY, SERVICES
+from tests.deploy import DEPLOY, REPO, SERVICES
 
 pytestmark = pytest.mark.unit
 
@@ -119,7 +119,9 @@ def exposed_metrics() -> dict[str, frozenset[str] | None]:
     # Importing the modules registers their metrics in the default registry, as in the services.
     importlib.import_module("shared.metrics")
     for service in SERVICES:
-        importlib.import_module(f"services.{service}.metrics")
+        # The service's metrics module and those of its sub-domains (services/intake/screening/metrics.py).
+        for module in sorted((REPO / "services" / service).rglob("metrics.py")):
+            importlib.import_module(".".join(module.relative_to(REPO).with_suffix("").parts))
 
     collectors = getattr(REGISTRY, "_names_to_collectors", {})
     exposed: dict[str, frozenset[str] | None] = {}

@@ -1,3 +1,4 @@
+import services.intake.screening.models  # noqa: F401  (puts the screening tables on Base.metadata)
 from services.intake.models import Base
 from shared.migrations import run_alembic_env
 
