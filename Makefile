@@ -5,7 +5,7 @@ PY := .venv/bin/python
 HARNESS := $(PY) deploy/local/harness.py
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap run up down status test test-unit lint lock bench clean
+.PHONY: help bootstrap run up down status test test-unit lint lock bench demo clean
 
 help:
 	@echo "make run     start Kafka, PostgreSQL, Prometheus and the three services (Ctrl-C stops)"
@@ -14,6 +14,8 @@ help:
 	@echo "make chaos   the fault suite: kills services, Kafka and PostgreSQL under load, proves nothing lost (~2-4 min)"
 	@echo "make lint    ruff and mypy;  make bench  the speed figures (about 6 minutes)"
 	@echo "make lock    re-pin the Python dependencies (requirements*.lock, with hashes) after editing pyproject.toml"
+	@echo "make demo    on a running stack (make up): bodies across Jiangsu, units, 3 min of simulated reports"
+	@echo "             and a local webhook receiver that prints each delivery (DEMO_ARGS=\"--minutes 10 --rate 5\")"
 
 bootstrap:
 	@deploy/local/bootstrap.sh --with-browser
@@ -54,6 +56,11 @@ BENCH_ARGS ?=
 bench: bootstrap
 	@bench/bootstrap.sh $(if $(findstring --profile,$(BENCH_ARGS)),--profile)
 	$(PY) -m bench $(BENCH_ARGS)
+
+DEMO_ARGS ?=
+demo:
+	@if [ ! -x $(PY) ]; then echo "run make up first (it installs what is missing and starts the stack)"; exit 2; fi
+	@$(PY) -m demo $(DEMO_ARGS)
 
 clean: down
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache .hypothesis
