@@ -12,7 +12,16 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alerts.models import Alert, Body, Delivery, DeliveryState, Escalation, Notification, ProcessedEvent
+from services.alerts.models import (
+    Alert,
+    AssessedReport,
+    Body,
+    Delivery,
+    DeliveryState,
+    Escalation,
+    Notification,
+    ProcessedEvent,
+)
 from shared.events import AlertState, RiskLevel
 
 Row = TypeVar("Row", Notification, Escalation, Delivery)
@@ -196,3 +205,15 @@ async def pending_deliveries(session: AsyncSession) -> int:
         select(func.count()).select_from(Delivery).where(Delivery.state == DeliveryState.pending.value)
     )
     return count or 0
+
+
+# --- assessed reports (inbox lists, situation, watch list) ---------------------------------------------------------
+
+
+async def record_assessed_report(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Store one assessed report; False when a row with its report_id is already there (a redelivery)."""
+    stored = await session.scalar(
+        insert(AssessedReport).values(**values).on_conflict_do_nothing(index_elements=[AssessedReport.report_id])
+        .returning(AssessedReport.report_id)
+    )
+    return stored is not None
