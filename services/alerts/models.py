@@ -114,6 +114,26 @@ class Alert(Base):
     industry: Mapped[str | None] = mapped_column(String(1), Computed(INDUSTRY_SQL, persisted=True))
 
 
+class InboxEntry(Base):
+    """One row per (body, alert) the body was notified of, with the alert's list order and state: the indexed path
+    of a body's inbox (most severe first, then oldest first, for one body, straight from an index). Kept by
+    PostgreSQL triggers (migration 20261127_lists03): a new notification adds the row, a change of an alert's level,
+    state or opening time updates its rows. The services never write it."""
+
+    __tablename__ = "inbox_entries"
+    __table_args__ = (
+        Index("ix_inbox_entries_order", "body_id", "level_order", "opened_at", "alert_id"),
+        Index("ix_inbox_entries_state_order", "body_id", "state", "level_order", "opened_at", "alert_id"),
+        Index("ix_inbox_entries_alert", "alert_id"),
+    )
+
+    body_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id"), primary_key=True)
+    level_order: Mapped[int] = mapped_column(SmallInteger)
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    state: Mapped[str] = mapped_column(String(16))
+
+
 def alert_search_text() -> Any:
     """The expression the alerts' search index is built on (and queries must spell the same way)."""
     return func.alerts.search_bigrams(

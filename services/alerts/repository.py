@@ -20,6 +20,7 @@ from services.alerts.models import (
     Delivery,
     DeliveryState,
     Escalation,
+    InboxEntry,
     Notification,
     ProcessedEvent,
     alert_search_text,
@@ -240,13 +241,14 @@ def _region_filter(region_code: Any, city_code: Any, prefix: str) -> ColumnEleme
     return and_(region_code >= prefix, region_code < upper)
 
 
+LEVEL_ORDER = {"red": 0, "orange": 1, "yellow": 2, "blue": 3, "none": 4}
+"""The generated `alerts.level_order` of each level (models.LEVEL_ORDER_SQL): a level filter is an equality on it,
+in front of the list indexes."""
+
+
 def _alerts_where(statement: Select[Any], query: AlertQuery) -> Select[Any]:
-    if query.visible_to is not None:  # the body's notifications, by ix_notifications_body (body_id, alert_id)
-        statement = statement.where(
-            Alert.id.in_(select(Notification.alert_id).where(Notification.body_id == query.visible_to))
-        )
     if query.level is not None:
-        statement = statement.where(Alert.level == query.level)
+        statement = statement.where(Alert.level_order == LEVEL_ORDER[query.level])
     if query.kind is not None:
         statement = statement.where(Alert.kind == query.kind)
     if query.state is not None:
@@ -273,12 +275,23 @@ def _alerts_where(statement: Select[Any], query: AlertQuery) -> Select[Any]:
 async def alerts_page(session: AsyncSession, query: AlertQuery, *, after: AlertKey | None,
                       limit: int) -> Sequence[Alert]:
     """Up to `limit` alerts matching `query` after the position `after`, most severe first, then oldest first
-    (one query; the order is the `ix_alerts_list*` indexes')."""
-    statement = _alerts_where(select(Alert), query)
+    (one query). Admin's list walks the `ix_alerts_list*` indexes; a body's walks its `inbox_entries` in the same
+    order (`ix_inbox_entries_*`), so neither sorts nor scans the archive."""
+    if query.visible_to is None:
+        order: tuple[Any, Any, Any] = (Alert.level_order, Alert.opened_at, Alert.id)
+        statement = select(Alert)
+    else:
+        order = (InboxEntry.level_order, InboxEntry.opened_at, InboxEntry.alert_id)
+        statement = (select(Alert).join(InboxEntry, InboxEntry.alert_id == Alert.id)
+                     .where(InboxEntry.body_id == query.visible_to))
+        if query.level is not None:
+            statement = statement.where(InboxEntry.level_order == LEVEL_ORDER[query.level])
+        if query.state is not None:
+            statement = statement.where(InboxEntry.state == query.state)
+    statement = _alerts_where(statement, query)
     if after is not None:
-        statement = statement.where(tuple_(Alert.level_order, Alert.opened_at, Alert.id)
-                                    > tuple_(after.level_order, after.opened_at, after.alert_id))
-    statement = statement.order_by(Alert.level_order, Alert.opened_at, Alert.id).limit(limit)
+        statement = statement.where(tuple_(*order) > tuple_(after.level_order, after.opened_at, after.alert_id))
+    statement = statement.order_by(*order).limit(limit)
     return (await session.scalars(statement)).all()
 
 

@@ -281,3 +281,26 @@ async def test_the_export_stops_at_its_cap_and_says_so(inbox: Inbox) -> None:
     exact = [chunk async for chunk in service.export_csv(sessions, ADMIN_CALLER, AlertFilters(),
                                                         max_rows=len(whole), chunk=2)]
     assert [row[0] for row in parse_csv(b"".join(exact))[1:]] == ids(whole)  # no note when nothing was left out
+
+
+async def test_a_bodys_view_follows_level_raises_and_state_changes(inbox: Inbox) -> None:
+    name = "南京玄武餐饮管理有限公司"
+    alert = inbox.by_name[name]
+    auth = inbox.xuanwu["auth"]
+    assert alert["level"] == "yellow"
+    assert alert["alert_id"] in ids(await everything(inbox.alerts, auth=auth, level="yellow"))
+    raised = make_assessed(region_code="320102", enterprise={"name": name, "credit_code": inbox.codes[name]}, **RED)
+    await inbox.alerts.publish(raised)
+    await inbox.alerts.wait_for(lambda: inbox.alerts.scalar(
+        "SELECT level = 'red' FROM alerts.alerts WHERE id = :i", i=alert["alert_id"]), what="the level raised")
+
+    assert alert["alert_id"] in ids(await everything(inbox.alerts, auth=auth, level="red"))
+    assert alert["alert_id"] not in ids(await everything(inbox.alerts, auth=auth, level="yellow"))
+    response = await inbox.alerts.client.post(f"/v1/alerts/{alert['alert_id']}/resolve",
+                                              headers={"Authorization": auth},
+                                              json={"outcome": "paid", "note": "已支付"})
+    assert response.status_code == 200, response.text
+    assert alert["alert_id"] in ids(await everything(inbox.alerts, auth=auth, state="resolved"))
+    assert alert["alert_id"] not in ids(await everything(inbox.alerts, auth=auth, state="open"))
+    mine = await everything(inbox.alerts, auth=auth)
+    assert ids(mine) == in_list_order(mine)  # the body's order is the list order after the change
