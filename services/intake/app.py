@@ -14,12 +14,12 @@ from services.intake.api import router
 from services.intake.consumer import StatusHandler
 from services.intake.context import IntakeContext
 from services.intake.models import SCHEMA
+from services.intake.ratelimit import RateLimiter
 from services.intake.relay import intake_relay
 from services.intake.settings import IntakeSettings
 from shared.events import Topic
 from shared.http import create_service_app
 from shared.kafka import BatchConsumer
-from shared.ratelimit import RateLimiter
 from shared.runtime import service_infrastructure
 
 HERE = Path(__file__).parent

@@ -20,6 +20,7 @@ from services.intake.validation import ReportSubmission
 from shared.auth import hash_token, new_token
 from shared.events import AlertChanged, ReportAccepted, ReportAssessed, Topic
 from shared.http import Conflict, Forbidden, NotFound
+from shared.outbox import outbox_row
 
 STATUS_RANK = {"accepted": 0, "assessed": 1, "alerted": 2}
 
@@ -100,8 +101,7 @@ async def accept_report(
             contact_encrypted=cipher.encrypt(contact.model_dump_json().encode()) if contact else None,
             status="accepted", assessment=None, alert_ids=[], updated_at=now,
         ),
-        OutboxMessage(event_id=str(event.event_id), topic=Topic.reports.value, payload=event.model_dump_json(),
-                      created_at=now),
+        outbox_row(OutboxMessage, Topic.reports.value, event, now),
     )
     return Accepted(report_id=report_id, replayed=False)
 
