@@ -1,7 +1,32 @@
-"""Credentials: random bearer tokens shown once and stored only as SHA-256 hashes.
+"""Credentials and the one bearer authentication of every service.
 
-Tokens are 256-bit random strings, so a fast hash is enough (no password stretching is needed) and lets a
-token be looked up by its hash.
+Tokens are 256-bit random strings shown once and stored only as SHA-256 hashes: a fast hash is enough (no password
+stretching is needed) and lets a token be looked up by its hash.
+
+Who calls is a `Caller`: the administrator (`ADMIN`, holder of `settings.admin_token`) or one principal, i.e. a
+reporting unit in intake (`caller.unit_id`) or a body in alerts (`caller.body_id`). How a service wires it:
+
+    # services/alerts/api.py
+    from shared.auth import ADMIN, Caller, admin_dependency, caller_dependency
+
+    get_caller = caller_dependency(repository.active_body_id_by_token_hash)   # (session, token_hash) -> id | None
+    CallerDep = Annotated[Caller, Depends(get_caller)]
+    AdminDep = Depends(admin_dependency(get_caller))      # valid non-admin token -> 403, missing/invalid -> 401
+
+    @router.get("/bodies", dependencies=[AdminDep], responses=error_responses(401, 403))
+    async def list_bodies(session: SessionDep) -> list[BodyView]: ...
+
+    # services/risk/api.py (no principals: only the admin token exists)
+    from shared.auth import require_admin
+    @router.get("/assessments/{report_id}", dependencies=[Depends(require_admin)], ...)
+
+Semantics (kept from the services): the admin token is compared with `hmac.compare_digest`; a missing, malformed or
+unknown token is `shared.http.Unauthorized` (401, `WWW-Authenticate: Bearer`, JSON error shape); the lookup must
+return only ACTIVE principals, so a deactivated unit/body is refused like an unknown token; an authenticated
+caller without the right is `Forbidden` (403). The lookup runs in the request's one session (`shared.deps.SessionDep`),
+the same session the route receives. Every dependency here declares the `bearer` security scheme, so the OpenAPI
+has `components.securitySchemes.bearer` (HTTP bearer), each protected route lists it under `security`, and /docs
+shows the Authorize button.
 """
 
 from __future__ import annotations
@@ -9,6 +34,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.deps import SessionDep, service_context
+from shared.http import Forbidden, Unauthorized
 
 
 def new_token(prefix: str) -> str:
@@ -32,3 +67,104 @@ def bearer_token(authorization: str | None) -> str | None:
 
 def is_admin_token(token: str | None, admin_token: str) -> bool:
     return token is not None and hmac.compare_digest(token.encode(), admin_token.encode())
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the administrator (`principal_id is None`, see `ADMIN`) or one principal."""
+
+    principal_id: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.principal_id is None
+
+    @property
+    def unit_id(self) -> str | None:
+        """Intake's name for the principal: the reporting unit's id (None for the admin)."""
+        return self.principal_id
+
+    @property
+    def body_id(self) -> str | None:
+        """Alerts' name for the principal: the body's id (None for the admin)."""
+        return self.principal_id
+
+
+ADMIN = Caller()
+
+bearer_scheme = HTTPBearer(
+    scheme_name="bearer", auto_error=False,
+    description="`Authorization: Bearer <token>`: the admin token, a unit's API key (intake) or a body's token "
+                "(alerts).",
+)
+"""The OpenAPI security scheme; returns None (never raises) so that our own 401 shape is the answer."""
+
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)]
+
+PrincipalLookup = Callable[[AsyncSession, str], Awaitable[str | None]]
+"""`(session, sha256 hex of the token) -> id of the ACTIVE principal holding that token, or None`."""
+
+CallerDependency = Callable[..., Awaitable[Caller]]
+
+
+def presented_token(credentials: HTTPAuthorizationCredentials | None) -> str | None:
+    """The bearer token the request carries, or None (no header, another scheme, or an empty token)."""
+    if credentials is None:
+        return None
+    token = credentials.credentials.strip()
+    return token or None
+
+
+def _admin_token(request: Request) -> str:
+    token: str = service_context(request).settings.admin_token
+    return token
+
+
+def caller_dependency(lookup: PrincipalLookup, *, on_rejected: Callable[[], None] | None = None) -> CallerDependency:
+    """The dependency that answers "who is calling?" for a service whose principals are found by `lookup`.
+
+    `on_rejected` runs before each 401 (e.g. to count rejected requests in a service metric).
+    """
+
+    async def get_caller(request: Request, session: SessionDep, credentials: Credentials) -> Caller:
+        token = presented_token(credentials)
+        if is_admin_token(token, _admin_token(request)):
+            return ADMIN
+        principal_id = await lookup(session, hash_token(token)) if token is not None else None
+        if principal_id is None:
+            if on_rejected is not None:
+                on_rejected()
+            raise Unauthorized()
+        return Caller(principal_id)
+
+    return get_caller
+
+
+def ensure_admin(caller: Caller, message: str | None = None) -> None:
+    """Raise `Forbidden` (403) unless `caller` is the administrator."""
+    if not caller.is_admin:
+        raise Forbidden(message or "仅管理员可执行此操作 / Only the administrator may do this")
+
+
+def admin_dependency(get_caller: CallerDependency) -> Callable[..., Awaitable[Caller]]:
+    """A dependency admitting only the administrator, on top of `get_caller`: a missing or unknown token is 401
+    (from `get_caller`), a valid principal's token 403."""
+
+    # A default rather than `Annotated[...]`: annotations are strings here (postponed), and FastAPI resolves
+    # them in the module's globals, where the local `get_caller` is not.
+    async def require_admin_caller(caller: Caller = Depends(get_caller)) -> Caller:
+        ensure_admin(caller)
+        return caller
+
+    return require_admin_caller
+
+
+async def require_admin(request: Request, credentials: Credentials) -> Caller:
+    """Admin only, for a service without principals (risk): no token → 401; a token that is not the admin's →
+    403 (there is no principal it could belong to)."""
+    token = presented_token(credentials)
+    if token is None:
+        raise Unauthorized()
+    if not is_admin_token(token, _admin_token(request)):
+        raise Forbidden()
+    return ADMIN

@@ -4,16 +4,26 @@ to Kafka by a relay that marks them sent.
 Kafka being down delays publication, never loses it: rows stay unsent and are retried. A crash between the
 broker's acknowledgement and the `sent_at` update publishes a row twice; its event id is stable, so consumers
 drop the copy. Replicas running the relay skip each other's rows (`FOR UPDATE SKIP LOCKED`).
+
+A service declares its outbox table with the mixin (the same columns and partial index in every schema) and builds
+rows only with `outbox_row()`:
+
+    class OutboxMessage(OutboxMixin, Base):
+        # `alerts.v1` events written with the change they describe, published by the relay.
+        __tablename__ = "outbox"
+        __outbox_index__ = "ix_alerts_outbox_unsent"   # the index name its migration created
+
+    session.add(outbox_row(OutboxMessage, Topic.alerts.value, event, now))
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Mapped
+from sqlalchemy import BigInteger, DateTime, Index, String, Text, func, select, text, update
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from shared.db import SessionFactory, transaction
 from shared.events import EventBase, parse_event
@@ -32,8 +42,29 @@ class OutboxRow(Protocol):
     sent_at: Mapped[datetime | None]
 
 
+class OutboxMixin:
+    """Columns and partial index of an outbox table; mix into a service's declarative `Base` (which supplies the
+    schema). `__outbox_index__` names the index on unsent rows (names are per schema, as the migrations made them).
+    """
+
+    __outbox_index__: ClassVar[str] = "ix_outbox_unsent"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    topic: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    @declared_attr.directive
+    @classmethod
+    def __table_args__(cls) -> tuple[Any, ...]:
+        # The relay reads unsent rows in id order; the partial index stays small as rows get sent.
+        return (Index(cls.__outbox_index__, "id", postgresql_where=text("sent_at IS NULL")),)
+
+
 def outbox_row(model: Any, topic: str, event: EventBase, now: datetime) -> Any:
-    """A new row of `model` (an outbox table) carrying `event` for `topic`."""
+    """A new row of `model` (an outbox table) carrying `event` for `topic`: the one way to build outbox rows."""
     return model(event_id=str(event.event_id), topic=topic, payload=event.model_dump_json(), created_at=now)
 
 
