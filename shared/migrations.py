@@ -2,10 +2,17 @@
 
 Each service's `migrations/env.py` calls `run_alembic_env(metadata)`; `upgrade(...)` applies a service's
 history to head. Concurrent starts of several replicas are serialised by a PostgreSQL advisory lock.
+
+The command line finds the services on disk (every `services/<name>/migrations/env.py`), never by importing them,
+and takes the database URL from the settings (`DATABASE_URL`, read by `shared.settings` like everything else):
+
+    python -m shared.migrations upgrade --service risk
+    python -m shared.migrations revision --service alerts -m "add a column"
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import zlib
 from pathlib import Path
@@ -16,14 +23,20 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from shared.settings import ServiceSettings
 
-def alembic_config(*, database_url: str, migrations_dir: Path, schema: str) -> Config:
+SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
+
+
+def alembic_config(*, database_url: str, migrations_dir: Path, schema: str | None = None) -> Config:
+    """Alembic's configuration for one service; without `schema`, its env.py uses its metadata's schema."""
     config = Config()
     config.set_main_option("script_location", str(migrations_dir))
     # Dated revision file names, one history per service.
     config.set_main_option("file_template", "%%(year)d_%%(month).2d_%%(day).2d_%%(rev)s_%%(slug)s")
     config.attributes["database_url"] = database_url
-    config.attributes["schema"] = schema
+    if schema is not None:
+        config.attributes["schema"] = schema
     return config
 
 
@@ -40,7 +53,9 @@ def run_alembic_env(metadata: MetaData) -> None:
     """The body of a service's env.py (online mode only)."""
     config = context.config
     database_url: str = config.attributes["database_url"]
-    schema: str = config.attributes["schema"]
+    schema: str | None = config.attributes.get("schema") or metadata.schema
+    if not schema:
+        raise RuntimeError("a service's tables live in its own schema: give its MetaData a schema")
 
     def migrate(connection: Connection) -> None:
         lock_id = zlib.crc32(f"migrations:{schema}".encode())
@@ -74,21 +89,24 @@ def run_alembic_env(metadata: MetaData) -> None:
     asyncio.run(run())
 
 
-def main(argv: list[str] | None = None) -> None:
-    """`python -m shared.migrations upgrade|revision --service NAME [-m MESSAGE]` against `DATABASE_URL`."""
-    import argparse
-    import importlib
-    import os
+def discover_services(services_dir: Path = SERVICES_DIR) -> dict[str, Path]:
+    """Service name → its migrations folder, for every `<services_dir>/<name>/migrations/env.py` on disk."""
+    return {env.parent.parent.name: env.parent for env in sorted(services_dir.glob("*/migrations/env.py"))}
 
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m shared.migrations upgrade|revision --service NAME [-m MESSAGE]` against the settings'
+    `DATABASE_URL` (or `--database-url`)."""
+    services = discover_services()
     parser = argparse.ArgumentParser(prog="python -m shared.migrations")
     parser.add_argument("action", choices=["upgrade", "revision"])
-    parser.add_argument("--service", required=True, choices=["intake", "risk", "alerts"])
+    parser.add_argument("--service", required=True, choices=sorted(services))
     parser.add_argument("-m", "--message", default="change")
+    parser.add_argument("--migrations-dir", type=Path, help="another migrations folder than the service's own")
+    parser.add_argument("--database-url", help="instead of DATABASE_URL")
     args = parser.parse_args(argv)
-    models = importlib.import_module(f"services.{args.service}.models")
-    migrations_dir = Path(str(models.__file__)).parent / "migrations"
-    config = alembic_config(database_url=os.environ["DATABASE_URL"], migrations_dir=migrations_dir,
-                            schema=models.SCHEMA)
+    config = alembic_config(database_url=args.database_url or ServiceSettings().database_url,
+                            migrations_dir=args.migrations_dir or services[args.service])
     if args.action == "upgrade":
         command.upgrade(config, "head")
     else:

@@ -23,6 +23,7 @@ from shared.http import create_service_app
 from shared.kafka import BatchConsumer
 from shared.outbox import OutboxRelay
 from shared.runtime import service_infrastructure
+from shared.webpages import install_static
 
 HERE = Path(__file__).parent
 
@@ -70,6 +71,8 @@ def create_app(settings: AlertsSettings | None = None) -> FastAPI:
         version="1.0.0", lifespan=lifespan,
     )
     app.include_router(router)
+
+    install_static(app)
 
     @app.get("/inbox", response_class=HTMLResponse, include_in_schema=False)
     async def inbox() -> HTMLResponse:

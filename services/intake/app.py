@@ -21,6 +21,7 @@ from shared.events import Topic
 from shared.http import create_service_app
 from shared.kafka import BatchConsumer
 from shared.runtime import service_infrastructure
+from shared.webpages import install_static
 
 HERE = Path(__file__).parent
 
@@ -59,6 +60,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         version="1.0.0", lifespan=lifespan,
     )
     app.include_router(router)
+
+    install_static(app)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def form() -> HTMLResponse:

@@ -100,7 +100,7 @@ def test_county_union_acknowledges_and_resolves_a_red_alert_in_the_inbox(red_ale
     expect(card).to_have_count(1)
     expect(card).to_have_attribute("data-level", "red")
     expect(card).to_have_attribute("data-state", "open")
-    expect(card.locator("h3")).to_contain_text("红色 I级")
+    expect(card.locator("h3")).to_contain_text("红色(I级)")
     expect(card.locator("h3")).to_contain_text(ENTERPRISE)
     expect(card).to_contain_text(REGION)
     # The reasons the risk service gave, each shown with its criterion and points.
@@ -130,7 +130,7 @@ def test_county_union_acknowledges_and_resolves_a_red_alert_in_the_inbox(red_ale
     expect(page).to_have_title("Alert inbox")
     expect(page.locator('label[for="state-filter"]')).to_have_text("State")
     expect(page.locator('#state-filter option[value="active"]')).to_have_text("Unresolved (open + acknowledged)")
-    expect(card.locator("h3")).to_contain_text("RED · Level I")
+    expect(card.locator("h3")).to_contain_text("red (level I)")
     expect(card.locator("h3")).to_contain_text("Acknowledged")
     expect(card.locator("h4")).to_have_text("Reasons")
     expect(card.locator("button.resolve")).to_have_text("Resolve")

@@ -1,0 +1,127 @@
+"""The one catalogue of user-facing labels, Chinese first and English beside it.
+
+Messages, reasons and both web pages name risk levels, report kinds, alert states, resolve outcomes, body kinds
+and levels with these words and no others. Python code reads them directly:
+
+    from shared.labels import RISK_LEVELS, label
+    RISK_LEVELS["red"].zh            # "红色(I级)"
+    label("outcome", "expired").both  # "超期未续报,系统关闭 / closed by the system"
+
+The pages read them from `/static/labels.js` (served by `shared.webpages.install_static`), which defines
+`LABELS = {"zh": {"level.red": ...}, "en": {...}}`, keyed `<group>.<value>` as the pages' own i18n keys are.
+To add or change a label, edit this file only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+Language = Literal["zh", "en"]
+
+
+@dataclass(frozen=True)
+class Label:
+    zh: str
+    en: str
+
+    @property
+    def both(self) -> str:
+        """`中文 / English`, the form of every bilingual text of the platform."""
+        return f"{self.zh} / {self.en}"
+
+    def text(self, language: Language) -> str:
+        return self.zh if language == "zh" else self.en
+
+
+# Risk levels: the rubric (services/risk/rubrics/*.yaml, `levels[].name_zh/name_en`) uses the same names.
+RISK_LEVELS: Mapping[str, Label] = {
+    "red": Label("红色(I级)", "red (level I)"),
+    "orange": Label("橙色(II级)", "orange (level II)"),
+    "yellow": Label("黄色(III级)", "yellow (level III)"),
+    "blue": Label("蓝色(IV级)", "blue (level IV)"),
+    "none": Label("无", "none"),
+}
+
+REPORT_KINDS: Mapping[str, Label] = {
+    "dispute": Label("劳动争议", "Labour dispute"),
+    "arrears": Label("欠薪", "Wage arrears"),
+    "stability": Label("职工队伍稳定风险", "Workforce stability risk"),
+}
+
+# Where a report stands in intake (accepted → assessed → alerted).
+REPORT_STATUSES: Mapping[str, Label] = {
+    "accepted": Label("已受理", "Accepted"),
+    "assessed": Label("已评估", "Assessed"),
+    "alerted": Label("已预警", "Alerted"),
+}
+
+ALERT_STATES: Mapping[str, Label] = {
+    "open": Label("待确认", "Open"),
+    "acknowledged": Label("已确认", "Acknowledged"),
+    "resolved": Label("已办结", "Resolved"),
+}
+
+# What happened to an alert (the `alert.*` events of alerts.v1), as notifications announce it.
+ALERT_EVENTS: Mapping[str, Label] = {
+    "alert.opened": Label("新预警", "New alert"),
+    "alert.level_raised": Label("预警等级提升", "Alert level raised"),
+    "alert.escalated": Label("逾期未确认，升级上报", "Escalated: not acknowledged in time"),
+    "alert.acknowledged": Label("预警已确认", "Alert acknowledged"),
+    "alert.resolved": Label("预警已办结", "Alert resolved"),
+}
+
+# How an alert was resolved: the first six are chosen by a body; `expired` is set by the system only.
+RESOLVE_OUTCOMES: Mapping[str, Label] = {
+    "mediated": Label("调解成功", "Mediated"),
+    "arbitrated": Label("仲裁", "Arbitrated"),
+    "paid": Label("已支付", "Paid"),
+    "litigated": Label("诉讼", "Litigated"),
+    "withdrawn": Label("撤回", "Withdrawn"),
+    "other": Label("其他", "Other"),
+    "expired": Label("超期未续报,系统关闭", "closed by the system"),
+}
+BODY_OUTCOMES: tuple[str, ...] = ("mediated", "arbitrated", "paid", "litigated", "withdrawn", "other")
+"""The outcomes a body may choose when it resolves an alert (every outcome but `expired`)."""
+
+BODY_KINDS: Mapping[str, Label] = {
+    "union": Label("工会", "Trade union"),
+    "mediation_centre": Label("劳动争议调解中心", "Labour dispute mediation centre"),
+    "arbitration": Label("劳动人事争议仲裁院", "Labour dispute arbitration"),
+    "labour_inspection": Label("劳动保障监察", "Labour inspection"),
+    "legal_aid": Label("法律援助中心", "Legal aid centre"),
+}
+
+BODY_LEVELS: Mapping[str, Label] = {
+    "county": Label("区县级", "County"),
+    "city": Label("市级", "City"),
+    "province": Label("省级", "Province"),
+}
+
+CATALOGUE: Mapping[str, Mapping[str, Label]] = {
+    "level": RISK_LEVELS,
+    "kind": REPORT_KINDS,
+    "status": REPORT_STATUSES,
+    "state": ALERT_STATES,
+    "event": ALERT_EVENTS,
+    "outcome": RESOLVE_OUTCOMES,
+    "body_kind": BODY_KINDS,
+    "body_level": BODY_LEVELS,
+}
+"""Every group by the prefix the pages use in their keys (`level.red`, `outcome.expired`, ...)."""
+
+
+def label(group: str, value: str) -> Label:
+    """The label of `value` in `group`; an unknown value is shown as itself rather than failing a message."""
+    return CATALOGUE[group].get(value) or Label(value, value)
+
+
+def for_pages() -> dict[str, dict[str, str]]:
+    """The catalogue as the pages' i18n tables: `{"zh": {"level.red": "红色(I级)", ...}, "en": {...}}`."""
+    tables: dict[str, dict[str, str]] = {"zh": {}, "en": {}}
+    for group, labels in CATALOGUE.items():
+        for value, text in labels.items():
+            tables["zh"][f"{group}.{value}"] = text.zh
+            tables["en"][f"{group}.{value}"] = text.en
+    return tables
