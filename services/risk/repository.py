@@ -18,10 +18,12 @@ from services.risk.schemas import TrendGroup, TrendPeriod
 
 
 async def assessment_by_report_id(session: AsyncSession, report_id: str) -> AssessmentRecord | None:
+    """The stored assessment of a report, or None before it is assessed."""
     return await session.get(AssessmentRecord, report_id)
 
 
 async def assessments_by_report_ids(session: AsyncSession, report_ids: Iterable[str]) -> list[AssessmentRecord]:
+    """The stored assessments among these reports (any order)."""
     return list(await session.scalars(
         select(AssessmentRecord).where(AssessmentRecord.report_id.in_(list(report_ids)))
     ))
