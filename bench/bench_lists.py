@@ -6,10 +6,12 @@ One alerts process (real, default settings) on a fresh database. First it consum
 the alerts schema is filled by cloning them in SQL (`INSERT ... SELECT ... FROM generate_series`): alerts with their
 notifications (the county union and the city union of each alert's region), and assessed reports. Names, credit
 codes, counties, industries, levels, states and times vary with the row number (counties and levels by a hash of
-it, so that they are independent); everything else is the real row's.
+it, so that they are independent); everything else is the real row's. Open clones are past their deadline with
+escalation exhausted (as an archive's would be), so the escalation worker leaves them alone while measuring.
 Stages: 10^4, 10^5 and 10^6 alerts with as many assessed reports. After each fill, `VACUUM ANALYZE` (what
 autovacuum does in production), then each query below is sent over HTTP `--samples` times after two warm-ups, one
-at a time, and its p50 and p99 printed (end to end: HTTP, authentication, the queries, the JSON).
+at a time, and its p50 and p99 printed (end to end: HTTP, authentication, the queries, the JSON); and the list's
+page statement alone is timed by PostgreSQL (`EXPLAIN ANALYZE`).
 """
 
 from __future__ import annotations
@@ -150,7 +152,7 @@ SELECT md5('alert' || n)::uuid::text, '9232' || lpad(n::text, 13, '0') || 'X', s
        jsonb_set(s.report, '{enterprise,industry}',
                  to_jsonb(substr($5::text, (1 + (n * 7) % length($5::text))::int, 1))),
        s.assessment, t.opened, t.opened, t.opened + interval '1 hour', s.deadline_seconds,
-       CASE WHEN v.state = 'open' THEN t.opened + interval '1 hour' END, false, 'county',
+       CASE WHEN v.state = 'open' THEN t.opened + interval '1 hour' END, true, 'city',
        CASE WHEN v.state <> 'open' THEN t.opened + interval '30 minutes' END,
        CASE WHEN v.state <> 'open' THEN p.county_body END,
        CASE WHEN v.state = 'resolved' THEN t.opened + interval '3 days' END,
@@ -418,7 +420,7 @@ def verdicts(results: list[Result]) -> list[tuple[str, str, bool]]:
         return []
     last = results[-1]
     return [(f"{figure.name} ≤ {TARGET_MS:.0f} ms p50 at {last.alerts:,}{where}",
-             f"p50 {figure.p50_ms:.1f} ms, p99 {figure.p99_ms:.1f} ms", figure.p50_ms <= TARGET_MS)
+             f"p50 {figure.p50_ms:.2f} ms, p99 {figure.p99_ms:.2f} ms", figure.p50_ms <= TARGET_MS)
             for figures, where in ((last.figures, " (HTTP)"), (last.database, " (in PostgreSQL)"))
             for figure in figures]
 

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from services.alerts.models import (
     Alert,
@@ -272,12 +273,16 @@ def _alerts_where(statement: Select[Any], query: AlertQuery) -> Select[Any]:
     return statement
 
 
-async def alerts_page(session: AsyncSession, query: AlertQuery, *, after: AlertKey | None,
-                      limit: int) -> Sequence[Alert]:
+async def alerts_page(session: AsyncSession, query: AlertQuery, *, after: AlertKey | None, limit: int,
+                      without_documents: bool = False) -> Sequence[Alert]:
     """Up to `limit` alerts matching `query` after the position `after`, most severe first, then oldest first
     (one query). Admin's list walks the `ix_alerts_list*` indexes; a body's walks its `inbox_entries` in the same
-    order (`ix_inbox_entries_*`), so neither sorts nor scans the archive."""
-    return (await session.scalars(alerts_page_statement(query, after=after, limit=limit))).all()
+    order (`ix_inbox_entries_*`), so neither sorts nor scans the archive. `without_documents` leaves the report and
+    assessment JSON unloaded (the export does not show them; touching them then is an error)."""
+    statement = alerts_page_statement(query, after=after, limit=limit)
+    if without_documents:
+        statement = statement.options(defer(Alert.report, raiseload=True), defer(Alert.assessment, raiseload=True))
+    return (await session.scalars(statement)).all()
 
 
 def alerts_page_statement(query: AlertQuery, *, after: AlertKey | None, limit: int) -> Select[Alert]:

@@ -628,7 +628,8 @@ async def export_csv(sessions: SessionFactory, caller: Caller, filters: AlertFil
     while written < max_rows:
         size = min(chunk, max_rows - written)
         async with sessions() as session:
-            alerts = await repository.alerts_page(session, query, after=after, limit=size + 1)
+            alerts = await repository.alerts_page(session, query, after=after, limit=size + 1,
+                                                  without_documents=True)
         page = alerts[:size]
         if page:
             yield _csv_lines(export_row(alert) for alert in page)
