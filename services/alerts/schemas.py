@@ -7,10 +7,12 @@ payloads.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from services.alerts.channels import ChannelConfig
@@ -91,13 +93,104 @@ class BodyView(BaseModel):
     created_at: datetime
 
 
+# --- receipts (acknowledgements) -------------------------------------------------------------------------------------
+
+PERSON_MAX_LENGTH = 100
+ACK_NOTE_MAX_LENGTH = 2000
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # tabs and newlines are fine in a note, nothing else is
+
+
+def _person(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise PydanticCustomError("person", "请填写确认人姓名 / the name of the person confirming is required")
+    if _CONTROL.search(value) or "\n" in value or "\t" in value:
+        raise PydanticCustomError("person", "姓名不能含控制字符 / the name must not contain control characters")
+    return value
+
+
+def _note(value: str) -> str:
+    if _CONTROL.search(value):
+        raise PydanticCustomError("note", "备注不能含控制字符 / the note must not contain control characters")
+    return value.strip()
+
+
+Person = Annotated[str, Field(min_length=1, max_length=PERSON_MAX_LENGTH), AfterValidator(_person)]
+AckNote = Annotated[str, Field(max_length=ACK_NOTE_MAX_LENGTH), AfterValidator(_note)] | None
+"""An optional note; blank is no note."""
+
+
+class AcknowledgementPayload(BaseModel):
+    """`POST /v1/alerts/{id}/ack`: who at the body confirms receipt, and an optional note."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    person: Person = Field(description="The name of the officer confirming receipt for the body")
+    note: AckNote = None
+
+
+class ReceiptForm(BaseModel):
+    """`POST /r/{token}`: the one-click receipt asks only for the person's name."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    person: Person
+
+
+class AcknowledgementView(BaseModel):
+    """A body's confirmation of receipt."""
+
+    body_id: str
+    body_name: str
+    person: str
+    note: str | None
+    level: RiskLevel = Field(description="The alert's level the body confirmed (a level raise asks again)")
+    via: Literal["api", "link"] = Field(description="api (the inbox or a client) or link (the receipt link)")
+    at: Timestamp
+
+
+class ReceiptStatus(StrEnum):
+    """What a receipt link gives: the form, a recorded receipt, or why it no longer works."""
+
+    ready = "ready"  # 200: the form asking for the person's name
+    confirmed = "confirmed"  # 200: the receipt was recorded now
+    used = "used"  # 410: the body already confirmed (by this link or otherwise)
+    resolved = "resolved"  # 410: the alert was resolved
+    superseded = "superseded"  # 410: the alert's level was raised since; the newer message has a newer link
+    expired = "expired"  # 410: past the link's lifetime
+    invalid = "invalid"  # 403: malformed, forged or altered
+
+
+RECEIPT_STATUS_CODES: dict[ReceiptStatus, int] = {
+    ReceiptStatus.ready: 200, ReceiptStatus.confirmed: 200, ReceiptStatus.used: 410, ReceiptStatus.resolved: 410,
+    ReceiptStatus.superseded: 410, ReceiptStatus.expired: 410, ReceiptStatus.invalid: 403,
+}
+
+
+class ReceiptView(BaseModel):
+    """What the receipt page shows (and `POST /r/{token}` answers as JSON): the alert and the body, nothing else."""
+
+    status: ReceiptStatus
+    alert_id: str | None = None
+    enterprise_name: str | None = None
+    kind: ReportKind | None = None
+    level: RiskLevel | None = None
+    region_code: str | None = None
+    body_name: str | None = None
+    person: str | None = Field(default=None, description="Who confirmed (confirmed, used)")
+    at: Timestamp | None = Field(default=None, description="When (confirmed, used)")
+    url: str | None = Field(default=None, description="The alert's page in the inbox")
+
+
 # --- alerts --------------------------------------------------------------------------------------------------------
 
 
 class NotifiedView(BaseModel):
     body_id: str
+    body_name: str
     at: Timestamp
     reason: str = Field(description="routing, level_raised or escalation")
+    acknowledged: bool = Field(description="Whether the body has confirmed receipt at the alert's current level")
 
 
 class EscalationView(BaseModel):
@@ -147,13 +240,19 @@ class AlertView(BaseModel):
 class AlertDetail(AlertView):
     """One alert with its deliveries (`GET /v1/alerts/{id}`, and the answer to acknowledge and resolve)."""
 
+    url: str = Field(description="The alert's page in the inbox")
+    acknowledgements: list[AcknowledgementView] = Field(description="Each body's confirmations of receipt, oldest "
+                                                        "first")
     deliveries: list[DeliveryView]
 
 
 class WebhookAlert(AlertView):
-    """The alert inside a webhook: with the link to the inbox."""
+    """The alert inside a webhook: with the link to the inbox and the body's one-click receipt link."""
 
     inbox_url: str
+    url: str = Field(description="The alert's page in the inbox")
+    receipt_url: str | None = Field(description="Signed, single-use link with which the receiving body confirms "
+                                    "receipt (asks only for the person's name); expires when the alert is resolved")
 
 
 class AlertPage(BaseModel):
