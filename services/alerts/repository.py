@@ -242,7 +242,7 @@ async def notified_of(session: AsyncSession, alert_ids: Sequence[str]) -> dict[s
         select(Notification, Body.name).join(Body, Body.id == Notification.body_id)
         .where(Notification.alert_id.in_(alert_ids)).order_by(Notification.id)
     )
-    return _pairs_by_alert((notification, str(name)) for notification, name in rows.tuples())
+    return _pairs_by_alert((notification, str(name)) for notification, name in rows)
 
 
 async def acknowledgements_of(session: AsyncSession,
@@ -252,7 +252,7 @@ async def acknowledgements_of(session: AsyncSession,
         select(Acknowledgement, Body.name).join(Body, Body.id == Acknowledgement.body_id)
         .where(Acknowledgement.alert_id.in_(alert_ids)).order_by(Acknowledgement.at, Acknowledgement.id)
     )
-    return _pairs_by_alert((acknowledgement, str(name)) for acknowledgement, name in rows.tuples())
+    return _pairs_by_alert((acknowledgement, str(name)) for acknowledgement, name in rows)
 
 
 Named = TypeVar("Named", Notification, Acknowledgement)

@@ -459,9 +459,9 @@ async def _receipt_target(session: AsyncSession, token: str, policy: Policy, now
 async def get_alert(session: AsyncSession, alert_id: str, caller: Caller, policy: Policy) -> AlertDetail:
     """One alert with who was notified and why, its deliveries and escalations (admin, or a notified body)."""
     alert = await repository.get_alert(session, alert_id)
-    if alert is None or not (caller.is_admin or await repository.was_notified(session, alert_id, caller.body_id or "")):
+    if alert is None:
         raise NotFound(NO_SUCH_ALERT)
-    return await _detail(session, alert, policy)
+    return await _detail(session, alert, policy, visible_to=None if caller.is_admin else caller.body_id or "")
 
 
 async def list_alerts(session: AsyncSession, caller: Caller, *, state: AlertState | None, level: RiskLevel | None,
@@ -476,8 +476,13 @@ async def list_alerts(session: AsyncSession, caller: Caller, *, state: AlertStat
     return AlertPage(items=items, next_cursor=str(offset + limit) if len(alerts) > limit else None)
 
 
-async def _detail(session: AsyncSession, alert: Alert, policy: Policy) -> AlertDetail:
+async def _detail(session: AsyncSession, alert: Alert, policy: Policy, *,
+                  visible_to: str | None = None) -> AlertDetail:
+    """The alert's detail; for a body (`visible_to`) only if it was notified (read from the notifications the
+    detail loads anyway, so visibility costs no query of its own)."""
     views, acknowledgements = await _views(session, [alert])
+    if visible_to is not None and all(n.body_id != visible_to for n in views[0].notified):
+        raise NotFound(NO_SUCH_ALERT)
     deliveries = (await repository.deliveries_of(session, [alert.id])).get(alert.id, [])
     return AlertDetail(**views[0].model_dump(), url=policy.alert_url(alert.id),
                        acknowledgements=[_acknowledgement_view(a, name) for a, name in acknowledgements[alert.id]],

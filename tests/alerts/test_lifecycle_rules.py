@@ -263,7 +263,8 @@ def test_the_highest_union_level_counts_only_unions() -> None:
 
 
 def test_acknowledging_an_open_alert_stops_escalation() -> None:
-    decision = lifecycle.on_acknowledge(alert(overdue=True), "b-county-union", notified=True)
+    decision = lifecycle.on_acknowledge(alert(overdue=True), "b-county-union", notified=True,
+                                        body_kind=BodyKind.union)
 
     assert decision == lifecycle.Acknowledge(body_id="b-county-union")
     acknowledged = replace(alert(overdue=True), state=AlertState.acknowledged)
@@ -271,7 +272,8 @@ def test_acknowledging_an_open_alert_stops_escalation() -> None:
 
 
 def test_a_second_acknowledgement_is_a_no_op() -> None:
-    decision = lifecycle.on_acknowledge(alert(state=AlertState.acknowledged), "b-county-union", notified=True)
+    confirmed = replace(alert(state=AlertState.acknowledged), confirmed_by=frozenset({"b-county-union"}))
+    decision = lifecycle.on_acknowledge(confirmed, "b-county-union", notified=True, body_kind=BodyKind.union)
 
     assert decision == lifecycle.AlreadyDone()
 
@@ -279,7 +281,8 @@ def test_a_second_acknowledgement_is_a_no_op() -> None:
 @pytest.mark.parametrize("act", ["ack", "resolve"])
 def test_a_resolved_alert_cannot_be_acknowledged_or_resolved_again(act: str) -> None:
     resolved = alert(state=AlertState.resolved)
-    decision = (lifecycle.on_acknowledge(resolved, "b-county-union", notified=True) if act == "ack" else
+    decision = (lifecycle.on_acknowledge(resolved, "b-county-union", notified=True, body_kind=BodyKind.union)
+                if act == "ack" else
                 lifecycle.on_resolve(resolved, "b-county-union", notified=True, outcome="paid", note="done"))
 
     assert decision == lifecycle.Conflict()
@@ -297,7 +300,7 @@ def test_a_notified_body_resolves_an_open_or_acknowledged_alert(state: AlertStat
 def test_only_a_notified_body_acts_on_an_alert(act: str) -> None:
     def decide(body_id: str | None, notified: bool) -> lifecycle.ActionDecision:
         if act == "ack":
-            return lifecycle.on_acknowledge(alert(), body_id, notified=notified)
+            return lifecycle.on_acknowledge(alert(), body_id, notified=notified, body_kind=BodyKind.union)
         return lifecycle.on_resolve(alert(), body_id, notified=notified, outcome="other", note="n")
 
     assert decide(None, False) == lifecycle.NotAllowed()  # the admin acts on no alert

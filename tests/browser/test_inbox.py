@@ -128,7 +128,8 @@ def test_county_union_acknowledges_and_resolves_a_red_alert_in_the_inbox(red_ale
     expect(card).to_have_attribute("data-state", "acknowledged")
     expect(card.locator("button.ack")).to_have_count(0)
     expect(page.locator("#status")).to_contain_text("已确认接收预警")
-    assert asked and "确认人姓名" in asked[0], asked
+    assert len(asked) == 1, asked
+    assert "确认人姓名" in asked[0], asked
     acknowledged = get_alert(red_alert)
     assert acknowledged["state"] == "acknowledged"
     assert [a["person"] for a in acknowledged["acknowledgements"]] == ["王主任"], acknowledged
