@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.alerts.models import (
     Acknowledgement,
     Alert,
+    AssessedReport,
     Body,
     Delivery,
     DeliveryState,
@@ -263,3 +264,15 @@ def _pairs_by_alert(rows: Iterable[tuple[Named, str]]) -> dict[str, list[tuple[N
     for row, name in rows:
         grouped[row.alert_id].append((row, name))
     return grouped
+
+
+# --- assessed reports (inbox lists, situation, watch list) ---------------------------------------------------------
+
+
+async def record_assessed_report(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Store one assessed report; False when a row with its report_id is already there (a redelivery)."""
+    stored = await session.scalar(
+        insert(AssessedReport).values(**values).on_conflict_do_nothing(index_elements=[AssessedReport.report_id])
+        .returning(AssessedReport.report_id)
+    )
+    return stored is not None

@@ -55,7 +55,7 @@ from shared.auth import Caller, hash_token, new_token
 from shared.events import AlertChanged, AlertState, ReportAssessed, RiskLevel, Topic
 from shared.http import Conflict, Forbidden, NotFound
 from shared.outbox import outbox_row
-from shared.report import ReportKind
+from shared.report import KIND_BLOCKS, ReportKind
 
 NO_SUCH_ALERT = "没有该预警 / No such alert"
 NO_SUCH_BODY = "没有该机构 / No such body"
@@ -146,6 +146,7 @@ async def handle_assessed(session: AsyncSession, event: ReportAssessed, policy: 
     """Apply one assessment; returns the ids of the alerts it changed. A redelivered event changes nothing."""
     if not await repository.mark_processed(session, str(event.event_id), now) or event.replay:
         return []  # a copy, or a what-if re-score: recorded by risk, notifies nobody here
+    await record_assessed_report(session, event)
     report = event.report
     alert = await repository.unresolved_alert_for_update(session, report.enterprise.credit_code, report.kind.value)
     current = None if alert is None else snapshot(alert)
@@ -240,6 +241,36 @@ def _assessment(event: ReportAssessed) -> dict[str, Any]:
         report_id=event.report_id, score=event.score, level=event.level, rubric_version=event.rubric_version,
         assessed_at=event.assessed_at.isoformat(), reasons=list(event.reasons),
     ).model_dump(mode="json")
+
+
+# --- assessed reports ----------------------------------------------------------------------------------------------
+
+_DETAIL_FIELDS = ("petition", "online_exposure", "new_employment_form", "extreme_threat", "summary")
+
+
+def assessed_report_row(event: ReportAssessed) -> dict[str, Any]:
+    """The `assessed_reports` row of one assessment: the report's searchable columns, its kind's block and the
+    circumstances in `details`, and the reasons."""
+    report = event.report
+    block = KIND_BLOCKS[report.kind]
+    details: dict[str, Any] = report.model_dump(mode="json", include={*_DETAIL_FIELDS, block})
+    details["collective_action"] = sorted(action.value for action in report.collective_action)
+    details["ownership"] = report.enterprise.ownership.value
+    return {
+        "report_id": event.report_id, "credit_code": report.enterprise.credit_code,
+        "enterprise_name": report.enterprise.name, "industry": report.enterprise.industry,
+        "kind": report.kind.value, "region_code": report.region_code, "city_code": report.region_code[:4] + "00",
+        "level": event.level.value, "score": event.score, "rubric_version": event.rubric_version,
+        "occurred_at": report.occurred_at, "accepted_at": event.accepted_at, "assessed_at": event.assessed_at,
+        "workers_involved": report.workers_involved, "migrant_workers_involved": report.migrant_workers_involved,
+        "details": details, "reasons": [reason.model_dump(mode="json") for reason in event.reasons],
+    }
+
+
+async def record_assessed_report(session: AsyncSession, event: ReportAssessed) -> bool:
+    """Keep every assessed report (any level) for the detail, the situation and the watch list; idempotent by
+    report id (the first assessment of a report stays)."""
+    return await repository.record_assessed_report(session, assessed_report_row(event))
 
 
 # --- notifying -----------------------------------------------------------------------------------------------------
