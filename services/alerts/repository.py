@@ -266,6 +266,12 @@ def _pairs_by_alert(rows: Iterable[tuple[Named, str]]) -> dict[str, list[tuple[N
     return grouped
 
 
+async def assessed_reports(session: AsyncSession, report_ids: Sequence[str]) -> dict[str, AssessedReport]:
+    """The stored assessed reports among `report_ids`, by id: one query for the alert detail."""
+    rows = await session.scalars(select(AssessedReport).where(AssessedReport.report_id.in_(report_ids)))
+    return {row.report_id: row for row in rows}
+
+
 # --- assessed reports (inbox lists, situation, watch list) ---------------------------------------------------------
 
 
@@ -276,3 +282,4 @@ async def record_assessed_report(session: AsyncSession, values: dict[str, Any]) 
         .returning(AssessedReport.report_id)
     )
     return stored is not None
+

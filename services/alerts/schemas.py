@@ -182,6 +182,84 @@ class ReceiptView(BaseModel):
     url: str | None = Field(default=None, description="The alert's page in the inbox")
 
 
+# --- the alert detail: its reports and its timeline ----------------------------------------------------------------
+
+
+class EnterpriseView(BaseModel):
+    name: str
+    credit_code: str
+    industry: str = Field(description="GB/T 4754 section, A-T")
+
+
+class ArrearsView(BaseModel):
+    amount_owed_cny: float = Field(description="Yuan")
+    months_overdue: int
+    employer_absconded: bool
+
+
+class DisputeView(BaseModel):
+    dispute_type: str
+    stage: str
+
+
+class StabilityView(BaseModel):
+    event_type: str
+    layoff_without_consultation: bool
+
+
+class ReportDetail(BaseModel):
+    """One report of the alert as the unit described it (no personal data: the contact never leaves intake) and
+    how risk assessed it."""
+
+    report_id: str
+    kind: ReportKind
+    occurred_at: Timestamp
+    enterprise: EnterpriseView
+    workers_involved: int
+    migrant_workers_involved: int
+    arrears: ArrearsView | None = Field(description="Wage arrears: amount owed and months")
+    dispute: DisputeView | None = Field(description="Labour dispute: type and stage")
+    stability: StabilityView | None = Field(description="Workforce stability: event type")
+    collective_action: list[str]
+    petition: str
+    online_exposure: str | None
+    extreme_threat: bool | None
+    new_employment_form: bool | None
+    summary: str
+    level: RiskLevel
+    score: int
+    assessed_at: Timestamp
+    reasons: list[Reason] = Field(description="Why the report scored what it did, in words, with points")
+
+
+DeliveryResult = Literal["pending", "retrying", "delivered", "failed"]
+TimelineType = Literal["opened", "joined", "level_raised", "notified", "delivery", "escalated", "acknowledged",
+                       "resolved", "expired"]
+
+
+class TimelineEntry(BaseModel):
+    """One thing that happened to the alert; the fields beyond `at` and `type` depend on the type:
+    opened/joined (report_id, level), level_raised (report_id, from_level, to_level), notified (body, reason),
+    delivery (body, channel, result, attempts — never a target address or secret), escalated (body, from_level,
+    to_level), acknowledged (body, person, note, level), resolved (body, outcome, note), expired (outcome, note)."""
+
+    at: Timestamp
+    type: TimelineType
+    report_id: str | None = None
+    level: RiskLevel | None = None
+    from_level: str | None = None
+    to_level: str | None = None
+    body_id: str | None = None
+    body_name: str | None = None
+    reason: str | None = Field(default=None, description="notified: routing, level_raised or escalation")
+    channel: str | None = None
+    result: DeliveryResult | None = None
+    attempts: int | None = None
+    person: str | None = None
+    note: str | None = None
+    outcome: str | None = None
+
+
 # --- alerts --------------------------------------------------------------------------------------------------------
 
 
@@ -241,8 +319,10 @@ class AlertDetail(AlertView):
     """One alert with its deliveries (`GET /v1/alerts/{id}`, and the answer to acknowledge and resolve)."""
 
     url: str = Field(description="The alert's page in the inbox")
+    reports: list[ReportDetail] = Field(description="The alert's reports, in the order they joined it")
     acknowledgements: list[AcknowledgementView] = Field(description="Each body's confirmations of receipt, oldest "
                                                         "first")
+    timeline: list[TimelineEntry] = Field(description="What happened to the alert, oldest first")
     deliveries: list[DeliveryView]
 
 

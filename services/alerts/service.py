@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alerts import lifecycle, receipts, repository
+from services.alerts import lifecycle, receipts, repository, timeline
 from services.alerts.backoff import next_delay, should_give_up
 from services.alerts.channels import DeliveryResult
 from services.alerts.lifecycle import AlertSnapshot, Assessed, Policy
@@ -21,6 +21,7 @@ from services.alerts.metrics import ALERTS_LEVEL_RAISED, ALERTS_OPENED, ESCALATI
 from services.alerts.models import (
     Acknowledgement,
     Alert,
+    AssessedReport,
     Body,
     Delivery,
     DeliveryState,
@@ -41,21 +42,23 @@ from services.alerts.schemas import (
     BodyUpdate,
     BodyView,
     DeliveryView,
+    EnterpriseView,
     EscalationView,
     NotifiedView,
     Outcome,
     ReceiptForm,
     ReceiptStatus,
     ReceiptView,
+    ReportDetail,
     WebhookAlert,
     WebhookPayload,
 )
 from services.alerts.settings import AlertsSettings
 from shared.auth import Caller, hash_token, new_token
-from shared.events import AlertChanged, AlertState, ReportAssessed, RiskLevel, Topic
+from shared.events import AlertChanged, AlertState, Reason, ReportAssessed, RiskLevel, Topic
 from shared.http import Conflict, Forbidden, NotFound
 from shared.outbox import outbox_row
-from shared.report import KIND_BLOCKS, ReportKind
+from shared.report import KIND_BLOCKS, Report, ReportKind
 
 NO_SUCH_ALERT = "没有该预警 / No such alert"
 NO_SUCH_BODY = "没有该机构 / No such body"
@@ -512,12 +515,64 @@ async def _detail(session: AsyncSession, alert: Alert, policy: Policy, *,
     """The alert's detail; for a body (`visible_to`) only if it was notified (read from the notifications the
     detail loads anyway, so visibility costs no query of its own)."""
     views, acknowledgements = await _views(session, [alert])
-    if visible_to is not None and all(n.body_id != visible_to for n in views[0].notified):
+    view = views[0]
+    if visible_to is not None and all(n.body_id != visible_to for n in view.notified):
         raise NotFound(NO_SUCH_ALERT)
     deliveries = (await repository.deliveries_of(session, [alert.id])).get(alert.id, [])
-    return AlertDetail(**views[0].model_dump(), url=policy.alert_url(alert.id),
-                       acknowledgements=[_acknowledgement_view(a, name) for a, name in acknowledgements[alert.id]],
-                       deliveries=[_delivery_view(d) for d in deliveries])
+    reports = _report_details(alert, await repository.assessed_reports(session, alert.report_ids))
+    confirmations = [_acknowledgement_view(a, name) for a, name in acknowledgements[alert.id]]
+    return AlertDetail(
+        **view.model_dump(), url=policy.alert_url(alert.id), reports=reports, acknowledgements=confirmations,
+        timeline=timeline.build(alert, reports, view.notified, view.escalations, confirmations, deliveries),
+        deliveries=[_delivery_view(d) for d in deliveries],
+    )
+
+
+def _report_details(alert: Alert, rows: dict[str, AssessedReport]) -> list[ReportDetail]:
+    """The alert's reports in the order they joined. One kept before reports were stored is shown from the alert
+    itself when it is the report behind the current level; others from then are left out."""
+    details = []
+    for report_id in alert.report_ids:
+        row = rows.get(report_id)
+        if row is not None:
+            details.append(_report_detail(row))
+        elif report_id == alert.assessment.get("report_id"):
+            details.append(_report_detail_from_alert(alert))
+    return details
+
+
+def _report_detail(row: AssessedReport) -> ReportDetail:
+    details = row.details
+    return ReportDetail(
+        report_id=row.report_id, kind=ReportKind(row.kind), occurred_at=row.occurred_at,
+        enterprise=EnterpriseView(name=row.enterprise_name, credit_code=row.credit_code, industry=row.industry),
+        workers_involved=row.workers_involved, migrant_workers_involved=row.migrant_workers_involved,
+        arrears=details.get("arrears"), dispute=details.get("dispute"), stability=details.get("stability"),
+        collective_action=list(details.get("collective_action", [])), petition=details.get("petition", "none"),
+        online_exposure=details.get("online_exposure"), extreme_threat=details.get("extreme_threat"),
+        new_employment_form=details.get("new_employment_form"), summary=details.get("summary", ""),
+        level=RiskLevel(row.level), score=row.score, assessed_at=row.assessed_at,
+        reasons=[Reason.model_validate(reason) for reason in row.reasons],
+    )
+
+
+def _report_detail_from_alert(alert: Alert) -> ReportDetail:
+    report = Report.model_validate(alert.report)
+    assessment = AssessmentView.model_validate(alert.assessment)
+    return ReportDetail(
+        report_id=assessment.report_id, kind=report.kind, occurred_at=report.occurred_at,
+        enterprise=EnterpriseView(name=report.enterprise.name, credit_code=report.enterprise.credit_code,
+                                  industry=report.enterprise.industry),
+        workers_involved=report.workers_involved, migrant_workers_involved=report.migrant_workers_involved,
+        arrears=report.arrears.model_dump() if report.arrears else None,
+        dispute=report.dispute.model_dump() if report.dispute else None,
+        stability=report.stability.model_dump() if report.stability else None,
+        collective_action=sorted(action.value for action in report.collective_action),
+        petition=report.petition.value, online_exposure=report.online_exposure.value,
+        extreme_threat=report.extreme_threat, new_employment_form=report.new_employment_form,
+        summary=report.summary, level=assessment.level, score=assessment.score,
+        assessed_at=datetime.fromisoformat(assessment.assessed_at), reasons=assessment.reasons,
+    )
 
 
 async def alert_views(session: AsyncSession, alerts: Sequence[Alert]) -> list[AlertView]:

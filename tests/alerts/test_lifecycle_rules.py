@@ -324,3 +324,50 @@ def test_the_bodies_are_needed_exactly_when_the_decision_routes(snapshot: AlertS
 
     routes = with_bodies != without
     assert lifecycle.needs_targets(snapshot, event, NOW, POLICY) == routes
+
+
+# --- receipts per body ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", [BodyKind.union, BodyKind.mediation_centre])
+def test_a_union_or_mediation_centre_receipt_acknowledges_the_alert(kind: BodyKind) -> None:
+    decision = lifecycle.on_acknowledge(alert(overdue=True), "b-1", notified=True, body_kind=kind)
+
+    assert decision == lifecycle.Acknowledge(body_id="b-1", stops_escalation=True)
+
+
+@pytest.mark.parametrize("kind", [BodyKind.labour_inspection, BodyKind.arbitration, BodyKind.legal_aid])
+def test_another_kind_of_body_is_recorded_but_escalation_goes_on(kind: BodyKind) -> None:
+    overdue = alert(overdue=True)
+    decision = lifecycle.on_acknowledge(overdue, "b-1", notified=True, body_kind=kind)
+
+    assert decision == lifecycle.Acknowledge(body_id="b-1", stops_escalation=False)
+    # the alert stays open: the deadline still escalates it
+    after = replace(overdue, confirmed_by=frozenset({"b-1"}))
+    assert isinstance(lifecycle.on_deadline(after, BODIES, NOW, POLICY), lifecycle.Escalate)
+
+
+def test_a_receipt_on_an_acknowledged_alert_is_recorded_without_acknowledging_again() -> None:
+    acknowledged = replace(alert(state=AlertState.acknowledged), confirmed_by=frozenset({"b-county-union"}))
+    decision = lifecycle.on_acknowledge(acknowledged, "b-county-mediation", notified=True,
+                                        body_kind=BodyKind.mediation_centre)
+
+    assert decision == lifecycle.Acknowledge(body_id="b-county-mediation", stops_escalation=False)
+
+
+def test_a_body_confirms_once_per_level_and_again_after_a_raise() -> None:
+    confirmed = replace(alert(RiskLevel.orange), confirmed_by=frozenset({"b-county-union"}))
+    assert lifecycle.on_acknowledge(confirmed, "b-county-union", notified=True,
+                                    body_kind=BodyKind.union) == lifecycle.AlreadyDone()
+
+    # a raise re-opens the alert at a level nobody has confirmed yet: the body is asked again
+    raised = replace(confirmed, level=RiskLevel.red, state=AlertState.open, confirmed_by=frozenset())
+    assert lifecycle.on_acknowledge(raised, "b-county-union", notified=True,
+                                    body_kind=BodyKind.union) == lifecycle.Acknowledge(body_id="b-county-union")
+
+
+def test_an_inspectorates_receipt_on_a_resolved_alert_conflicts() -> None:
+    decision = lifecycle.on_acknowledge(alert(state=AlertState.resolved), "b-county-inspection", notified=True,
+                                        body_kind=BodyKind.labour_inspection)
+
+    assert decision == lifecycle.Conflict()
