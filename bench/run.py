@@ -11,7 +11,9 @@ they are not already running):
            from that time), red reports at 50/s and 200/s to a county union and mediation centre on 127.0.0.1;
   hang     one body's receiver hangs until the delivery timeout while other bodies get alerts;
   catchup  one risk worker consuming a pre-filled `reports.v1` backlog;
-  scoring  the rubric engine alone.
+  scoring  the rubric engine alone;
+  lists    (optional, only with `--only lists`: it fills 10^6 rows) the inbox list, its filters, the export, the
+           situation and the watch list at 10^4, 10^5 and 10^6 alerts (`bench/bench_lists.py`).
 
 Figures are printed with a one-line verdict per target, never asserted. `--profile DIR` also samples intake
 (during its wrk run) and alerts (during the latency runs) with py-spy and prints the hottest functions.
@@ -35,7 +37,7 @@ from pathlib import Path
 
 import httpx
 
-from bench import bench_pipeline, bench_scoring
+from bench import bench_lists, bench_pipeline, bench_scoring
 from bench.load import (
     BatchResult,
     Sent,
@@ -55,6 +57,7 @@ from bench.stack import Infra, Stack, count_rows, free_port, harness_down, harne
 from tests.factories import credit_code
 
 SCENARIOS = ("intake", "batch", "latency", "hang", "catchup", "scoring")
+OPTIONAL = ("lists",)  # not in the default run: asked for by name
 REGION = "320106"  # 南京市鼓楼区: the county whose union and mediation centre receive the latency run's alerts
 
 
@@ -393,9 +396,21 @@ def scenario_scoring() -> None:
     bench_scoring.main(20_000)
 
 
+def scenario_lists(run: Run) -> None:
+    stages = tuple(int(s) for s in run.args.lists_stages.split(",") if s.strip())
+    progress(f"lists at {', '.join(f'{s:,}' for s in stages)} alerts ({load_average()})")
+    results = bench_lists.run(run.infra, stages=stages, samples=run.args.lists_samples)
+    run.verdicts += [Verdict(target, figure, passed) for target, figure, passed in bench_lists.verdicts(results)]
+
+
 def main() -> None:
     options = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    options.add_argument("--only", default=",".join(SCENARIOS), help=f"comma list of {', '.join(SCENARIOS)}")
+    options.add_argument("--only", default=",".join(SCENARIOS),
+                         help=f"comma list of {', '.join(SCENARIOS + OPTIONAL)} "
+                              f"(default: all but {', '.join(OPTIONAL)})")
+    options.add_argument("--lists-stages", default=",".join(str(s) for s in bench_lists.STAGES),
+                         help="alert counts at which the lists scenario measures")
+    options.add_argument("--lists-samples", type=int, default=30)
     options.add_argument("--rates", default="50,200", help="open-loop rates of the latency scenario (reports/s)")
     options.add_argument("--intake-seconds", type=float, default=10.0)
     options.add_argument("--latency-seconds", type=float, default=20.0)
@@ -407,7 +422,7 @@ def main() -> None:
     options.add_argument("--profile", metavar="DIR", help="py-spy profiles of intake and alerts into DIR")
     args = options.parse_args()
     wanted = {name.strip() for name in args.only.split(",") if name.strip()}
-    if unknown := wanted - set(SCENARIOS):
+    if unknown := wanted - set(SCENARIOS + OPTIONAL):
         options.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     if wanted & {"intake", "batch"} and not wrk_version().startswith("wrk ") and "missing" in wrk_version():
         sys.exit("wrk is missing: apt-get install -y wrk (bench/bootstrap.sh does it)")
@@ -433,6 +448,8 @@ def main() -> None:
             scenario_catchup(run)
         if "scoring" in wanted:
             scenario_scoring()
+        if "lists" in wanted:
+            scenario_lists(run)
     finally:
         harness_down(infra)
     say(f"\nverdicts (figures from this run; {load_average()} at the end; {time.monotonic() - started:.0f} s):")

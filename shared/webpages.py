@@ -27,6 +27,8 @@ from shared.labels import for_pages
 
 STATIC_DIR = Path(__file__).with_name("static")
 CACHE_CONTROL = "public, max-age=300"
+MEDIA_TYPES = {".js": "text/javascript; charset=utf-8", ".json": "application/json", ".css": "text/css; charset=utf-8",
+               ".txt": "text/plain; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png"}
 
 
 @dataclass(frozen=True)
@@ -67,3 +69,27 @@ def install_static(app: FastAPI) -> None:
         if served.etag in request.headers.get("if-none-match", ""):
             return Response(status_code=304, headers=headers)
         return Response(served.content, media_type=served.media_type, headers=headers)
+
+
+def directory_files(directory: Path) -> dict[str, StaticFile]:
+    """The files directly in `directory` whose type is known (name → file), read once."""
+    return {path.name: StaticFile(path.read_bytes(), MEDIA_TYPES[path.suffix])
+            for path in sorted(directory.iterdir()) if path.is_file() and path.suffix in MEDIA_TYPES}
+
+
+def install_static_directory(app: FastAPI, url_prefix: str, directory: Path) -> None:
+    """Serve a service's own static directory under `url_prefix` (e.g. `/static/vendor` for vendored libraries),
+    with the same ETag and caching as the shared files. A sub-path of `/static/` does not clash with the shared
+    `/static/{name}` (a name has no slash)."""
+    files = directory_files(directory)
+
+    async def serve(name: str, request: Request) -> Response:
+        served = files.get(name)
+        if served is None:
+            raise NotFound()
+        headers = {"ETag": served.etag, "Cache-Control": CACHE_CONTROL}
+        if served.etag in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        return Response(served.content, media_type=served.media_type, headers=headers)
+
+    app.add_api_route(f"{url_prefix.rstrip('/')}/{{name}}", serve, methods=["GET"], include_in_schema=False)

@@ -11,8 +11,8 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import ValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from pydantic import AfterValidator, AwareDatetime, ValidationError
 
 from services.alerts import receipt_page, repository, service
 from services.alerts.context import AlertsContext
@@ -20,6 +20,7 @@ from services.alerts.schemas import (
     RECEIPT_STATUS_CODES,
     AcknowledgementPayload,
     AlertDetail,
+    AlertFilters,
     AlertPage,
     BodyCreate,
     BodyCreated,
@@ -27,12 +28,17 @@ from services.alerts.schemas import (
     BodyView,
     ReceiptForm,
     ReceiptView,
+    RegionLists,
     Resolution,
+    Situation,
+    WatchlistPage,
 )
+from shared import regions
 from shared.auth import Caller, admin_dependency, caller_dependency
 from shared.deps import SessionDep, service_context
 from shared.events import AlertState, RiskLevel, utcnow
 from shared.openapi import error_responses
+from shared.report import ReportKind
 
 router = APIRouter(prefix="/v1")
 
@@ -86,16 +92,63 @@ async def deactivate_body(body_id: str, session: SessionDep) -> Response:
 # --- alerts --------------------------------------------------------------------------------------------------------
 
 
+def _cursor(value: str | None) -> str | None:
+    if value is not None:
+        service.decode_cursor(value)  # ValueError: 422 with its reason
+    return value
+
+
+def _watch_cursor(value: str | None) -> str | None:
+    if value is not None:
+        service.decode_watch_cursor(value)
+    return value
+
+
+CursorParam = Annotated[str | None, Query(max_length=service.MAX_CURSOR_LENGTH,
+                                          description="From the previous page's next_cursor"),
+                        AfterValidator(_cursor)]
+RegionParam = Annotated[str | None, Query(pattern=r"^\d{6}$", description="A county, city (covering its counties) "
+                                          "or province code (GB/T 2260)")]
+
+
+def alert_filters(
+    level: RiskLevel | None = None, kind: ReportKind | None = None, state: AlertState | None = None,
+    region_code: RegionParam = None,
+    q: Annotated[str | None, Query(max_length=100, description="Part of the enterprise name or credit code "
+                                   "(case-insensitive)")] = None,
+    since: Annotated[AwareDatetime | None, Query(description="Opened at or after (ISO 8601 with offset)")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="Opened before (ISO 8601 with offset)")] = None,
+    changed_since: Annotated[AwareDatetime | None, Query(
+        description="Only alerts changed after this: the previous answer's server_time")] = None,
+) -> AlertFilters:
+    """The list's filters, shared by the list and its export."""
+    return AlertFilters(level=level, kind=kind, state=state, region_code=region_code, q=q, since=since, until=until,
+                        changed_since=changed_since)
+
+
+FiltersDep = Annotated[AlertFilters, Depends(alert_filters)]
+
+
 @router.get("/alerts", response_model=AlertPage, tags=["alerts"], responses=error_responses(401, 422, 503))
-async def list_alerts(
-    caller: CallerDep, session: SessionDep,
-    state: AlertState | None = None, level: RiskLevel | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(pattern=r"^\d+$", description="From the previous page's next_cursor")] = None,
-) -> AlertPage:
-    """Alerts, most severe first, then oldest first. A body sees the alerts it was notified of; admin sees all."""
-    return await service.list_alerts(session, caller, state=state, level=level, limit=limit,
-                                     offset=int(cursor or 0))
+async def list_alerts(caller: CallerDep, session: SessionDep, filters: FiltersDep,
+                      limit: Annotated[int, Query(ge=1, le=200)] = 50, cursor: CursorParam = None) -> AlertPage:
+    """Alerts, most severe first, then oldest first, paged by a keyset cursor. A body sees the alerts it was
+    notified of; admin sees all. Poll cheaply with `changed_since` = the previous answer's `server_time`."""
+    return await service.list_alerts(session, caller, filters, limit=limit, cursor=cursor)
+
+
+@router.get("/alerts/export.csv", tags=["alerts"], response_class=StreamingResponse,
+            responses={**error_responses(401, 422, 503),
+                       200: {"content": {"text/csv": {}}, "description": "UTF-8 with BOM, Chinese headers"}})
+async def export_alerts(caller: CallerDep, filters: FiltersDep, context: Context) -> StreamingResponse:
+    """The list with the same filters as CSV for Excel (UTF-8 with BOM, Chinese headers), streamed, at most
+    `X-Export-Limit` rows (a last line says when there were more)."""
+    stamp = utcnow().astimezone(service.EXPORT_TIME_ZONE).strftime("%Y%m%d-%H%M")
+    return StreamingResponse(
+        service.export_csv(context.sessions, caller, filters), media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="alerts-{stamp}.csv"',
+                 "X-Export-Limit": str(service.EXPORT_MAX_ROWS), "Cache-Control": "no-store"},
+    )
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertDetail, tags=["alerts"],
@@ -126,6 +179,44 @@ async def resolve_alert(alert_id: str, payload: Resolution, caller: CallerDep, s
                                   policy=context.policy, now=utcnow())
     after.add_task(context.relay.wake)
     return alert
+
+
+# --- situation, regions, watch list --------------------------------------------------------------------------------
+
+
+@router.get("/situation", response_model=Situation, tags=["situation"],
+            responses=error_responses(401, 403, 422, 503))
+async def get_situation(caller: CallerDep, session: SessionDep, region_code: RegionParam = None,
+                        since: Annotated[AwareDatetime | None, Query(
+                            description="Reports that occurred at or after; default: Monday 11 weeks ago")] = None,
+                        until: Annotated[AwareDatetime | None, Query(
+                            description="Reports that occurred before; default: the start of tomorrow")] = None,
+                        ) -> Situation:
+    """Reports by level and open alerts by level per city, county, week (Monday, Asia/Shanghai) and industry. A
+    body sees its own region (403 for another), the admin all (Jiangsu by default)."""
+    return await service.situation(session, caller, since=since, until=until, region_code=region_code,
+                                   now=utcnow())
+
+
+@router.get("/regions", response_model=RegionLists, tags=["situation"])
+async def get_regions(response: Response) -> RegionLists:
+    """Jiangsu's cities and their counties, and the provinces' names (GB/T 2260), for pickers. No token needed."""
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return RegionLists.model_validate(regions.picker_data())
+
+
+@router.get("/watchlist", response_model=WatchlistPage, tags=["situation"],
+            responses=error_responses(401, 403, 422, 503))
+async def get_watchlist(
+    caller: CallerDep, session: SessionDep, region_code: RegionParam = None,
+    days: Annotated[int, Query(ge=1, le=service.WATCHLIST_MAX_DAYS)] = 90,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=service.MAX_CURSOR_LENGTH), AfterValidator(_watch_cursor)] = None,
+) -> WatchlistPage:
+    """Enterprises with blue (关注 / watch) reports in the last `days` days, the most recent first: a body sees its
+    own region (a county federation its county), the admin all or the region asked."""
+    return await service.watchlist(session, caller, region_code=region_code, days=days, limit=limit, cursor=cursor,
+                                   now=utcnow())
 
 
 # --- one-click receipt links (no sign-in: the signed token is the credential) ----------------------------------------

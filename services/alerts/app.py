@@ -23,7 +23,7 @@ from shared.http import create_service_app
 from shared.kafka import BatchConsumer
 from shared.outbox import OutboxRelay
 from shared.runtime import service_infrastructure
-from shared.webpages import install_static
+from shared.webpages import install_static, install_static_directory
 
 HERE = Path(__file__).parent
 
@@ -78,5 +78,13 @@ def create_app(settings: AlertsSettings | None = None) -> FastAPI:
     @app.get("/inbox", response_class=HTMLResponse, include_in_schema=False)
     async def inbox() -> HTMLResponse:
         return HTMLResponse((HERE / "pages" / "inbox.html").read_text(encoding="utf-8"))
+
+    # The situation page and what it loads from this service (no CDN): vendored ECharts and Jiangsu's map.
+    install_static_directory(app, "/static/vendor", HERE / "static" / "vendor")
+    install_static_directory(app, "/static/map", HERE / "static" / "map")
+
+    @app.get("/situation", response_class=HTMLResponse, include_in_schema=False)
+    async def situation_page() -> HTMLResponse:
+        return HTMLResponse((HERE / "pages" / "situation.html").read_text(encoding="utf-8"))
 
     return app

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import case, func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts.models import (
@@ -20,15 +21,14 @@ from services.alerts.models import (
     Delivery,
     DeliveryState,
     Escalation,
+    InboxEntry,
     Notification,
     ProcessedEvent,
+    alert_search_text,
 )
-from shared.events import AlertState, RiskLevel
+from shared.events import AlertState
 
 Row = TypeVar("Row", Notification, Escalation, Delivery)
-
-_SEVERITY = case({level.value: level.rank for level in RiskLevel}, value=Alert.level)
-
 
 # --- bodies --------------------------------------------------------------------------------------------------------
 
@@ -96,23 +96,6 @@ async def due_alerts_for_update(session: AsyncSession, now: datetime, limit: int
                             Alert.ack_deadline <= now)
         .order_by(Alert.ack_deadline).limit(limit).with_for_update(skip_locked=True)
     )).all()
-
-
-async def alerts_page(session: AsyncSession, *, visible_to: str | None, state: str | None, level: str | None,
-                      offset: int, limit: int) -> Sequence[Alert]:
-    """Up to `limit` alerts, most severe first, then oldest first; only those `visible_to` was notified of
-    (None: all)."""
-    statement = select(Alert)
-    if visible_to is not None:
-        statement = statement.where(
-            Alert.id.in_(select(Notification.alert_id).where(Notification.body_id == visible_to))
-        )
-    if state is not None:
-        statement = statement.where(Alert.state == state)
-    if level is not None:
-        statement = statement.where(Alert.level == level)
-    statement = statement.order_by(_SEVERITY.desc(), Alert.opened_at, Alert.id).offset(offset).limit(limit)
-    return (await session.scalars(statement)).all()
 
 
 async def was_notified(session: AsyncSession, alert_id: str, body_id: str) -> bool:
@@ -283,3 +266,190 @@ async def record_assessed_report(session: AsyncSession, values: dict[str, Any]) 
     )
     return stored is not None
 
+
+# --- inbox lists and export ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlertQuery:
+    """The filters of the inbox list and its export. `region_prefix` is `shared.regions.prefix_of` of a code:
+    "32" a province, "3201" a city (covering its counties), "320102" a county."""
+
+    visible_to: str | None = None
+    level: str | None = None
+    kind: str | None = None
+    state: str | None = None
+    region_prefix: str | None = None
+    q: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    changed_since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AlertKey:
+    """A position in the list order (most severe first, then oldest first, then by id): the keyset cursor."""
+
+    level_order: int
+    opened_at: datetime
+    alert_id: str
+
+
+def _region_filter(region_code: Any, city_code: Any, prefix: str) -> ColumnElement[bool]:
+    """A county is one code, a city its generated city code (both equalities in front of an index); a province a
+    range of codes."""
+    if len(prefix) == 6:
+        return region_code == prefix  # type: ignore[no-any-return]
+    if len(prefix) == 4:
+        return city_code == prefix + "00"  # type: ignore[no-any-return]
+    upper = str(int(prefix) + 1).zfill(len(prefix))
+    return and_(region_code >= prefix, region_code < upper)
+
+
+LEVEL_ORDER = {"red": 0, "orange": 1, "yellow": 2, "blue": 3, "none": 4}
+"""The generated `alerts.level_order` of each level (models.LEVEL_ORDER_SQL): a level filter is an equality on it,
+in front of the list indexes."""
+
+
+def _alerts_where(statement: Select[Any], query: AlertQuery) -> Select[Any]:
+    if query.level is not None:
+        statement = statement.where(Alert.level_order == LEVEL_ORDER[query.level])
+    if query.kind is not None:
+        statement = statement.where(Alert.kind == query.kind)
+    if query.state is not None:
+        statement = statement.where(Alert.state == query.state)
+    if query.region_prefix is not None:
+        statement = statement.where(_region_filter(Alert.region_code, Alert.city_code, query.region_prefix))
+    if query.q:
+        # The bigram index narrows the rows; the exact substring test (case-insensitive) decides.
+        needle = func.lower(query.q)
+        statement = statement.where(
+            alert_search_text().op("@>")(func.alerts.search_bigrams(query.q)),
+            or_(func.strpos(func.lower(Alert.enterprise_name), needle) > 0,
+                func.strpos(func.lower(Alert.credit_code), needle) > 0),
+        )
+    if query.since is not None:
+        statement = statement.where(Alert.opened_at >= query.since)
+    if query.until is not None:
+        statement = statement.where(Alert.opened_at < query.until)
+    if query.changed_since is not None:
+        statement = statement.where(Alert.updated_at > query.changed_since)
+    return statement
+
+
+async def alerts_page(session: AsyncSession, query: AlertQuery, *, after: AlertKey | None,
+                      limit: int) -> Sequence[Alert]:
+    """Up to `limit` alerts matching `query` after the position `after`, most severe first, then oldest first
+    (one query). Admin's list walks the `ix_alerts_list*` indexes; a body's walks its `inbox_entries` in the same
+    order (`ix_inbox_entries_*`), so neither sorts nor scans the archive."""
+    if query.visible_to is None:
+        order: tuple[Any, Any, Any] = (Alert.level_order, Alert.opened_at, Alert.id)
+        statement = select(Alert)
+    else:
+        order = (InboxEntry.level_order, InboxEntry.opened_at, InboxEntry.alert_id)
+        statement = (select(Alert).join(InboxEntry, InboxEntry.alert_id == Alert.id)
+                     .where(InboxEntry.body_id == query.visible_to))
+        if query.level is not None:
+            statement = statement.where(InboxEntry.level_order == LEVEL_ORDER[query.level])
+        if query.state is not None:
+            statement = statement.where(InboxEntry.state == query.state)
+    statement = _alerts_where(statement, query)
+    if after is not None:
+        statement = statement.where(tuple_(*order) > tuple_(after.level_order, after.opened_at, after.alert_id))
+    statement = statement.order_by(*order).limit(limit)
+    return (await session.scalars(statement)).all()
+
+
+# --- situation -----------------------------------------------------------------------------------------------------
+
+
+SITUATION_TIME_ZONE = "Asia/Shanghai"
+
+
+@dataclass(frozen=True)
+class ReportCount:
+    """One line of the report counts: by (county, level), (industry, level) or (week, level); the other keys None."""
+
+    region_code: str | None
+    industry: str | None
+    week_start: date | None
+    level: str
+    count: int
+
+
+async def report_counts(session: AsyncSession, *, region_prefix: str, since: datetime,
+                        until: datetime) -> list[ReportCount]:
+    """Assessed reports that occurred in [since, until) within the region, counted by county, by industry and by
+    week (Monday start, Asia/Shanghai), each by level: one index-only scan with three grouping sets."""
+    week = func.date_trunc("week", func.timezone(SITUATION_TIME_ZONE, AssessedReport.occurred_at))
+    statement = (
+        select(AssessedReport.region_code, AssessedReport.industry, week.label("week"), AssessedReport.level,
+               func.count())
+        .where(AssessedReport.occurred_at >= since, AssessedReport.occurred_at < until,
+               _region_filter(AssessedReport.region_code, AssessedReport.city_code, region_prefix))
+        .group_by(func.grouping_sets(
+            tuple_(AssessedReport.region_code, AssessedReport.level),
+            tuple_(AssessedReport.industry, AssessedReport.level),
+            tuple_(week, AssessedReport.level),
+        ))
+    )
+    rows = (await session.execute(statement)).all()
+    return [ReportCount(region_code=region, industry=industry, week_start=week_at.date() if week_at else None,
+                        level=str(level), count=int(count))
+            for region, industry, week_at, level, count in rows]
+
+
+async def unresolved_alert_counts(session: AsyncSession, *, region_prefix: str) -> list[tuple[str, str, str, int]]:
+    """Alerts not yet resolved in the region, as (county, current level, industry, count): an index-only scan of
+    `ix_alerts_unresolved_counts`."""
+    statement = (
+        select(Alert.region_code, Alert.level, Alert.industry, func.count())
+        .where(Alert.state != AlertState.resolved.value,
+               _region_filter(Alert.region_code, Alert.city_code, region_prefix))
+        .group_by(Alert.region_code, Alert.level, Alert.industry)
+    )
+    return [(str(region), str(level), str(industry or ""), int(count))
+            for region, level, industry, count in (await session.execute(statement)).all()]
+
+
+# --- watch list ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WatchedEnterprise:
+    credit_code: str
+    enterprise_name: str
+    region_code: str
+    count: int
+    latest_occurred_at: datetime
+    latest_score: int
+    kinds: list[str]
+
+
+async def watchlist_page(session: AsyncSession, *, region_prefix: str | None, since: datetime,
+                         after: tuple[datetime, str] | None, limit: int) -> list[WatchedEnterprise]:
+    """Enterprises with blue reports that occurred since `since` in the region, the most recent first (then by
+    credit code, descending): name, region and score of the latest, how many, and their kinds. Reads the partial
+    index of blue reports."""
+    latest = func.max(AssessedReport.occurred_at)
+
+    def of_latest(column: Any) -> Any:
+        return func.array_agg(aggregate_order_by(column, AssessedReport.occurred_at.desc()))[1]
+
+    statement = (
+        select(AssessedReport.credit_code, of_latest(AssessedReport.enterprise_name),
+               of_latest(AssessedReport.region_code), func.count(), latest, of_latest(AssessedReport.score),
+               func.array_agg(AssessedReport.kind.distinct()))
+        .where(AssessedReport.level == "blue", AssessedReport.occurred_at >= since)
+        .group_by(AssessedReport.credit_code)
+        .order_by(latest.desc(), AssessedReport.credit_code.desc())
+        .limit(limit)
+    )
+    if region_prefix is not None:
+        statement = statement.where(_region_filter(AssessedReport.region_code, AssessedReport.city_code,
+                                                   region_prefix))
+    if after is not None:
+        statement = statement.having(tuple_(latest, AssessedReport.credit_code) < tuple_(*after))
+    return [WatchedEnterprise(credit_code=code, enterprise_name=name, region_code=region, count=int(count),
+                              latest_occurred_at=latest_at, latest_score=int(score), kinds=sorted(kinds))
+            for code, name, region, count, latest_at, score, kinds in (await session.execute(statement)).all()]

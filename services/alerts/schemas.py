@@ -8,7 +8,8 @@ payloads.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -331,7 +332,10 @@ class WebhookAlert(AlertView):
 
 class AlertPage(BaseModel):
     items: list[AlertView]
-    next_cursor: str | None
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page (same filters); None at the end")
+    server_time: Timestamp = Field(
+        description="Send it back as `changed_since` on the next poll to get only alerts changed since this answer "
+                    "(it lies a little before the answer, so a change committed meanwhile is not missed)")
 
 
 class Resolution(BaseModel):
@@ -360,3 +364,118 @@ class WebhookPayload(BaseModel):
     report: dict[str, Any] = Field(description="The report behind the alert's current level (no personal data)")
     assessment: AssessmentView
 
+
+
+# --- inbox filters, situation, watch list --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlertFilters:
+    """The filters of `GET /v1/alerts` and `GET /v1/alerts/export.csv`. `region_code` covers the divisions below
+    it (a city its counties, a province all); `q` is a case-insensitive substring of the enterprise name or the
+    credit code; `since`/`until` bound `opened_at` ([since, until)); `changed_since` keeps alerts whose
+    `updated_at` is after it."""
+
+    level: RiskLevel | None = None
+    kind: ReportKind | None = None
+    state: AlertState | None = None
+    region_code: str | None = None
+    q: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    changed_since: datetime | None = None
+
+
+class LevelCounts(BaseModel):
+    """Assessed reports by the level they were assessed at."""
+
+    red: int = 0
+    orange: int = 0
+    yellow: int = 0
+    blue: int = 0
+    none: int = 0
+
+
+class OpenAlertCounts(BaseModel):
+    """Alerts not yet resolved (open or acknowledged), by their current level."""
+
+    red: int = 0
+    orange: int = 0
+    yellow: int = 0
+
+
+class SituationRegion(BaseModel):
+    region_code: str
+    name_zh: str
+    name_en: str
+    reports: LevelCounts
+    open_alerts: OpenAlertCounts
+
+
+class SituationCounty(SituationRegion):
+    city_code: str
+
+
+class SituationWeek(BaseModel):
+    week_start: date = Field(description="The Monday (Asia/Shanghai) the week starts on")
+    reports: LevelCounts
+
+
+class SituationIndustry(BaseModel):
+    industry: str = Field(description="GB/T 4754 section, A-T")
+    name_zh: str
+    name_en: str
+    reports: LevelCounts
+    open_alerts: OpenAlertCounts
+
+
+class Situation(BaseModel):
+    """`GET /v1/situation`: reports that occurred in [since, until) by level, and the alerts open now by level, per
+    city, per county, per week and per industry, within `region_code`."""
+
+    since: Timestamp
+    until: Timestamp
+    region_code: str
+    cities: list[SituationRegion]
+    counties: list[SituationCounty]
+    weekly: list[SituationWeek]
+    industries: list[SituationIndustry]
+
+
+class WatchedEnterpriseView(BaseModel):
+    """An enterprise with blue (关注 / watch) reports in the period: what its latest report said and how many."""
+
+    credit_code: str
+    enterprise_name: str = Field(description="As its latest blue report names it")
+    region_code: str = Field(description="Of its latest blue report")
+    region_label: str = Field(description="`中文 / English`, with the city before a county")
+    reports: int = Field(description="Blue reports in the period")
+    latest_occurred_at: Timestamp
+    latest_score: int
+    kinds: list[ReportKind]
+
+
+class WatchlistPage(BaseModel):
+    region_code: str | None = Field(description="The region covered; None: all (admin)")
+    since: Timestamp
+    items: list[WatchedEnterpriseView]
+    next_cursor: str | None
+
+
+class RegionName(BaseModel):
+    code: str
+    name_zh: str
+    name_en: str
+
+
+class RegionCity(RegionName):
+    counties: list[RegionName]
+
+
+class RegionLists(BaseModel):
+    """`GET /v1/regions`: Jiangsu's cities and their counties, and the names of the provinces (GB/T 2260)."""
+
+    province: RegionName
+    cities: list[RegionCity]
+    provinces: list[RegionName]
+    source: str = Field(description="Where the division list comes from")

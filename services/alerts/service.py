@@ -5,11 +5,18 @@ the bodies directory. Flush only: the caller's transaction (a request, a Kafka b
 
 from __future__ import annotations
 
+import base64
+import binascii
+import csv
+import io
+import json
 import uuid
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import date, datetime, time, timedelta
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,6 +41,7 @@ from services.alerts.schemas import (
     AcknowledgementPayload,
     AcknowledgementView,
     AlertDetail,
+    AlertFilters,
     AlertPage,
     AlertView,
     AssessmentView,
@@ -44,19 +52,31 @@ from services.alerts.schemas import (
     DeliveryView,
     EnterpriseView,
     EscalationView,
+    LevelCounts,
     NotifiedView,
+    OpenAlertCounts,
     Outcome,
     ReceiptForm,
     ReceiptStatus,
     ReceiptView,
     ReportDetail,
+    Situation,
+    SituationCounty,
+    SituationIndustry,
+    SituationRegion,
+    SituationWeek,
+    WatchedEnterpriseView,
+    WatchlistPage,
     WebhookAlert,
     WebhookPayload,
 )
 from services.alerts.settings import AlertsSettings
+from shared import regions
 from shared.auth import Caller, hash_token, new_token
-from shared.events import AlertChanged, AlertState, Reason, ReportAssessed, RiskLevel, Topic
-from shared.http import Conflict, Forbidden, NotFound
+from shared.db import SessionFactory
+from shared.events import AlertChanged, AlertState, Reason, ReportAssessed, RiskLevel, Topic, utcnow
+from shared.http import ApiError, Conflict, Forbidden, NotFound
+from shared.labels import INDUSTRIES, label
 from shared.outbox import outbox_row
 from shared.report import KIND_BLOCKS, Report, ReportKind
 
@@ -498,18 +518,6 @@ async def get_alert(session: AsyncSession, alert_id: str, caller: Caller, policy
     return await _detail(session, alert, policy, visible_to=None if caller.is_admin else caller.body_id or "")
 
 
-async def list_alerts(session: AsyncSession, caller: Caller, *, state: AlertState | None, level: RiskLevel | None,
-                      limit: int, offset: int) -> AlertPage:
-    """A page of alerts, most severe first, then oldest first: a body sees those it was notified of, admin all.
-    Four queries whatever the page size."""
-    alerts = await repository.alerts_page(
-        session, visible_to=caller.body_id, state=state.value if state else None,
-        level=level.value if level else None, offset=offset, limit=limit + 1,
-    )
-    items = await alert_views(session, alerts[:limit])
-    return AlertPage(items=items, next_cursor=str(offset + limit) if len(alerts) > limit else None)
-
-
 async def _detail(session: AsyncSession, alert: Alert, policy: Policy, *,
                   visible_to: str | None = None) -> AlertDetail:
     """The alert's detail; for a body (`visible_to`) only if it was notified (read from the notifications the
@@ -685,3 +693,300 @@ async def gauges(session: AsyncSession, now: datetime) -> tuple[dict[str, int], 
     return (await repository.open_alerts_by_level(session),
             await repository.open_alerts_by_level(session, overdue_at=now),
             await repository.pending_deliveries(session))
+
+
+# --- inbox lists and export ----------------------------------------------------------------------------------------
+
+CHANGES_OVERLAP = timedelta(seconds=60)
+"""How far before the answer `server_time` lies. `updated_at` is stamped when a change is made and becomes visible
+when its transaction commits (a Kafka batch, a worker tick): a poll from `server_time` sees again what changed in the
+last minute (the page replaces alerts by id) rather than missing a change committed a little after it was stamped."""
+
+MAX_CURSOR_LENGTH = 200
+EXPORT_MAX_ROWS = 50_000
+EXPORT_CHUNK = 1_000
+BAD_CURSOR = "游标无效,请从第一页重新开始 / Invalid cursor: start again from the first page"
+NOT_YOUR_REGION = "该地区不在本机构辖区内 / The region is outside the body's area"
+
+
+def encode_cursor(key: repository.AlertKey) -> str:
+    raw = json.dumps([key.level_order, key.opened_at.isoformat(), key.alert_id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> repository.AlertKey:
+    """The list position a cursor names; ValueError (a 422 for the route) when it is not one of ours."""
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise ValueError(BAD_CURSOR)
+    try:
+        level_order, opened_at, alert_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        key = repository.AlertKey(level_order=int(level_order), opened_at=datetime.fromisoformat(opened_at),
+                                  alert_id=str(alert_id))
+    except (ValueError, TypeError, binascii.Error) as error:
+        raise ValueError(BAD_CURSOR) from error
+    if key.opened_at.tzinfo is None:
+        raise ValueError(BAD_CURSOR)
+    return key
+
+
+def _alert_key(alert: Alert) -> repository.AlertKey:
+    return repository.AlertKey(level_order=alert.level_order, opened_at=alert.opened_at, alert_id=alert.id)
+
+
+def alert_query(caller: Caller, filters: AlertFilters) -> repository.AlertQuery:
+    """The repository's query for these filters as `caller` may see them (a body: the alerts it was notified of)."""
+    q = (filters.q or "").strip()
+    return repository.AlertQuery(
+        visible_to=caller.body_id, level=filters.level.value if filters.level else None,
+        kind=filters.kind.value if filters.kind else None, state=filters.state.value if filters.state else None,
+        region_prefix=regions.prefix_of(filters.region_code) if filters.region_code else None,
+        q=q or None, since=filters.since, until=filters.until, changed_since=filters.changed_since,
+    )
+
+
+async def list_alerts(session: AsyncSession, caller: Caller, filters: AlertFilters, *, limit: int,
+                      cursor: str | None, now: datetime | None = None) -> AlertPage:
+    """A page of alerts, most severe first, then oldest first, after `cursor` (keyset): a body sees those it was
+    notified of, admin all. Three queries whatever the page size (the page, its notifications, its escalations)."""
+    server_time = (now or utcnow()) - CHANGES_OVERLAP
+    after = decode_cursor(cursor) if cursor else None
+    alerts = await repository.alerts_page(session, alert_query(caller, filters), after=after, limit=limit + 1)
+    items = await alert_views(session, alerts[:limit])
+    next_cursor = encode_cursor(_alert_key(alerts[limit - 1])) if len(alerts) > limit else None
+    return AlertPage(items=items, next_cursor=next_cursor, server_time=server_time)
+
+
+EXPORT_COLUMNS = (
+    "预警编号", "企业名称", "统一社会信用代码", "行业", "类别", "级别", "状态", "地区", "地区代码", "评分", "报告数",
+    "开启时间(北京时间)", "确认时限(北京时间)", "确认时间(北京时间)", "办结时间(北京时间)", "结果",
+)
+EXPORT_TIME_ZONE = ZoneInfo("Asia/Shanghai")
+
+
+def _local(moment: datetime | None) -> str:
+    return moment.astimezone(EXPORT_TIME_ZONE).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+
+
+def _cell(value: str) -> str:
+    """A text cell Excel will not run as a formula (a name starting with =, +, - or @)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def export_row(alert: Alert) -> list[str]:
+    industry = INDUSTRIES.get(alert.industry or "")
+    return [
+        alert.id, _cell(alert.enterprise_name), alert.credit_code, industry.both if industry else "",
+        label("kind", alert.kind).both, label("level", alert.level).both, label("state", alert.state).both,
+        regions.label(alert.region_code, with_city=True), alert.region_code, str(alert.score),
+        str(len(alert.report_ids)), _local(alert.opened_at),
+        _local(alert.ack_deadline if alert.state == AlertState.open.value else None),
+        _local(alert.acknowledged_at), _local(alert.resolved_at),
+        label("outcome", alert.outcome).both if alert.outcome else "",
+    ]
+
+
+def _csv_lines(rows: Iterable[Sequence[str]]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    return buffer.getvalue().encode("utf-8")
+
+
+async def export_csv(sessions: SessionFactory, caller: Caller, filters: AlertFilters, *,
+                     max_rows: int = EXPORT_MAX_ROWS, chunk: int = EXPORT_CHUNK) -> AsyncIterator[bytes]:
+    """The alerts of the list with these filters, in its order, as CSV (UTF-8 with a BOM so that Excel reads it,
+    Chinese headers), at most `max_rows` of them; read in chunks of `chunk` by keyset, each chunk in a session of
+    its own (the export streams after the request's session has ended). When there were more, a last line says so.
+    """
+    query = alert_query(caller, filters)
+    yield "\ufeff".encode() + _csv_lines([EXPORT_COLUMNS])
+    after: repository.AlertKey | None = None
+    written = 0
+    while written < max_rows:
+        size = min(chunk, max_rows - written)
+        async with sessions() as session:
+            alerts = await repository.alerts_page(session, query, after=after, limit=size + 1)
+        page = alerts[:size]
+        if page:
+            yield _csv_lines(export_row(alert) for alert in page)
+            written += len(page)
+            after = _alert_key(page[-1])
+        if len(alerts) <= size:
+            return
+    yield _csv_lines([[f"仅导出前 {max_rows} 条,请缩小筛选范围 / Only the first {max_rows} alerts were exported: "
+                       "narrow the filters"]])
+
+
+# --- situation -----------------------------------------------------------------------------------------------------
+
+SITUATION_WEEKS = 12
+SITUATION_TIME_ZONE = ZoneInfo(repository.SITUATION_TIME_ZONE)
+BAD_PERIOD = "起始时间须早于截止时间 / since must be before until"
+
+
+class InvalidPeriod(ApiError):
+    """422 in the validation shape: the period is empty or reversed."""
+
+    status_code, code, message = 422, "validation_error", "请求内容有误 / The request is invalid"
+
+    def __init__(self) -> None:
+        super().__init__(details=[{"field": "since", "location": "query", "type": "value_error",
+                                   "reason": BAD_PERIOD}])
+
+
+async def _caller_region(session: AsyncSession, caller: Caller) -> str | None:
+    """The region a body sees (its own region code; None for the admin: everything)."""
+    if caller.body_id is None:
+        return None
+    body = await repository.get_body(session, caller.body_id)
+    if body is None:
+        raise NotFound(NO_SUCH_BODY)
+    return body.region_code
+
+
+def _scope(own: str | None, requested: str | None, default: str | None) -> str | None:
+    """The region to answer for: the one asked if the caller's region covers it, else 403."""
+    if requested is None:
+        return own if own is not None else default
+    if own is not None and not regions.covers(own, requested):
+        raise Forbidden(NOT_YOUR_REGION)
+    return requested
+
+
+def default_period(now: datetime) -> tuple[datetime, datetime]:
+    """The last `SITUATION_WEEKS` whole weeks up to today (Asia/Shanghai), today included: from a Monday to the start
+    of tomorrow."""
+    today = now.astimezone(SITUATION_TIME_ZONE).date()
+    monday = today - timedelta(days=today.weekday() + 7 * (SITUATION_WEEKS - 1))
+    return (datetime.combine(monday, time(), SITUATION_TIME_ZONE),
+            datetime.combine(today + timedelta(days=1), time(), SITUATION_TIME_ZONE))
+
+
+def _weeks(since: datetime, until: datetime) -> list[date]:
+    first = since.astimezone(SITUATION_TIME_ZONE).date()
+    last = (until - timedelta(microseconds=1)).astimezone(SITUATION_TIME_ZONE).date()
+    week = first - timedelta(days=first.weekday())
+    weeks = []
+    while week <= last:
+        weeks.append(week)
+        week += timedelta(days=7)
+    return weeks
+
+
+async def situation(session: AsyncSession, caller: Caller, *, since: datetime | None, until: datetime | None,
+                    region_code: str | None, now: datetime) -> Situation:
+    """Reports by level (that occurred in the period) and alerts open now by level, per city and county of the
+    region, per week and per industry. A body sees its own region (403 outside it), the admin all (Jiangsu by
+    default). Three queries: the body, the report counts, the open alerts."""
+    default_since, default_until = default_period(now)
+    since, until = since or default_since, until or default_until
+    if since >= until:
+        raise InvalidPeriod()
+    scope = _scope(await _caller_region(session, caller), region_code, regions.JIANGSU)
+    assert scope is not None
+    prefix = regions.prefix_of(scope)
+    counts = await repository.report_counts(session, region_prefix=prefix, since=since, until=until)
+    open_counts = await repository.unresolved_alert_counts(session, region_prefix=prefix)
+
+    county_reports: dict[str, LevelCounts] = defaultdict(LevelCounts)
+    industry_reports: dict[str, LevelCounts] = defaultdict(LevelCounts)
+    week_reports: dict[date, LevelCounts] = defaultdict(LevelCounts)
+    for row in counts:
+        if row.region_code is not None:
+            target = county_reports[row.region_code]
+        elif row.industry is not None:
+            target = industry_reports[row.industry]
+        elif row.week_start is not None:
+            target = week_reports[row.week_start]
+        else:
+            continue
+        if row.level in LevelCounts.model_fields:
+            setattr(target, row.level, getattr(target, row.level) + row.count)
+    county_open: dict[str, OpenAlertCounts] = defaultdict(OpenAlertCounts)
+    industry_open: dict[str, OpenAlertCounts] = defaultdict(OpenAlertCounts)
+    for region, level, industry, count in open_counts:
+        if level in OpenAlertCounts.model_fields:
+            for bucket in (county_open[region], industry_open[industry]):
+                setattr(bucket, level, getattr(bucket, level) + count)
+
+    cities = [city for city in regions.cities(regions.province_of(scope) or regions.JIANGSU)
+              if regions.covers(scope, city.code) or regions.covers(city.code, scope)]
+    counties = [county for city in cities for county in regions.counties_of(city.code)
+                if regions.covers(scope, county.code)]
+    return Situation(
+        since=since, until=until, region_code=scope,
+        cities=[SituationRegion(
+            region_code=city.code, name_zh=city.name_zh, name_en=city.name_en,
+            reports=_sum_levels(LevelCounts, (c for code, c in county_reports.items() if _in_city(code, city.code))),
+            open_alerts=_sum_levels(OpenAlertCounts,
+                                    (c for code, c in county_open.items() if _in_city(code, city.code))),
+        ) for city in cities],
+        counties=[SituationCounty(
+            region_code=county.code, city_code=county.parent or county.code[:4] + "00", name_zh=county.name_zh,
+            name_en=county.name_en, reports=county_reports.get(county.code, LevelCounts()),
+            open_alerts=county_open.get(county.code, OpenAlertCounts()),
+        ) for county in counties],
+        weekly=[SituationWeek(week_start=week, reports=week_reports.get(week, LevelCounts()))
+                for week in _weeks(since, until)],
+        industries=[SituationIndustry(
+            industry=code, name_zh=name.zh, name_en=name.en,
+            reports=industry_reports.get(code, LevelCounts()), open_alerts=industry_open.get(code, OpenAlertCounts()),
+        ) for code, name in INDUSTRIES.items() if code in industry_reports or code in industry_open],
+    )
+
+
+def _in_city(county_code: str, city_code: str) -> bool:
+    return county_code[:4] == city_code[:4]
+
+
+Counts = TypeVar("Counts", LevelCounts, OpenAlertCounts)
+
+
+def _sum_levels(kind: type[Counts], parts: Iterable[Counts]) -> Counts:
+    total = kind()
+    for part in parts:
+        for level in kind.model_fields:
+            setattr(total, level, getattr(total, level) + getattr(part, level))
+    return total
+
+
+# --- watch list ----------------------------------------------------------------------------------------------------
+
+WATCHLIST_MAX_DAYS = 366
+
+
+def _encode_watch_cursor(item: repository.WatchedEnterprise) -> str:
+    raw = json.dumps([item.latest_occurred_at.isoformat(), item.credit_code], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_watch_cursor(cursor: str) -> tuple[datetime, str]:
+    """The watch-list position a cursor names; ValueError (a 422 for the route) when it is not one of ours."""
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise ValueError(BAD_CURSOR)
+    try:
+        latest, credit_code = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        position = (datetime.fromisoformat(latest), str(credit_code))
+    except (ValueError, TypeError, binascii.Error) as error:
+        raise ValueError(BAD_CURSOR) from error
+    if position[0].tzinfo is None:
+        raise ValueError(BAD_CURSOR)
+    return position
+
+
+async def watchlist(session: AsyncSession, caller: Caller, *, region_code: str | None, days: int, limit: int,
+                    cursor: str | None, now: datetime) -> WatchlistPage:
+    """Enterprises with blue reports in the last `days` days, the most recent first: a body sees its own region
+    (a county federation its county), the admin all or the region asked."""
+    scope = _scope(await _caller_region(session, caller), region_code, None)
+    since = now - timedelta(days=days)
+    after = decode_watch_cursor(cursor) if cursor else None
+    rows = await repository.watchlist_page(session, region_prefix=regions.prefix_of(scope) if scope else None,
+                                           since=since, after=after, limit=limit + 1)
+    items = [WatchedEnterpriseView(
+        credit_code=row.credit_code, enterprise_name=row.enterprise_name, region_code=row.region_code,
+        region_label=regions.label(row.region_code, with_city=True), reports=row.count,
+        latest_occurred_at=row.latest_occurred_at, latest_score=row.latest_score,
+        kinds=[ReportKind(kind) for kind in row.kinds],
+    ) for row in rows[:limit]]
+    return WatchlistPage(region_code=scope, since=since, items=items,
+                         next_cursor=_encode_watch_cursor(rows[limit - 1]) if len(rows) > limit else None)

@@ -13,6 +13,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.alerts import service
+from services.alerts.schemas import AlertFilters
 from shared.auth import ADMIN, Caller
 from tests.alerts.conftest import AlertsWorld, make_assessed
 
@@ -50,7 +51,7 @@ async def test_a_page_of_alerts_takes_the_same_number_of_queries_whatever_its_si
         for limit in (1, 3, 6):
             async with AsyncSession(alerts.db) as session:
                 with counted(alerts.db) as statements:
-                    page = await service.list_alerts(session, caller, state=None, level=None, limit=limit, offset=0)
+                    page = await service.list_alerts(session, caller, AlertFilters(), limit=limit, cursor=None)
             assert len(page.items) == limit
             assert all(item.notified for item in page.items)
             counts[(caller_name, limit)] = len(statements)

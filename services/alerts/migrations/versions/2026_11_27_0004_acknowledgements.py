@@ -1,7 +1,7 @@
 """acknowledgements: each notified body's receipt (person, note), one per body and alert level
 
 Revision ID: 20261127_detail01
-Revises: 20261127_lists01
+Revises: 20261127_lists03
 Create Date: 2026-11-27 05:50:00
 """
 
@@ -9,7 +9,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = '20261127_detail01'
-down_revision = '20261127_lists01'
+down_revision = '20261127_lists03'
 branch_labels = None
 depends_on = None
 
