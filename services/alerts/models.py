@@ -207,6 +207,24 @@ class Escalation(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class Acknowledgement(Base):
+    """A notified body's confirmation of receipt: who (the officer's name) and an optional note. One per body for
+    each level the alert reaches: a level raise asks every body again, a repeat at the same level is refused by the
+    unique key (the first receipt stands)."""
+
+    __tablename__ = "acknowledgements"
+    __table_args__ = (Index("uq_acknowledgements_alert_body_level", "alert_id", "body_id", "level", unique=True),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id"))
+    body_id: Mapped[str] = mapped_column(ForeignKey("bodies.id"))
+    level: Mapped[str] = mapped_column(String(8), comment="the alert's level when the body confirmed")
+    person: Mapped[str] = mapped_column(String(100))
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    via: Mapped[str] = mapped_column(String(8), comment="api (the inbox or a client) or link (the receipt link)")
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class ProcessedEvent(Base):
     """Events already handled: a redelivered `report.assessed` changes nothing."""
 

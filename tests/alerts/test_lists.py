@@ -125,7 +125,8 @@ async def test_each_equality_filter_keeps_exactly_its_alerts(inbox: Inbox, field
 async def test_state_open_and_level_red_together(inbox: Inbox) -> None:
     red = inbox.by_name["南京紫金建筑劳务有限公司"]
     response = await inbox.alerts.client.post(f"/v1/alerts/{red['alert_id']}/ack",
-                                              headers={"Authorization": inbox.xuanwu["auth"]})
+                                              headers={"Authorization": inbox.xuanwu["auth"]},
+                                              json={"person": "值班员"})
     assert response.status_code == 200, response.text
     whole = await everything(inbox.alerts)
     filtered = await everything(inbox.alerts, state="open", level="red")
@@ -191,7 +192,8 @@ async def test_changed_since_answers_only_what_changed_after_the_last_poll(inbox
 
     target = inbox.by_name["苏州虎丘精工机械有限公司"]
     response = await inbox.alerts.client.post(f"/v1/alerts/{target['alert_id']}/ack",
-                                              headers={"Authorization": inbox.huqiu["auth"]})
+                                              headers={"Authorization": inbox.huqiu["auth"]},
+                                              json={"person": "值班员"})
     assert response.status_code == 200, response.text
     changed = await everything(inbox.alerts, changed_since=first["server_time"])
     assert ids(changed) == [target["alert_id"]]

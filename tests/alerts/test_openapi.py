@@ -8,7 +8,7 @@ from typing import Any, get_args
 import pytest
 
 from services.alerts.app import create_app
-from services.alerts.schemas import Outcome
+from services.alerts.schemas import Outcome, WebhookAlert
 from services.alerts.settings import AlertsSettings
 from shared.labels import BODY_OUTCOMES
 
@@ -79,3 +79,22 @@ def test_every_route_is_behind_the_bearer_scheme(openapi: dict[str, Any]) -> Non
 
 def test_a_body_resolves_with_the_outcomes_of_the_label_catalogue() -> None:
     assert get_args(Outcome) == BODY_OUTCOMES
+
+
+def test_the_detail_and_the_receipt_are_typed(openapi: dict[str, Any]) -> None:
+    schemas = openapi["components"]["schemas"]
+    assert {"url", "reports", "reasons", "timeline", "acknowledgements", "deliveries"} <= set(
+        schemas["AlertDetail"]["properties"])
+    assert schemas["AlertDetail"]["properties"]["reports"]["items"]["$ref"].endswith("/ReportDetail")
+    assert schemas["AlertDetail"]["properties"]["timeline"]["items"]["$ref"].endswith("/TimelineEntry")
+    assert {"body_name", "acknowledged"} <= set(schemas["NotifiedView"]["properties"])
+    assert {"person", "note", "at", "body_id", "body_name"} <= set(schemas["AcknowledgementView"]["properties"])
+    assert {"url", "receipt_url", "inbox_url"} <= set(WebhookAlert.model_fields)
+    ack = openapi["paths"]["/v1/alerts/{alert_id}/ack"]["post"]
+    assert ack["requestBody"]["required"] is True
+    assert ack["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/AcknowledgementPayload")
+    assert schemas["AcknowledgementPayload"]["required"] == ["person"]
+
+
+def test_the_receipt_page_is_not_part_of_the_api(openapi: dict[str, Any]) -> None:
+    assert not [path for path in openapi["paths"] if path.startswith("/r/")]

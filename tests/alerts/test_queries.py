@@ -67,13 +67,48 @@ async def test_an_alert_with_its_deliveries_takes_a_fixed_number_of_queries(aler
     await alerts.publish(*events)
     alert = await alerts.alert_for(events[0].report_id)
 
+    policy = alerts.client._transport.app.state.context.policy  # type: ignore[attr-defined]
     async with AsyncSession(alerts.db) as session:
         with counted(alerts.db) as statements:
-            detail = await service.get_alert(session, alert["alert_id"], Caller(union["body_id"]))
+            detail = await service.get_alert(session, alert["alert_id"], Caller(union["body_id"]), policy)
 
     assert detail.deliveries
     assert detail.notified
-    assert len(statements) <= 5  # the alert, visibility, notifications, escalations, deliveries
+    assert detail.reports
+    assert detail.timeline
+    # the alert; its notifications with the bodies' names (visibility is read from them), escalations, receipts,
+    # deliveries and reports: the timeline is built from those
+    assert len(statements) <= 6
+
+
+async def test_the_detail_takes_the_same_number_of_queries_however_much_happened(alerts: AlertsWorld) -> None:
+    union = await alerts.body(region_code="440107")
+    inspection = await alerts.body(kind="labour_inspection", region_code="440107")
+    small = make_assessed(region_code="440107", **RED)
+    first = make_assessed(region_code="440107", petition="repeated")
+    await alerts.publish(small, first)
+    small_alert = await alerts.alert_for(small.report_id)
+    big_alert = await alerts.alert_for(first.report_id)
+    more = [make_assessed(region_code="440107", enterprise={"credit_code": first.report.enterprise.credit_code},
+                          **overrides) for overrides in ({}, RED, {})]
+    await alerts.publish(*more)
+    await alerts.alert_for(more[-1].report_id)
+    for body in (union, inspection):
+        response = await alerts.client.post(f"/v1/alerts/{big_alert['alert_id']}/ack",
+                                            headers={"Authorization": body["auth"]}, json={"person": "林峰"})
+        assert response.status_code == 200
+
+    policy = alerts.client._transport.app.state.context.policy  # type: ignore[attr-defined]
+    counts = {}
+    for alert in (small_alert, big_alert):
+        async with AsyncSession(alerts.db) as session:
+            with counted(alerts.db) as statements:
+                detail = await service.get_alert(session, alert["alert_id"], Caller(union["body_id"]), policy)
+        counts[alert["alert_id"]] = (len(statements), len(detail.reports), len(detail.acknowledgements))
+
+    assert counts[small_alert["alert_id"]][1:] == (1, 0)
+    assert counts[big_alert["alert_id"]][1:] == (4, 2)
+    assert counts[small_alert["alert_id"]][0] == counts[big_alert["alert_id"]][0]
 
 
 async def test_one_request_uses_one_connection_for_authentication_and_the_route(alerts: AlertsWorld) -> None:
@@ -93,7 +128,7 @@ async def test_one_request_uses_one_connection_for_authentication_and_the_route(
     try:
         detail = await alerts.client.get(f"/v1/alerts/{alert['alert_id']}", headers={"Authorization": union["auth"]})
         acknowledged = await alerts.client.post(f"/v1/alerts/{alert['alert_id']}/ack",
-                                                headers={"Authorization": union["auth"]})
+                                                headers={"Authorization": union["auth"]}, json={"person": "陈刚"})
     finally:
         event.remove(engine.sync_engine.pool, "checkout", on_checkout)
 
