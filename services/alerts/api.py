@@ -12,7 +12,18 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Response
 
 from services.alerts import repository, service
 from services.alerts.context import AlertsContext
-from services.alerts.schemas import AlertDetail, AlertPage, BodyCreate, BodyCreated, BodyUpdate, BodyView, Resolution
+from services.alerts.schemas import (
+    AlertDetail,
+    AlertPage,
+    BodyCreate,
+    BodyCreated,
+    BodyUpdate,
+    BodyView,
+    CoveragePage,
+    OwnerAssign,
+    Resolution,
+    VisitRecord,
+)
 from shared.auth import Caller, admin_dependency, caller_dependency
 from shared.deps import SessionDep, service_context
 from shared.events import AlertState, RiskLevel, utcnow
@@ -76,10 +87,12 @@ async def list_alerts(
     state: AlertState | None = None, level: RiskLevel | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(pattern=r"^\d+$", description="From the previous page's next_cursor")] = None,
+    has_owner: Annotated[bool | None, Query(description="Only alerts with (true) or without (false) a "
+                                                        "responsible leader")] = None,
 ) -> AlertPage:
     """Alerts, most severe first, then oldest first. A body sees the alerts it was notified of; admin sees all."""
     return await service.list_alerts(session, caller, state=state, level=level, limit=limit,
-                                     offset=int(cursor or 0))
+                                     offset=int(cursor or 0), has_owner=has_owner)
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertDetail, tags=["alerts"],
@@ -108,3 +121,45 @@ async def resolve_alert(alert_id: str, payload: Resolution, caller: CallerDep, s
                                   now=utcnow())
     after.add_task(context.relay.wake)
     return alert
+
+
+# --- case ownership (包案) -------------------------------------------------------------------------------------------
+
+
+@router.post("/alerts/{alert_id}/owner", response_model=AlertDetail, tags=["alerts"],
+             responses=error_responses(401, 403, 404, 409, 422, 503))
+async def name_owner(alert_id: str, payload: OwnerAssign, caller: CallerDep, session: SessionDep, context: Context,
+                     after: BackgroundTasks) -> AlertDetail:
+    """Name the leader who takes the case in hand (包案领导) until it is settled; naming again replaces them (both
+    namings stay in the timeline). Only a body that was notified may do it, and not once the alert is resolved."""
+    alert = await service.name_owner(session, alert_id, caller, payload, utcnow())
+    after.add_task(context.relay.wake)
+    return alert
+
+
+@router.post("/alerts/{alert_id}/visits", status_code=201, response_model=AlertDetail, tags=["alerts"],
+             responses=error_responses(401, 403, 404, 409, 422, 503))
+async def record_visit(alert_id: str, payload: VisitRecord, caller: CallerDep, session: SessionDep,
+                       context: Context, after: BackgroundTasks) -> AlertDetail:
+    """Record a visit made on the case (带案下访): when (not in the future), who, and what came of it. Only a body
+    that was notified may do it; once the alert is resolved, only a visit made before."""
+    alert = await service.record_visit(session, alert_id, caller, payload, utcnow())
+    after.add_task(context.relay.wake)
+    return alert
+
+
+# --- screening coverage (常态化排查) --------------------------------------------------------------------------------
+
+
+@router.get("/screening/coverage", response_model=CoveragePage, tags=["screening"],
+            responses=error_responses(401, 403, 422, 503))
+async def screening_coverage(
+    caller: CallerDep, session: SessionDep,
+    region_code: Annotated[str | None, Query(pattern=r"^\d{6}$", description="A province, city or county")] = None,
+    round_id: Annotated[str | None, Query(max_length=36)] = None,
+    limit: Annotated[int, Query(ge=1, le=100, description="Rounds, latest due date first")] = 20,
+) -> CoveragePage:
+    """Who answered each screening round and who has not, per county: a county federation sees its county, a city
+    federation its counties, the admin all."""
+    return await service.screening_coverage(session, caller, region_code=region_code, round_id=round_id,
+                                            limit=limit, now=utcnow())

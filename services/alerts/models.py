@@ -1,5 +1,6 @@
 """Tables of the alerts schema: bodies, alerts, who was notified, the delivery queue, escalations, the
-consumed-event ledger (dedup by event id) and the outbox of `alerts.v1` events."""
+consumed-event ledger (dedup by event id), the outbox of `alerts.v1` events, and screening coverage (the rounds
+and answers heard on `screening.v1`)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,14 @@ class DeliveryState(StrEnum):
     pending = "pending"
     delivered = "delivered"
     failed = "failed"
+
+
+class DeliveryKind(StrEnum):
+    """What a delivery carries: a change of an alert, or a notice that belongs to no alert (a screening round that
+    came due, sent to the county federation)."""
+
+    alert = "alert"
+    screening_notice = "screening_notice"
 
 
 class Base(DeclarativeBase):
@@ -82,6 +91,13 @@ class Alert(Base):
     outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     first_delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Case ownership (包案). Kept on the alert row, not in tables of their own, so that reading alerts (a page, a
+    # detail, a webhook payload) costs no extra query: the current responsible leader, and the case log of every
+    # naming (replacements included) and every visit, in the order they were recorded.
+    owner: Mapped[dict[str, Any] | None] = mapped_column(
+        JSONB(none_as_null=True), nullable=True, comment="the responsible leader now: person, title, body, at")
+    casework: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, default=list, server_default=text("'[]'::jsonb"), comment="owner namings and visits, as recorded")
 
 
 class Notification(Base):
@@ -104,10 +120,16 @@ class Delivery(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
         Index("ix_deliveries_due", "next_attempt_at", postgresql_where=text("state = 'pending'")),
+        Index("ix_deliveries_subject", "subject", postgresql_where=text("subject IS NOT NULL")),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, comment="X-Delivery-Id, stable across retries")
-    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id"), index=True)
+    alert_id: Mapped[str | None] = mapped_column(ForeignKey("alerts.id"), index=True, nullable=True,
+                                                 comment="None for a notice that belongs to no alert")
+    kind: Mapped[str] = mapped_column(String(24), default=DeliveryKind.alert.value,
+                                      server_default=DeliveryKind.alert.value)
+    subject: Mapped[str | None] = mapped_column(String(80), nullable=True,
+                                                comment="what a notice is about: '<round_id>/<county>'")
     body_id: Mapped[str] = mapped_column(ForeignKey("bodies.id"))
     event_type: Mapped[str] = mapped_column(String(32))
     channel_type: Mapped[str] = mapped_column(String(16))
@@ -148,3 +170,49 @@ class OutboxMessage(OutboxMixin, Base):
 
     __tablename__ = "outbox"
     __outbox_index__ = "ix_alerts_outbox_unsent"
+
+
+# --- screening coverage (常态化排查), heard on screening.v1 ---------------------------------------------------------
+
+
+class ScreeningCoverage(Base):
+    """One county of one screening round, as the alerts service heard it: who is expected to answer (from
+    `screening.round_opened`), the county's final figures once the round came due (`screening.round_due`), and the
+    one notice sent to the county federation then. `notice_at` is set in the transaction that queues the notice's
+    deliveries, so the notice goes out once however often the due event arrives."""
+
+    __tablename__ = "screening_coverage"
+    __table_args__ = (Index("ix_screening_coverage_window", "opens_at", "due_at"),
+                      Index("ix_screening_coverage_county", "county"))
+
+    round_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    county: Mapped[str] = mapped_column(String(6), primary_key=True)
+    round_name: Mapped[str] = mapped_column(String(200))
+    round_region_code: Mapped[str] = mapped_column(String(6))
+    opens_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expected: Mapped[int] = mapped_column(Integer, default=0, comment="0 until round_opened is heard")
+    units: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list, comment="expected units: unit_id, name")
+    due_received_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    final: Mapped[dict[str, Any] | None] = mapped_column(
+        JSONB(none_as_null=True), nullable=True, comment="the due event's figures and missing units")
+    notice_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    notice_body_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ScreeningAnswer(Base):
+    """A unit's answer in force for a round: the highest revision heard (a lower one arriving late changes
+    nothing)."""
+
+    __tablename__ = "screening_answers"
+    __table_args__ = (Index("ix_screening_answers_county", "round_id", "county"),)
+
+    round_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    unit_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    county: Mapped[str] = mapped_column(String(6))
+    unit_name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    report_count: Mapped[int] = mapped_column(Integer)
+    revision: Mapped[int] = mapped_column(Integer)
+    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
