@@ -92,7 +92,8 @@ async def test_only_a_notified_body_names_the_owner_and_a_new_naming_replaces_th
         timeline = service.casework_timeline(row)
     assert [type(entry) for entry in timeline] == [OwnerNamedEntry, OwnerNamedEntry]
     assert timeline[0].replaces is None
-    assert timeline[1].replaces is not None and timeline[1].replaces.person == "王建国"
+    assert timeline[1].replaces is not None
+    assert timeline[1].replaces.person == "王建国"
     assert timeline[1].person == "李红"
 
 

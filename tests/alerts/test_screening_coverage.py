@@ -214,7 +214,9 @@ async def test_the_county_federation_gets_one_notice_listing_the_units_that_did_
     assert county["notice"]["body_name"] == "徐州市泉山区总工会"
     assert as_city["rounds"][0]["state"] == "closed"
     text = messages.markdown(payload)
-    assert "乙有限公司" in text and "丙有限公司" in text and "甲有限公司" not in text
+    assert "乙有限公司" in text
+    assert "丙有限公司" in text
+    assert "甲有限公司" not in text
     # No escalation, no deadline: the notice is no alert.
     assert await alerts.scalar("SELECT count(*) FROM alerts.alerts WHERE region_code = '320311'") == 0
 
