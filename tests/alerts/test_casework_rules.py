@@ -117,13 +117,14 @@ def test_the_due_notice_lists_the_units_that_did_not_answer_in_both_languages() 
     subject, text = email_text(payload)
     robot = markdown(payload)
 
-    assert title(payload) == ("【排查截止】2026年第四季度排查 · 玄武区：3 家单位未回复 / [Screening due] Xuanwu District: "
-                              "3 units did not answer")
+    assert title(payload) == ("【排查截止】2026年第四季度排查 · 玄武区：3 家单位未回复 / "
+                              "[Screening due] Xuanwu District: 3 units did not answer")
     assert subject == title(payload)
     assert robot.startswith(f"### {title(payload)}\n")
     assert "- 截止时间 / Due: 2026-11-27 16:00 (UTC+8)" in robot.splitlines()
     assert "  3. 第3号单位" in robot.splitlines()
-    assert "- 应答单位 / Expected: 5；已回复 / answered: **2**（无风险隐患 / no risk: 1，报告风险 / risks reported: 1）" in robot
+    assert ("- 应答单位 / Expected: 5；已回复 / answered: **2**（无风险隐患 / no risk: 1，"
+            "报告风险 / risks reported: 1）") in robot
     zh, en = text.split("-" * 40)
     assert "未回复单位：" in zh
     assert "  1. 第1号单位（u1）" in zh.splitlines()
