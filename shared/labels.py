@@ -106,6 +106,32 @@ BODY_LEVELS: Mapping[str, Label] = {
     "province": Label("省级", "Province"),
 }
 
+# Industry sections of GB/T 4754-2017 (国民经济行业分类, 门类 A-T): the `enterprise.industry` of a report, as the
+# situation answer and the exports name them. Not in CATALOGUE (the pages): the report form keeps its own
+# `industry.*` keys for now, and a key may live in one place only.
+INDUSTRIES: Mapping[str, Label] = {
+    "A": Label("农、林、牧、渔业", "Agriculture, forestry, animal husbandry and fishery"),
+    "B": Label("采矿业", "Mining"),
+    "C": Label("制造业", "Manufacturing"),
+    "D": Label("电力、热力、燃气及水生产和供应业", "Electricity, heat, gas and water production and supply"),
+    "E": Label("建筑业", "Construction"),
+    "F": Label("批发和零售业", "Wholesale and retail trade"),
+    "G": Label("交通运输、仓储和邮政业", "Transport, storage and postal services"),
+    "H": Label("住宿和餐饮业", "Accommodation and catering"),
+    "I": Label("信息传输、软件和信息技术服务业", "Information transmission, software and IT services"),
+    "J": Label("金融业", "Finance"),
+    "K": Label("房地产业", "Real estate"),
+    "L": Label("租赁和商务服务业", "Leasing and business services"),
+    "M": Label("科学研究和技术服务业", "Scientific research and technical services"),
+    "N": Label("水利、环境和公共设施管理业", "Water conservancy, environment and public facilities management"),
+    "O": Label("居民服务、修理和其他服务业", "Resident services, repair and other services"),
+    "P": Label("教育", "Education"),
+    "Q": Label("卫生和社会工作", "Health and social work"),
+    "R": Label("文化、体育和娱乐业", "Culture, sports and entertainment"),
+    "S": Label("公共管理、社会保障和社会组织", "Public administration, social security and social organisations"),
+    "T": Label("国际组织", "International organisations"),
+}
+
 CATALOGUE: Mapping[str, Mapping[str, Label]] = {
     "level": RISK_LEVELS,
     "kind": REPORT_KINDS,

@@ -7,12 +7,18 @@ Thin routes: each reads its inputs, calls one function of `service.py` in the re
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import parse_qs
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import ValidationError
 
-from services.alerts import repository, service
+from services.alerts import receipt_page, repository, service
 from services.alerts.context import AlertsContext
 from services.alerts.schemas import (
+    RECEIPT_STATUS_CODES,
+    AcknowledgementPayload,
     AlertDetail,
     AlertPage,
     BodyCreate,
@@ -21,6 +27,8 @@ from services.alerts.schemas import (
     BodyView,
     CoveragePage,
     OwnerAssign,
+    ReceiptForm,
+    ReceiptView,
     Resolution,
     VisitRecord,
 )
@@ -97,17 +105,19 @@ async def list_alerts(
 
 @router.get("/alerts/{alert_id}", response_model=AlertDetail, tags=["alerts"],
             responses=error_responses(401, 404, 422, 503))
-async def get_alert(alert_id: str, caller: CallerDep, session: SessionDep) -> AlertDetail:
+async def get_alert(alert_id: str, caller: CallerDep, session: SessionDep, context: Context) -> AlertDetail:
     """One alert with who was notified and why, its deliveries and escalations."""
-    return await service.get_alert(session, alert_id, caller)
+    return await service.get_alert(session, alert_id, caller, context.policy)
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=AlertDetail, tags=["alerts"],
              responses=error_responses(401, 403, 404, 409, 422, 503))
-async def acknowledge_alert(alert_id: str, caller: CallerDep, session: SessionDep, context: Context,
-                            after: BackgroundTasks) -> AlertDetail:
-    """Say "we have it": stops escalation. Only a body that was notified may do it."""
-    alert = await service.acknowledge(session, alert_id, caller, utcnow())
+async def acknowledge_alert(alert_id: str, payload: AcknowledgementPayload, caller: CallerDep, session: SessionDep,
+                            context: Context, after: BackgroundTasks) -> AlertDetail:
+    """The caller's body confirms receipt ("we have it"): the person's name and an optional note. Only a notified
+    body may; the first union or mediation centre to confirm acknowledges the alert and stops escalation, other
+    bodies' receipts are recorded; a body's repeat at the same level changes nothing."""
+    alert = await service.acknowledge(session, alert_id, caller, payload, context.policy, utcnow())
     after.add_task(context.relay.wake)  # after the commit: the relay then finds the outbox row at once
     return alert
 
@@ -118,9 +128,54 @@ async def resolve_alert(alert_id: str, payload: Resolution, caller: CallerDep, s
                         after: BackgroundTasks) -> AlertDetail:
     """Close the alert with its outcome and a note."""
     alert = await service.resolve(session, alert_id, caller, outcome=payload.outcome, note=payload.note,
-                                  now=utcnow())
+                                  policy=context.policy, now=utcnow())
     after.add_task(context.relay.wake)
     return alert
+
+
+# --- one-click receipt links (no sign-in: the signed token is the credential) ----------------------------------------
+
+receipt_router = APIRouter(prefix="/r", include_in_schema=False)
+
+# The token is in the address: no referrer carries it away, no cache keeps the page, no frame hides the button.
+RECEIPT_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
+                   "Content-Security-Policy": "frame-ancestors 'none'", "X-Robots-Tag": "noindex"}
+
+
+@receipt_router.get("/{token}", response_class=HTMLResponse)
+async def receipt_form(token: str, session: SessionDep, context: Context) -> HTMLResponse:
+    """The receipt page: which alert, for which body, and a field for the person's name (nothing is recorded)."""
+    return _receipt_page(await service.receipt(session, token, context.policy, utcnow()))
+
+
+@receipt_router.post("/{token}")
+async def confirm_receipt(token: str, request: Request, session: SessionDep, context: Context,
+                          after: BackgroundTasks) -> Response:
+    """Record the receipt of the link's body: a form post answers with the page, a JSON post with `ReceiptView`."""
+    wants_json = request.headers.get("content-type", "").split(";")[0].strip() == "application/json"
+    raw = await request.body()
+    try:
+        if wants_json:
+            form = ReceiptForm.model_validate_json(raw)
+        else:
+            fields = parse_qs(raw.decode("utf-8", errors="replace"), max_num_fields=10)
+            form = ReceiptForm.model_validate({"person": (fields.get("person") or [""])[0]})
+    except ValidationError as error:
+        if wants_json:
+            raise RequestValidationError(error.errors(include_url=False)) from None
+        view = await service.receipt(session, token, context.policy, utcnow())
+        return _receipt_page(view, status_code=422 if view.status.value == "ready" else None)
+    view = await service.confirm_receipt(session, token, form, context.policy, utcnow())
+    after.add_task(context.relay.wake)  # after the commit: an acknowledgement's event goes out at once
+    if wants_json:
+        return JSONResponse(view.model_dump(mode="json"), status_code=RECEIPT_STATUS_CODES[view.status],
+                            headers=RECEIPT_HEADERS)
+    return _receipt_page(view)
+
+
+def _receipt_page(view: ReceiptView, *, status_code: int | None = None) -> HTMLResponse:
+    return HTMLResponse(receipt_page.render(view, missing_person=status_code == 422),
+                        status_code=status_code or RECEIPT_STATUS_CODES[view.status], headers=RECEIPT_HEADERS)
 
 
 # --- case ownership (包案) -------------------------------------------------------------------------------------------
@@ -132,7 +187,7 @@ async def name_owner(alert_id: str, payload: OwnerAssign, caller: CallerDep, ses
                      after: BackgroundTasks) -> AlertDetail:
     """Name the leader who takes the case in hand (包案领导) until it is settled; naming again replaces them (both
     namings stay in the timeline). Only a body that was notified may do it, and not once the alert is resolved."""
-    alert = await service.name_owner(session, alert_id, caller, payload, utcnow())
+    alert = await service.name_owner(session, alert_id, caller, payload, context.policy, utcnow())
     after.add_task(context.relay.wake)
     return alert
 
@@ -143,7 +198,7 @@ async def record_visit(alert_id: str, payload: VisitRecord, caller: CallerDep, s
                        context: Context, after: BackgroundTasks) -> AlertDetail:
     """Record a visit made on the case (带案下访): when (not in the future), who, and what came of it. Only a body
     that was notified may do it; once the alert is resolved, only a visit made before."""
-    alert = await service.record_visit(session, alert_id, caller, payload, utcnow())
+    alert = await service.record_visit(session, alert_id, caller, payload, context.policy, utcnow())
     after.add_task(context.relay.wake)
     return alert
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
-from services.alerts.api import router
+from services.alerts.api import receipt_router, router
 from services.alerts.consumer import AssessedHandler, ScreeningHandler
 from services.alerts.context import AlertsContext
 from services.alerts.lifecycle import Policy
@@ -78,6 +78,7 @@ def create_app(settings: AlertsSettings | None = None) -> FastAPI:
         version="1.0.0", lifespan=lifespan,
     )
     app.include_router(router)
+    app.include_router(receipt_router)
 
     install_static(app)
 

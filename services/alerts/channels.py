@@ -135,7 +135,7 @@ async def send_wecom(
     client: httpx.AsyncClient, url: str, payload: messages.Payload, *, timeout: float = DEFAULT_TIMEOUT
 ) -> DeliveryResult:
     """Send the alert as a WeCom (企业微信) group robot markdown message."""
-    content = _truncate_utf8(messages.markdown(payload), WECOM_MARKDOWN_MAX_BYTES)
+    content = _truncate_utf8(messages.wecom_markdown(payload), WECOM_MARKDOWN_MAX_BYTES)
     body = {"msgtype": "markdown", "markdown": {"content": content}}
     return await _send_robot(client, url, body, timeout=timeout)
 

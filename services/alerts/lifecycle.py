@@ -12,17 +12,21 @@ Rules (TASK7.md "Alert lifecycle, dedup and escalation" and "Bodies and routing"
 - blue and none reports join an open alert silently and never open one;
 - escalation goes to the union body one level above the highest union level notified so far
   (county → city → province; levels without a body are skipped), restarts the deadline; none above province;
-- acknowledging stops escalation, acknowledging again changes nothing; only a notified body acknowledges or
-  resolves; a resolved alert cannot be acknowledged or resolved again;
+- each notified body confirms receipt for itself (`on_acknowledge`); the alert is acknowledged, and escalation
+  stops, once a union or mediation_centre body has confirmed; a confirmation by any other kind of body
+  (labour_inspection, arbitration, legal_aid) is recorded but leaves the alert open; a body's second confirmation
+  at the same level changes nothing (its first receipt stands), while a level raise asks every body again;
+  only a notified body acknowledges or resolves; a resolved alert cannot be acknowledged or resolved again;
 - each body is notified once per alert event even when two routing pairs resolve to it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from services.alerts import receipts
 from services.alerts.routing import (
     BodyKind,
     BodyLevel,
@@ -47,11 +51,27 @@ class Policy:
     deadline_scale: float
     join_window: timedelta
     inbox_url: str
+    link_secret: str = field(default="", repr=False)
+    """Signs the receipt links; empty: messages carry none (pure tests that do not look at links)."""
+    link_days: float = 30.0
 
     @classmethod
     def from_settings(cls, settings: AlertsSettings, routing: RoutingTable) -> Policy:
         return cls(routing=routing, deadline_scale=settings.ack_deadline_scale,
-                   join_window=timedelta(days=settings.join_window_days), inbox_url=settings.inbox_url)
+                   join_window=timedelta(days=settings.join_window_days), inbox_url=settings.inbox_url,
+                   link_secret=settings.link_secret, link_days=settings.link_days)
+
+    def alert_url(self, alert_id: str) -> str:
+        """The alert's page in the inbox."""
+        return receipts.alert_url(self.inbox_url, alert_id)
+
+    def receipt_url(self, alert_id: str, body_id: str, level: RiskLevel, now: datetime) -> str | None:
+        """The one-click receipt link for `body_id`, told of the alert at `level` now."""
+        if not self.link_secret:
+            return None
+        claim = receipts.ReceiptClaim(alert_id=alert_id, body_id=body_id, level=level,
+                                      expires_at=receipts.expiry(now, self.link_days))
+        return receipts.receipt_url(self.inbox_url, receipts.sign(self.link_secret, claim))
 
     def deadline(self, seconds: int | None, now: datetime) -> datetime | None:
         """The acknowledgement deadline `seconds` (the rubric's, scaled by ACK_DEADLINE_SCALE) after `now`."""
@@ -75,6 +95,8 @@ class AlertSnapshot:
     ack_deadline: datetime | None = None
     escalation_exhausted: bool = False
     highest_union_level: BodyLevel | None = None
+    confirmed_by: frozenset[str] = frozenset()
+    """The bodies that confirmed receipt at the alert's current level (read only when acknowledging)."""
 
 
 @dataclass(frozen=True)
@@ -152,9 +174,10 @@ DeadlineDecision = Ignore | Escalate | Exhausted
 
 @dataclass(frozen=True)
 class Acknowledge:
-    """Open → acknowledged by `body_id`: escalation stops."""
+    """Record `body_id`'s receipt; with `stops_escalation`, open → acknowledged by it (escalation stops)."""
 
     body_id: str
+    stops_escalation: bool = True
 
 
 @dataclass(frozen=True)
@@ -168,7 +191,7 @@ class Close:
 
 @dataclass(frozen=True)
 class AlreadyDone:
-    """A second acknowledgement: a no-op."""
+    """The body already confirmed receipt at this level: a no-op (its first receipt stands)."""
 
 
 @dataclass(frozen=True)
@@ -275,17 +298,25 @@ def on_deadline(alert: AlertSnapshot, bodies: Sequence[BodyRef], now: datetime, 
                     ack_deadline=policy.deadline(alert.deadline_seconds, now))
 
 
-def on_acknowledge(alert: AlertSnapshot, body_id: str | None, *, notified: bool) -> ActionDecision:
-    """A body says "we have it". `body_id` None is the admin; `notified` whether that body was told of the alert."""
+ACKNOWLEDGING_KINDS = frozenset({BodyKind.union, BodyKind.mediation_centre})
+"""The kinds of body whose confirmation acknowledges the alert and stops escalation (TASK7 "Alert lifecycle")."""
+
+
+def on_acknowledge(alert: AlertSnapshot, body_id: str | None, *, notified: bool,
+                   body_kind: BodyKind | None) -> ActionDecision:
+    """A body confirms receipt ("we have it"). `body_id` None is the admin; `notified` whether that body was told
+    of the alert; `body_kind` its kind: a union or mediation centre's receipt acknowledges an open alert (escalation
+    stops), another kind's receipt is recorded and the alert stays as it is."""
     refused = _may_act(body_id, notified)
     if refused is not None:
         return refused
     assert body_id is not None
     if alert.state == AlertState.resolved:
         return Conflict()
-    if alert.state == AlertState.acknowledged:
+    if body_id in alert.confirmed_by:
         return AlreadyDone()
-    return Acknowledge(body_id=body_id)
+    return Acknowledge(body_id=body_id,
+                       stops_escalation=alert.state == AlertState.open and body_kind in ACKNOWLEDGING_KINDS)
 
 
 def on_resolve(alert: AlertSnapshot, body_id: str | None, *, notified: bool, outcome: str,

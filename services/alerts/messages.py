@@ -50,6 +50,8 @@ class MessageAlert(_Lenient):
     ack_deadline: str | None = None
     owner: MessageOwner | None = None
     visits: list[MessageVisit] = Field(default_factory=list)
+    url: str | None = None
+    receipt_url: str | None = None
 
 
 class MessageEnterprise(_Lenient):
@@ -179,8 +181,42 @@ def markdown(payload: Payload) -> str:
         f"- 确认时限 / Acknowledge by: **{_deadline(alert.ack_deadline)}**",
         *_casework_lines(alert),
         f"- 预警编号 / Alert ID: `{_text(alert.alert_id)}`",
+        *(f"- {name}: [{text}]({url})" for name, text, url in _links(alert)),
     ]
     return "\n".join(lines)
+
+
+WECOM_NAME_MAX = 200  # an enterprise name longer than intake allows is cut, so the links at the end always fit
+
+
+def wecom_markdown(payload: Payload) -> str:
+    """The WeCom group robot's markdown message. Its `markdown` type renders headings, bold, links, inline code,
+    `>` quotes and `<font color="info|comment|warning">`, but no lists: facts are quoted lines, reasons numbered
+    lines, and the two links (the alert in the inbox, the one-click receipt) come last."""
+    notice = notice_input(payload)
+    if notice is not None:
+        return notice_wecom_markdown(notice)
+    message = message_input(payload)
+    alert, report, assessment = message.alert, message.report, message.assessment
+    event_zh, event_en = _both(label("event", _text(message.event)))
+    name = _text(report.enterprise.name)[:WECOM_NAME_MAX]
+    lines = [
+        f"### {title(message)[: WECOM_NAME_MAX * 2]}",
+        f'> 事件 / Event: <font color="warning">{event_zh} / {event_en}</font>',
+        f"> 企业 / Enterprise: {name}（{_text(alert.credit_code)}）",
+        f"> 地区 / Region: {_text(report.region_code)}",
+        f"> 涉及职工 / Workers involved: {_workers(report)} / {_workers(report, english=True)}",
+        f"> 风险分 / Score: **{_text(assessment.score)}**/100（{_text(assessment.rubric_version)}）",
+        f'> 确认时限 / Acknowledge by: <font color="warning">{_deadline(alert.ack_deadline)}</font>',
+        *(f"> {line.removeprefix('- ')}" for line in _casework_lines(alert)),
+        f"> 预警编号 / Alert ID: `{_text(alert.alert_id)}`",
+        "",
+        "**主要原因 / Top reasons**",
+        *(f"{n}. {zh} / {en}（+{points}）" for n, (zh, en, points) in enumerate(_top_reasons(message), start=1)),
+        "",
+        *(f"{name}: [{text}]({url})" for name, text, url in _links(alert)),
+    ]
+    return "\n".join(lines).rstrip("\n")
 
 
 def email_text(payload: Payload) -> tuple[str, str]:
@@ -213,6 +249,8 @@ def email_text(payload: Payload) -> tuple[str, str]:
         f"请于 {deadline} 前确认。",
         *_casework_lines(alert, language="zh"),
         f"预警编号：{_text(alert.alert_id)}",
+        *([f"查看预警：{alert.url}"] if alert.url else []),
+        *([f"确认接收（只需填写姓名）：{alert.receipt_url}"] if alert.receipt_url else []),
     ]
     en = [
         f"{event_en}: {level_en} · {kind_en}",
@@ -227,8 +265,26 @@ def email_text(payload: Payload) -> tuple[str, str]:
         f"Please acknowledge by {deadline}.",
         *_casework_lines(alert, language="en"),
         f"Alert ID: {_text(alert.alert_id)}",
+        *([f"View the alert: {alert.url}"] if alert.url else []),
+        *([f"Confirm receipt (your name only): {alert.receipt_url}"] if alert.receipt_url else []),
     ]
     return title(message), "\n".join([*zh, "", "-" * 40, "", *en]) + "\n"
+
+
+def _links(alert: MessageAlert) -> list[tuple[str, str, str]]:
+    """(what, link text, address) of the alert's page in the inbox and of the body's one-click receipt link."""
+    links = []
+    if alert.url:
+        links.append(("查看预警 / View the alert", "在收件箱中打开 / Open in the inbox", _link_target(alert.url)))
+    if alert.receipt_url:
+        links.append(("确认接收 / Confirm receipt", "一键确认（只需填写姓名） / One click, your name only",
+                      _link_target(alert.receipt_url)))
+    return links
+
+
+def _link_target(url: str) -> str:
+    """A URL safe inside a markdown link: no spaces, brackets or line breaks can end it early."""
+    return "".join(f"%{ord(c):02X}" if c in " ()<>[]\"" or c.isspace() else c for c in url)
 
 
 def _text(value: object) -> str:
@@ -352,6 +408,17 @@ def notice_markdown(notice: NoticeInput) -> str:
         lines.append("- 请督促未回复单位尽快报送 / Please follow up with the units that did not answer")
     else:
         lines.append("- 全部单位均已回复 / Every unit answered")
+    return "\n".join(lines)
+
+
+def notice_wecom_markdown(notice: NoticeInput) -> str:
+    """The due notice in WeCom's markdown subset (no lists): the facts as quoted lines, the units numbered."""
+    lines = []
+    for line in notice_markdown(notice).splitlines():
+        if line.startswith("- "):
+            lines.append(f"> {line[2:]}")
+        else:
+            lines.append(line.strip() if line.startswith("  ") else line)
     return "\n".join(lines)
 
 

@@ -156,6 +156,24 @@ class Escalation(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class Acknowledgement(Base):
+    """A notified body's confirmation of receipt: who (the officer's name) and an optional note. One per body for
+    each level the alert reaches: a level raise asks every body again, a repeat at the same level is refused by the
+    unique key (the first receipt stands)."""
+
+    __tablename__ = "acknowledgements"
+    __table_args__ = (Index("uq_acknowledgements_alert_body_level", "alert_id", "body_id", "level", unique=True),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id"))
+    body_id: Mapped[str] = mapped_column(ForeignKey("bodies.id"))
+    level: Mapped[str] = mapped_column(String(8), comment="the alert's level when the body confirmed")
+    person: Mapped[str] = mapped_column(String(100))
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    via: Mapped[str] = mapped_column(String(8), comment="api (the inbox or a client) or link (the receipt link)")
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class ProcessedEvent(Base):
     """Events already handled: a redelivered `report.assessed` changes nothing."""
 
@@ -163,6 +181,41 @@ class ProcessedEvent(Base):
 
     event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AssessedReport(Base):
+    """Every assessed report the alerts consumer saw on `assessments.v1` (all levels, blue and none included; re-score
+    replays excluded), one row per report: what the alert detail, the situation counts and the watch list read.
+    No personal data: the topic carries none."""
+
+    __tablename__ = "assessed_reports"
+    __table_args__ = (
+        Index("ix_assessed_reports_region_occurred", "region_code", "occurred_at"),
+        Index("ix_assessed_reports_occurred", "occurred_at",
+              postgresql_include=["region_code", "level", "industry"]),
+        Index("ix_assessed_reports_blue", "region_code", "occurred_at", postgresql_where=text("level = 'blue'")),
+        Index("ix_assessed_reports_enterprise", "credit_code", "kind", "occurred_at"),
+    )
+
+    report_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    credit_code: Mapped[str] = mapped_column(String(18))
+    enterprise_name: Mapped[str] = mapped_column(String(200))
+    industry: Mapped[str] = mapped_column(String(1), comment="GB/T 4754 section, A-T")
+    kind: Mapped[str] = mapped_column(String(16))
+    region_code: Mapped[str] = mapped_column(String(6), comment="county-level code")
+    city_code: Mapped[str] = mapped_column(String(6), comment="first four digits of region_code + '00'")
+    level: Mapped[str] = mapped_column(String(8))
+    score: Mapped[int] = mapped_column(Integer)
+    rubric_version: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    assessed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    workers_involved: Mapped[int] = mapped_column(Integer)
+    migrant_workers_involved: Mapped[int] = mapped_column(Integer)
+    details: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, comment="the kind block (arrears/dispute/stability) and collective_action, petition, online_exposure, "
+                       "new_employment_form, extreme_threat, ownership, summary")
+    reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, comment="criterion, points, text_zh, text_en")
 
 
 class OutboxMessage(OutboxMixin, Base):

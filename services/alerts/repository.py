@@ -13,7 +13,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts.models import (
+    Acknowledgement,
     Alert,
+    AssessedReport,
     Body,
     Delivery,
     DeliveryState,
@@ -210,6 +212,81 @@ async def pending_deliveries(session: AsyncSession) -> int:
     )
     return count or 0
 
+
+# --- receipts (acknowledgements) -----------------------------------------------------------------------------------
+
+
+async def notified_body(session: AsyncSession, alert_id: str, body_id: str) -> Body | None:
+    """The body `body_id` if it was notified of the alert (its kind decides what its receipt does), else None."""
+    body: Body | None = await session.scalar(
+        select(Body).where(Body.id == body_id, select(Notification.id).where(
+            Notification.alert_id == alert_id, Notification.body_id == body_id).exists())
+    )
+    return body
+
+
+async def confirmed_bodies(session: AsyncSession, alert_id: str, level: str) -> frozenset[str]:
+    """The bodies that confirmed receipt of the alert at `level`."""
+    rows = await session.scalars(
+        select(Acknowledgement.body_id).where(Acknowledgement.alert_id == alert_id, Acknowledgement.level == level)
+    )
+    return frozenset(rows)
+
+
+async def acknowledgement(session: AsyncSession, alert_id: str, body_id: str, level: str) -> Acknowledgement | None:
+    """The body's receipt of the alert at `level`, if it confirmed."""
+    found: Acknowledgement | None = await session.scalar(
+        select(Acknowledgement).where(Acknowledgement.alert_id == alert_id, Acknowledgement.body_id == body_id,
+                                      Acknowledgement.level == level)
+    )
+    return found
+
+
+async def notified_of(session: AsyncSession, alert_ids: Sequence[str]) -> dict[str, list[tuple[Notification, str]]]:
+    """The notifications of each alert with the body's name, in the order they were made: one query for a page."""
+    rows = await session.execute(
+        select(Notification, Body.name).join(Body, Body.id == Notification.body_id)
+        .where(Notification.alert_id.in_(alert_ids)).order_by(Notification.id)
+    )
+    return _pairs_by_alert((notification, str(name)) for notification, name in rows)
+
+
+async def acknowledgements_of(session: AsyncSession,
+                              alert_ids: Sequence[str]) -> dict[str, list[tuple[Acknowledgement, str]]]:
+    """The receipts of each alert with the body's name, oldest first: one query for a page."""
+    rows = await session.execute(
+        select(Acknowledgement, Body.name).join(Body, Body.id == Acknowledgement.body_id)
+        .where(Acknowledgement.alert_id.in_(alert_ids)).order_by(Acknowledgement.at, Acknowledgement.id)
+    )
+    return _pairs_by_alert((acknowledgement, str(name)) for acknowledgement, name in rows)
+
+
+Named = TypeVar("Named", Notification, Acknowledgement)
+
+
+def _pairs_by_alert(rows: Iterable[tuple[Named, str]]) -> dict[str, list[tuple[Named, str]]]:
+    grouped: dict[str, list[tuple[Named, str]]] = defaultdict(list)
+    for row, name in rows:
+        grouped[row.alert_id].append((row, name))
+    return grouped
+
+
+async def assessed_reports(session: AsyncSession, report_ids: Sequence[str]) -> dict[str, AssessedReport]:
+    """The stored assessed reports among `report_ids`, by id: one query for the alert detail."""
+    rows = await session.scalars(select(AssessedReport).where(AssessedReport.report_id.in_(report_ids)))
+    return {row.report_id: row for row in rows}
+
+
+# --- assessed reports (inbox lists, situation, watch list) ---------------------------------------------------------
+
+
+async def record_assessed_report(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Store one assessed report; False when a row with its report_id is already there (a redelivery)."""
+    stored = await session.scalar(
+        insert(AssessedReport).values(**values).on_conflict_do_nothing(index_elements=[AssessedReport.report_id])
+        .returning(AssessedReport.report_id)
+    )
+    return stored is not None
 
 # --- case ownership (包案) -------------------------------------------------------------------------------------------
 

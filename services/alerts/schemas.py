@@ -7,10 +7,13 @@ payloads.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -94,13 +97,186 @@ class BodyView(BaseModel):
     created_at: datetime
 
 
+# --- receipts (acknowledgements) -------------------------------------------------------------------------------------
+
+PERSON_MAX_LENGTH = 100
+ACK_NOTE_MAX_LENGTH = 2000
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # tabs and newlines are fine in a note, nothing else is
+
+
+def _person(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise PydanticCustomError("person", "请填写确认人姓名 / the name of the person confirming is required")
+    if _CONTROL.search(value) or "\n" in value or "\t" in value:
+        raise PydanticCustomError("person", "姓名不能含控制字符 / the name must not contain control characters")
+    return value
+
+
+def _note(value: str) -> str:
+    if _CONTROL.search(value):
+        raise PydanticCustomError("note", "备注不能含控制字符 / the note must not contain control characters")
+    return value.strip()
+
+
+Person = Annotated[str, Field(min_length=1, max_length=PERSON_MAX_LENGTH), AfterValidator(_person)]
+AckNote = Annotated[str, Field(max_length=ACK_NOTE_MAX_LENGTH), AfterValidator(_note)] | None
+"""An optional note; blank is no note."""
+
+
+class AcknowledgementPayload(BaseModel):
+    """`POST /v1/alerts/{id}/ack`: who at the body confirms receipt, and an optional note."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    person: Person = Field(description="The name of the officer confirming receipt for the body")
+    note: AckNote = None
+
+
+class ReceiptForm(BaseModel):
+    """`POST /r/{token}`: the one-click receipt asks only for the person's name."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    person: Person
+
+
+class AcknowledgementView(BaseModel):
+    """A body's confirmation of receipt."""
+
+    body_id: str
+    body_name: str
+    person: str
+    note: str | None
+    level: RiskLevel = Field(description="The alert's level the body confirmed (a level raise asks again)")
+    via: Literal["api", "link"] = Field(description="api (the inbox or a client) or link (the receipt link)")
+    at: Timestamp
+
+
+class ReceiptStatus(StrEnum):
+    """What a receipt link gives: the form, a recorded receipt, or why it no longer works."""
+
+    ready = "ready"  # 200: the form asking for the person's name
+    confirmed = "confirmed"  # 200: the receipt was recorded now
+    used = "used"  # 410: the body already confirmed (by this link or otherwise)
+    resolved = "resolved"  # 410: the alert was resolved
+    superseded = "superseded"  # 410: the alert's level was raised since; the newer message has a newer link
+    expired = "expired"  # 410: past the link's lifetime
+    invalid = "invalid"  # 403: malformed, forged or altered
+
+
+RECEIPT_STATUS_CODES: dict[ReceiptStatus, int] = {
+    ReceiptStatus.ready: 200, ReceiptStatus.confirmed: 200, ReceiptStatus.used: 410, ReceiptStatus.resolved: 410,
+    ReceiptStatus.superseded: 410, ReceiptStatus.expired: 410, ReceiptStatus.invalid: 403,
+}
+
+
+class ReceiptView(BaseModel):
+    """What the receipt page shows (and `POST /r/{token}` answers as JSON): the alert and the body, nothing else."""
+
+    status: ReceiptStatus
+    alert_id: str | None = None
+    enterprise_name: str | None = None
+    kind: ReportKind | None = None
+    level: RiskLevel | None = None
+    region_code: str | None = None
+    body_name: str | None = None
+    person: str | None = Field(default=None, description="Who confirmed (confirmed, used)")
+    at: Timestamp | None = Field(default=None, description="When (confirmed, used)")
+    url: str | None = Field(default=None, description="The alert's page in the inbox")
+
+
+# --- the alert detail: its reports and its timeline ----------------------------------------------------------------
+
+
+class EnterpriseView(BaseModel):
+    name: str
+    credit_code: str
+    industry: str = Field(description="GB/T 4754 section, A-T")
+
+
+class ArrearsView(BaseModel):
+    amount_owed_cny: float = Field(description="Yuan")
+    months_overdue: int
+    employer_absconded: bool
+
+
+class DisputeView(BaseModel):
+    dispute_type: str
+    stage: str
+
+
+class StabilityView(BaseModel):
+    event_type: str
+    layoff_without_consultation: bool
+
+
+class ReportDetail(BaseModel):
+    """One report of the alert as the unit described it (no personal data: the contact never leaves intake) and
+    how risk assessed it."""
+
+    report_id: str
+    kind: ReportKind
+    occurred_at: Timestamp
+    enterprise: EnterpriseView
+    workers_involved: int
+    migrant_workers_involved: int
+    arrears: ArrearsView | None = Field(description="Wage arrears: amount owed and months")
+    dispute: DisputeView | None = Field(description="Labour dispute: type and stage")
+    stability: StabilityView | None = Field(description="Workforce stability: event type")
+    collective_action: list[str]
+    petition: str
+    online_exposure: str | None
+    extreme_threat: bool | None
+    new_employment_form: bool | None
+    summary: str
+    level: RiskLevel
+    score: int
+    assessed_at: Timestamp
+    reasons: list[Reason] = Field(description="Why the report scored what it did, in words, with points")
+
+
+DeliveryResult = Literal["pending", "retrying", "delivered", "failed"]
+TimelineType = Literal["opened", "joined", "level_raised", "notified", "delivery", "escalated", "acknowledged",
+                       "resolved", "expired", "owner_named", "visit"]
+
+
+class TimelineEntry(BaseModel):
+    """One thing that happened to the alert; the fields beyond `at` and `type` depend on the type:
+    opened/joined (report_id, level), level_raised (report_id, from_level, to_level), notified (body, reason),
+    delivery (body, channel, result, attempts — never a target address or secret), escalated (body, from_level,
+    to_level), acknowledged (body, person, note, level), resolved (body, outcome, note), expired (outcome, note),
+    owner_named (body, person, title: the responsible leader named), visit (body, person, note, recorded_at; `at`
+    is when the visit took place)."""
+
+    at: Timestamp
+    type: TimelineType
+    report_id: str | None = None
+    level: RiskLevel | None = None
+    from_level: str | None = None
+    to_level: str | None = None
+    body_id: str | None = None
+    body_name: str | None = None
+    reason: str | None = Field(default=None, description="notified: routing, level_raised or escalation")
+    channel: str | None = None
+    result: DeliveryResult | None = None
+    attempts: int | None = None
+    person: str | None = None
+    note: str | None = None
+    outcome: str | None = None
+    title: str | None = Field(default=None, description="owner_named: the leader's title")
+    recorded_at: Timestamp | None = Field(default=None, description="visit: when it was recorded")
+
+
 # --- alerts --------------------------------------------------------------------------------------------------------
 
 
 class NotifiedView(BaseModel):
     body_id: str
+    body_name: str
     at: Timestamp
     reason: str = Field(description="routing, level_raised or escalation")
+    acknowledged: bool = Field(description="Whether the body has confirmed receipt at the alert's current level")
 
 
 class EscalationView(BaseModel):
@@ -226,13 +402,21 @@ class AlertView(BaseModel):
 class AlertDetail(AlertView):
     """One alert with its deliveries (`GET /v1/alerts/{id}`, and the answer to acknowledge and resolve)."""
 
+    url: str = Field(description="The alert's page in the inbox")
+    reports: list[ReportDetail] = Field(description="The alert's reports, in the order they joined it")
+    acknowledgements: list[AcknowledgementView] = Field(description="Each body's confirmations of receipt, oldest "
+                                                        "first")
+    timeline: list[TimelineEntry] = Field(description="What happened to the alert, oldest first")
     deliveries: list[DeliveryView]
 
 
 class WebhookAlert(AlertView):
-    """The alert inside a webhook: with the link to the inbox."""
+    """The alert inside a webhook: with the link to the inbox and the body's one-click receipt link."""
 
     inbox_url: str
+    url: str = Field(description="The alert's page in the inbox")
+    receipt_url: str | None = Field(description="Signed, single-use link with which the receiving body confirms "
+                                    "receipt (asks only for the person's name); expires when the alert is resolved")
 
 
 class AlertPage(BaseModel):

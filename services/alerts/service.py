@@ -8,19 +8,21 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alerts import lifecycle, repository
+from services.alerts import lifecycle, receipts, repository, timeline
 from services.alerts.backoff import next_delay, should_give_up
 from services.alerts.channels import DeliveryResult
 from services.alerts.lifecycle import AlertSnapshot, Assessed, Policy
 from services.alerts.metrics import ALERTS_LEVEL_RAISED, ALERTS_OPENED, ESCALATIONS, SCREENING_NOTICES
 from services.alerts.models import (
+    Acknowledgement,
     Alert,
+    AssessedReport,
     Body,
     Delivery,
     DeliveryKind,
@@ -33,6 +35,8 @@ from services.alerts.models import (
 )
 from services.alerts.routing import BodyKind, BodyLevel, BodyRef, resolve_pair
 from services.alerts.schemas import (
+    AcknowledgementPayload,
+    AcknowledgementView,
     AlertDetail,
     AlertPage,
     AlertView,
@@ -44,6 +48,7 @@ from services.alerts.schemas import (
     CountyCoverage,
     CoveragePage,
     DeliveryView,
+    EnterpriseView,
     EscalationView,
     NoticeCounty,
     NoticeRound,
@@ -52,6 +57,10 @@ from services.alerts.schemas import (
     OwnerAssign,
     OwnerNamedEntry,
     OwnerView,
+    ReceiptForm,
+    ReceiptStatus,
+    ReceiptView,
+    ReportDetail,
     RoundCoverage,
     RoundState,
     ScreeningNoticePayload,
@@ -69,6 +78,7 @@ from shared.auth import Caller, hash_token, new_token
 from shared.events import (
     AlertChanged,
     AlertState,
+    Reason,
     ReportAssessed,
     RiskLevel,
     ScreeningEvent,
@@ -80,7 +90,7 @@ from shared.events import (
 )
 from shared.http import ApiError, Conflict, Forbidden, NotFound
 from shared.outbox import outbox_row
-from shared.report import ReportKind
+from shared.report import KIND_BLOCKS, Report, ReportKind
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +183,7 @@ async def handle_assessed(session: AsyncSession, event: ReportAssessed, policy: 
     """Apply one assessment; returns the ids of the alerts it changed. A redelivered event changes nothing."""
     if not await repository.mark_processed(session, str(event.event_id), now) or event.replay:
         return []  # a copy, or a what-if re-score: recorded by risk, notifies nobody here
+    await record_assessed_report(session, event)
     report = event.report
     alert = await repository.unresolved_alert_for_update(session, report.enterprise.credit_code, report.kind.value)
     current = None if alert is None else snapshot(alert)
@@ -269,6 +280,36 @@ def _assessment(event: ReportAssessed) -> dict[str, Any]:
     ).model_dump(mode="json")
 
 
+# --- assessed reports ----------------------------------------------------------------------------------------------
+
+_DETAIL_FIELDS = ("petition", "online_exposure", "new_employment_form", "extreme_threat", "summary")
+
+
+def assessed_report_row(event: ReportAssessed) -> dict[str, Any]:
+    """The `assessed_reports` row of one assessment: the report's searchable columns, its kind's block and the
+    circumstances in `details`, and the reasons."""
+    report = event.report
+    block = KIND_BLOCKS[report.kind]
+    details: dict[str, Any] = report.model_dump(mode="json", include={*_DETAIL_FIELDS, block})
+    details["collective_action"] = sorted(action.value for action in report.collective_action)
+    details["ownership"] = report.enterprise.ownership.value
+    return {
+        "report_id": event.report_id, "credit_code": report.enterprise.credit_code,
+        "enterprise_name": report.enterprise.name, "industry": report.enterprise.industry,
+        "kind": report.kind.value, "region_code": report.region_code, "city_code": report.region_code[:4] + "00",
+        "level": event.level.value, "score": event.score, "rubric_version": event.rubric_version,
+        "occurred_at": report.occurred_at, "accepted_at": event.accepted_at, "assessed_at": event.assessed_at,
+        "workers_involved": report.workers_involved, "migrant_workers_involved": report.migrant_workers_involved,
+        "details": details, "reasons": [reason.model_dump(mode="json") for reason in event.reasons],
+    }
+
+
+async def record_assessed_report(session: AsyncSession, event: ReportAssessed) -> bool:
+    """Keep every assessed report (any level) for the detail, the situation and the watch list; idempotent by
+    report id (the first assessment of a report stays)."""
+    return await repository.record_assessed_report(session, assessed_report_row(event))
+
+
 # --- notifying -----------------------------------------------------------------------------------------------------
 
 
@@ -280,11 +321,12 @@ async def _notify(session: AsyncSession, alert: Alert, bodies: Sequence[Body], *
     await repository.flush(session)
     if not bodies:
         return
-    payload = (await webhook_payload(session, alert, event_type, policy)).model_dump_json()
+    payload = await webhook_payload(session, alert, event_type, policy)
+    payloads = {body.id: _with_receipt_link(payload, alert, body.id, policy, now).model_dump_json() for body in bodies}
     repository.add(session, *(
         Delivery(id=str(uuid.uuid4()), alert_id=alert.id, body_id=body.id, event_type=event_type,
-                 channel_type=channel["type"], channel=channel, payload=payload, state=DeliveryState.pending.value,
-                 attempts=0, created_at=now, next_attempt_at=now)
+                 channel_type=channel["type"], channel=channel, payload=payloads[body.id],
+                 state=DeliveryState.pending.value, attempts=0, created_at=now, next_attempt_at=now)
         for body in bodies for channel in body.channels
     ))
 
@@ -294,9 +336,18 @@ async def webhook_payload(session: AsyncSession, alert: Alert, event_type: str, 
     its level and its assessment."""
     (view,) = await alert_views(session, [alert])
     return WebhookPayload(
-        event=event_type, alert=WebhookAlert(**view.model_dump(), inbox_url=policy.inbox_url),
+        event=event_type,
+        alert=WebhookAlert(**view.model_dump(), inbox_url=policy.inbox_url, url=policy.alert_url(alert.id),
+                           receipt_url=None),
         report=alert.report, assessment=AssessmentView.model_validate(alert.assessment),
     )
+
+
+def _with_receipt_link(payload: WebhookPayload, alert: Alert, body_id: str, policy: Policy,
+                       now: datetime) -> WebhookPayload:
+    """The payload as `body_id` gets it: with its own one-click receipt link."""
+    link = policy.receipt_url(alert.id, body_id, RiskLevel(alert.level), now)
+    return payload.model_copy(update={"alert": payload.alert.model_copy(update={"receipt_url": link})})
 
 
 def _publish(session: AsyncSession, alert: Alert, event_type: str, now: datetime, *, trace_id: str,
@@ -363,23 +414,46 @@ def _refuse(decision: lifecycle.ActionDecision) -> None:
             raise Conflict(ALREADY_RESOLVED)
 
 
-async def acknowledge(session: AsyncSession, alert_id: str, caller: Caller, now: datetime) -> AlertDetail:
-    """Open → acknowledged (stops escalation). Acknowledging again changes nothing."""
-    alert, notified = await _alert_for_action(session, alert_id, caller)
-    decision = lifecycle.on_acknowledge(snapshot(alert), caller.body_id, notified=notified)
-    _refuse(decision)
+async def acknowledge(session: AsyncSession, alert_id: str, caller: Caller, payload: AcknowledgementPayload,
+                      policy: Policy, now: datetime) -> AlertDetail:
+    """The caller's body confirms receipt (the person's name, an optional note). The first union or mediation
+    centre to confirm makes the alert acknowledged (escalation stops); a body's repeat changes nothing."""
+    if caller.is_admin:
+        raise Forbidden(ONLY_NOTIFIED)
+    assert caller.body_id is not None
+    alert = await repository.get_alert(session, alert_id, for_update=True)
+    if alert is None:
+        raise NotFound(NO_SUCH_ALERT)
+    body = await repository.notified_body(session, alert_id, caller.body_id)
+    _refuse(await _confirm(session, alert, caller.body_id, body, person=payload.person, note=payload.note,
+                           via="api", now=now))
+    return await _detail(session, alert, policy)
+
+
+async def _confirm(session: AsyncSession, alert: Alert, body_id: str, body: Body | None, *, person: str,
+                   note: str | None, via: str, now: datetime) -> lifecycle.ActionDecision:
+    """Record `body_id`'s receipt as the lifecycle decides (`body` is None when it was not notified); the alert
+    locked by the caller. Returns the decision for the caller to refuse or report."""
+    confirmed = frozenset() if body is None else await repository.confirmed_bodies(session, alert.id, alert.level)
+    decision = lifecycle.on_acknowledge(replace(snapshot(alert), confirmed_by=confirmed), body_id,
+                                        notified=body is not None,
+                                        body_kind=BodyKind(body.kind) if body is not None else None)
     if isinstance(decision, lifecycle.Acknowledge):
-        alert.state = AlertState.acknowledged.value
-        alert.acknowledged_at = now
-        alert.acknowledged_by = decision.body_id
+        repository.add(session, Acknowledgement(alert_id=alert.id, body_id=decision.body_id, level=alert.level,
+                                                person=person, note=note or None, via=via, at=now))
         alert.updated_at = now
-        _publish(session, alert, "alert.acknowledged", now, trace_id=alert.trace_id, body_ids=[decision.body_id])
+        if decision.stops_escalation:
+            alert.state = AlertState.acknowledged.value
+            alert.acknowledged_at = now
+            alert.acknowledged_by = decision.body_id
+            _publish(session, alert, "alert.acknowledged", now, trace_id=alert.trace_id,
+                     body_ids=[decision.body_id])
         await repository.flush(session)
-    return await _detail(session, alert)
+    return decision
 
 
 async def resolve(session: AsyncSession, alert_id: str, caller: Caller, *, outcome: Outcome, note: str,
-                  now: datetime) -> AlertDetail:
+                  policy: Policy, now: datetime) -> AlertDetail:
     """Open or acknowledged → resolved, with the outcome and a note."""
     alert, notified = await _alert_for_action(session, alert_id, caller)
     decision = lifecycle.on_resolve(snapshot(alert), caller.body_id, notified=notified, outcome=outcome, note=note)
@@ -393,18 +467,69 @@ async def resolve(session: AsyncSession, alert_id: str, caller: Caller, *, outco
         alert.updated_at = now
         _publish(session, alert, "alert.resolved", now, trace_id=alert.trace_id, body_ids=[decision.body_id])
         await repository.flush(session)
-    return await _detail(session, alert)
+    return await _detail(session, alert, policy)
+
+
+# --- one-click receipt links (receipts.py) --------------------------------------------------------------------------
+
+
+async def receipt(session: AsyncSession, token: str, policy: Policy, now: datetime) -> ReceiptView:
+    """What the receipt link shows (`GET /r/{token}`): the form, or why the link no longer works. Reading it
+    records nothing: mail scanners and link previews fetch links."""
+    target = await _receipt_target(session, token, policy, now, lock=False)
+    return target if isinstance(target, ReceiptView) else target[2]
+
+
+async def confirm_receipt(session: AsyncSession, token: str, form: ReceiptForm, policy: Policy,
+                          now: datetime) -> ReceiptView:
+    """Record the receipt of the link's body, exactly as `POST /v1/alerts/{id}/ack` would (`POST /r/{token}`)."""
+    target = await _receipt_target(session, token, policy, now, lock=True)
+    if isinstance(target, ReceiptView):
+        return target
+    alert, body, view = target
+    decision = await _confirm(session, alert, body.id, body, person=form.person, note=None, via="link", now=now)
+    match decision:
+        case lifecycle.Acknowledge():
+            return view.model_copy(update={"status": ReceiptStatus.confirmed, "person": form.person, "at": now})
+        case lifecycle.AlreadyDone():  # unreachable while the alert is locked, kept for the decision's sake
+            return view.model_copy(update={"status": ReceiptStatus.used})
+        case lifecycle.Conflict():
+            return view.model_copy(update={"status": ReceiptStatus.resolved})
+    return ReceiptView(status=ReceiptStatus.invalid)
+
+
+async def _receipt_target(session: AsyncSession, token: str, policy: Policy, now: datetime, *,
+                          lock: bool) -> ReceiptView | tuple[Alert, Body, ReceiptView]:
+    """The alert and body a working link names, with the page's view; or the view saying why it does not work."""
+    claim = receipts.verify(policy.link_secret, token, now)
+    if isinstance(claim, receipts.TokenProblem):
+        return ReceiptView(status=ReceiptStatus(claim.value))
+    alert = await repository.get_alert(session, claim.alert_id, for_update=lock)
+    body = None if alert is None else await repository.notified_body(session, claim.alert_id, claim.body_id)
+    if alert is None or body is None or not body.active:
+        return ReceiptView(status=ReceiptStatus.invalid)  # genuine, but for nothing this service knows now
+    view = ReceiptView(status=ReceiptStatus.ready, alert_id=alert.id, enterprise_name=alert.enterprise_name,
+                       kind=ReportKind(alert.kind), level=RiskLevel(alert.level), region_code=alert.region_code,
+                       body_name=body.name, url=policy.alert_url(alert.id))
+    if alert.state == AlertState.resolved.value:
+        return view.model_copy(update={"status": ReceiptStatus.resolved})
+    existing = await repository.acknowledgement(session, alert.id, body.id, claim.level.value)
+    if existing is not None:
+        return view.model_copy(update={"status": ReceiptStatus.used, "person": existing.person, "at": existing.at})
+    if claim.level != RiskLevel(alert.level):
+        return view.model_copy(update={"status": ReceiptStatus.superseded})
+    return alert, body, view
 
 
 # --- views ---------------------------------------------------------------------------------------------------------
 
 
-async def get_alert(session: AsyncSession, alert_id: str, caller: Caller) -> AlertDetail:
+async def get_alert(session: AsyncSession, alert_id: str, caller: Caller, policy: Policy) -> AlertDetail:
     """One alert with who was notified and why, its deliveries and escalations (admin, or a notified body)."""
     alert = await repository.get_alert(session, alert_id)
-    if alert is None or not (caller.is_admin or await repository.was_notified(session, alert_id, caller.body_id or "")):
+    if alert is None:
         raise NotFound(NO_SUCH_ALERT)
-    return await _detail(session, alert)
+    return await _detail(session, alert, policy, visible_to=None if caller.is_admin else caller.body_id or "")
 
 
 async def list_alerts(session: AsyncSession, caller: Caller, *, state: AlertState | None, level: RiskLevel | None,
@@ -419,23 +544,105 @@ async def list_alerts(session: AsyncSession, caller: Caller, *, state: AlertStat
     return AlertPage(items=items, next_cursor=str(offset + limit) if len(alerts) > limit else None)
 
 
-async def _detail(session: AsyncSession, alert: Alert) -> AlertDetail:
-    (view,) = await alert_views(session, [alert])
+async def _detail(session: AsyncSession, alert: Alert, policy: Policy, *,
+                  visible_to: str | None = None) -> AlertDetail:
+    """The alert's detail; for a body (`visible_to`) only if it was notified (read from the notifications the
+    detail loads anyway, so visibility costs no query of its own)."""
+    views, acknowledgements = await _views(session, [alert])
+    view = views[0]
+    if visible_to is not None and all(n.body_id != visible_to for n in view.notified):
+        raise NotFound(NO_SUCH_ALERT)
     deliveries = (await repository.deliveries_of(session, [alert.id])).get(alert.id, [])
-    return AlertDetail(**view.model_dump(), deliveries=[_delivery_view(d) for d in deliveries])
+    reports = _report_details(alert, await repository.assessed_reports(session, alert.report_ids))
+    confirmations = [_acknowledgement_view(a, name) for a, name in acknowledgements[alert.id]]
+    return AlertDetail(
+        **view.model_dump(), url=policy.alert_url(alert.id), reports=reports, acknowledgements=confirmations,
+        timeline=timeline.build(alert, reports, view.notified, view.escalations, confirmations, deliveries),
+        deliveries=[_delivery_view(d) for d in deliveries],
+    )
+
+
+def _report_details(alert: Alert, rows: dict[str, AssessedReport]) -> list[ReportDetail]:
+    """The alert's reports in the order they joined. One kept before reports were stored is shown from the alert
+    itself when it is the report behind the current level; others from then are left out."""
+    details = []
+    for report_id in alert.report_ids:
+        row = rows.get(report_id)
+        if row is not None:
+            details.append(_report_detail(row))
+        elif report_id == alert.assessment.get("report_id"):
+            details.append(_report_detail_from_alert(alert))
+    return details
+
+
+def _report_detail(row: AssessedReport) -> ReportDetail:
+    details = row.details
+    return ReportDetail(
+        report_id=row.report_id, kind=ReportKind(row.kind), occurred_at=row.occurred_at,
+        enterprise=EnterpriseView(name=row.enterprise_name, credit_code=row.credit_code, industry=row.industry),
+        workers_involved=row.workers_involved, migrant_workers_involved=row.migrant_workers_involved,
+        arrears=details.get("arrears"), dispute=details.get("dispute"), stability=details.get("stability"),
+        collective_action=list(details.get("collective_action", [])), petition=details.get("petition", "none"),
+        online_exposure=details.get("online_exposure"), extreme_threat=details.get("extreme_threat"),
+        new_employment_form=details.get("new_employment_form"), summary=details.get("summary", ""),
+        level=RiskLevel(row.level), score=row.score, assessed_at=row.assessed_at,
+        reasons=[Reason.model_validate(reason) for reason in row.reasons],
+    )
+
+
+def _report_detail_from_alert(alert: Alert) -> ReportDetail:
+    report = Report.model_validate(alert.report)
+    assessment = AssessmentView.model_validate(alert.assessment)
+    return ReportDetail(
+        report_id=assessment.report_id, kind=report.kind, occurred_at=report.occurred_at,
+        enterprise=EnterpriseView(name=report.enterprise.name, credit_code=report.enterprise.credit_code,
+                                  industry=report.enterprise.industry),
+        workers_involved=report.workers_involved, migrant_workers_involved=report.migrant_workers_involved,
+        arrears=report.arrears.model_dump() if report.arrears else None,
+        dispute=report.dispute.model_dump() if report.dispute else None,
+        stability=report.stability.model_dump() if report.stability else None,
+        collective_action=sorted(action.value for action in report.collective_action),
+        petition=report.petition.value, online_exposure=report.online_exposure.value,
+        extreme_threat=report.extreme_threat, new_employment_form=report.new_employment_form,
+        summary=report.summary, level=assessment.level, score=assessment.score,
+        assessed_at=datetime.fromisoformat(assessment.assessed_at), reasons=assessment.reasons,
+    )
 
 
 async def alert_views(session: AsyncSession, alerts: Sequence[Alert]) -> list[AlertView]:
-    """The alerts as the API shows them, with who was notified and the escalations: two queries for all of them."""
+    """The alerts as the API shows them, with who was notified (and whether each confirmed receipt) and the
+    escalations: three queries for all of them."""
+    views, _ = await _views(session, alerts)
+    return views
+
+
+async def _views(session: AsyncSession, alerts: Sequence[Alert]
+                 ) -> tuple[list[AlertView], dict[str, list[tuple[Acknowledgement, str]]]]:
+    """The views and, by alert id, the receipts with the bodies' names they were made from."""
     if not alerts:
-        return []
+        return [], {}
     ids = [alert.id for alert in alerts]
-    notifications = await repository.notifications_of(session, ids)
+    notifications = await repository.notified_of(session, ids)
     escalations = await repository.escalations_of(session, ids)
-    return [_alert_view(alert, notifications.get(alert.id, []), escalations.get(alert.id, [])) for alert in alerts]
+    acknowledgements = await repository.acknowledgements_of(session, ids)
+    views = [
+        _alert_view(alert, notifications.get(alert.id, []), escalations.get(alert.id, []),
+                    confirmed={a.body_id for a, _ in acknowledgements.get(alert.id, []) if a.level == alert.level})
+        for alert in alerts
+    ]
+    return views, {alert.id: acknowledgements.get(alert.id, []) for alert in alerts}
 
 
-def _alert_view(alert: Alert, notified: Sequence[Notification], escalations: Sequence[Escalation]) -> AlertView:
+def _acknowledgement_view(acknowledgement: Acknowledgement, body_name: str) -> AcknowledgementView:
+    return AcknowledgementView(
+        body_id=acknowledgement.body_id, body_name=body_name, person=acknowledgement.person,
+        note=acknowledgement.note, level=RiskLevel(acknowledgement.level),
+        via="link" if acknowledgement.via == "link" else "api", at=acknowledgement.at,
+    )
+
+
+def _alert_view(alert: Alert, notified: Sequence[tuple[Notification, str]], escalations: Sequence[Escalation], *,
+                confirmed: set[str]) -> AlertView:
     return AlertView(
         alert_id=alert.id, credit_code=alert.credit_code, kind=ReportKind(alert.kind), level=RiskLevel(alert.level),
         state=AlertState(alert.state), report_ids=list(alert.report_ids), enterprise_name=alert.enterprise_name,
@@ -444,7 +651,8 @@ def _alert_view(alert: Alert, notified: Sequence[Notification], escalations: Seq
         opened_at=alert.opened_at, updated_at=alert.updated_at,
         ack_deadline=alert.ack_deadline if alert.state == AlertState.open.value else None,
         acknowledged_at=alert.acknowledged_at, resolved_at=alert.resolved_at, outcome=alert.outcome, note=alert.note,
-        notified=[NotifiedView(body_id=n.body_id, at=n.at, reason=n.reason) for n in notified],
+        notified=[NotifiedView(body_id=n.body_id, body_name=name, at=n.at, reason=n.reason,
+                               acknowledged=n.body_id in confirmed) for n, name in notified],
         escalations=[EscalationView(body_id=e.body_id, from_level=e.from_level, to_level=e.to_level, at=e.at)
                      for e in escalations],
         owner=owner_view(alert), visits=visit_views(alert),
@@ -535,7 +743,7 @@ class VisitLogFull(Conflict):
                "recorded per alert")
 
 
-async def name_owner(session: AsyncSession, alert_id: str, caller: Caller, payload: OwnerAssign,
+async def name_owner(session: AsyncSession, alert_id: str, caller: Caller, payload: OwnerAssign, policy: Policy,
                      now: datetime) -> AlertDetail:
     """A notified body names the alert's responsible leader; a later naming replaces the owner, and both stay in
     the case log."""
@@ -555,11 +763,11 @@ async def name_owner(session: AsyncSession, alert_id: str, caller: Caller, paylo
     alert.updated_at = now
     _publish(session, alert, "alert.owner_named", now, trace_id=alert.trace_id, body_ids=[decision.body_id])
     await repository.flush(session)
-    return await _detail(session, alert)
+    return await _detail(session, alert, policy)
 
 
 async def record_visit(session: AsyncSession, alert_id: str, caller: Caller, payload: VisitRecord,
-                       now: datetime) -> AlertDetail:
+                       policy: Policy, now: datetime) -> AlertDetail:
     """A notified body records a visit made on the case (not in the future; after resolution only one that took
     place before it)."""
     alert, notified = await _alert_for_action(session, alert_id, caller)
@@ -584,7 +792,7 @@ async def record_visit(session: AsyncSession, alert_id: str, caller: Caller, pay
     alert.updated_at = now
     _publish(session, alert, "alert.visit_recorded", now, trace_id=alert.trace_id, body_ids=[decision.body_id])
     await repository.flush(session)
-    return await _detail(session, alert)
+    return await _detail(session, alert, policy)
 
 
 async def _body_name(session: AsyncSession, body_id: str) -> str:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, placeholder_reason
+
+# The receipt links' development default: accepted in development and test only (it is published here).
+DEVELOPMENT_LINK_SECRET = "dev-alerts-receipt-link-secret-change-me"
+MIN_LINK_SECRET_LENGTH = 32
 
 
 class AlertsSettings(ServiceSettings):
@@ -30,3 +34,23 @@ class AlertsSettings(ServiceSettings):
     retry_max_seconds: float = Field(default=3600.0, gt=0)
     escalation_poll_seconds: float = Field(default=1.0, gt=0)
     join_window_days: float = Field(default=7.0, gt=0)
+
+    # --- one-click receipt links (services/alerts/receipts.py) ---
+    link_secret: str = Field(
+        default=DEVELOPMENT_LINK_SECRET, min_length=16, repr=False,
+        description="ALERTS_LINK_SECRET: signs the receipt links in messages (at least 32 random characters outside "
+        "development and test, e.g. `openssl rand -hex 32`); changing it voids the links already sent",
+    )
+    link_days: float = Field(default=30.0, gt=0, le=90, description="A receipt link works at most this long (and "
+                             "never after the alert is resolved)")
+
+    @model_validator(mode="after")
+    def _real_link_secret_in_production(self) -> AlertsSettings:
+        if self.environment not in ("development", "test"):
+            reason = placeholder_reason(self.link_secret)
+            if reason is not None:
+                raise ValueError(f"ALERTS_LINK_SECRET must be set to a real secret outside development: {reason}")
+            if len(self.link_secret) < MIN_LINK_SECRET_LENGTH:
+                raise ValueError(f"ALERTS_LINK_SECRET must be at least {MIN_LINK_SECRET_LENGTH} characters outside "
+                                 "development")
+        return self

@@ -17,6 +17,7 @@ from services.alerts.messages import (
     markdown,
     notice_input,
     title,
+    wecom_markdown,
 )
 from services.alerts.service import city_code
 from shared.events import AlertState, RiskLevel
@@ -156,3 +157,15 @@ def test_coverage_is_counted_by_city() -> None:
     assert city_code("320102") == "320100"
     assert city_code("320585") == "320500"
     assert city_code("810001") == "810000"  # no city level
+
+
+def test_wecom_messages_carry_the_leader_and_the_notice_in_its_markdown_subset() -> None:
+    payload = alert_payload(owner={"person": "王建国", "title": "副主席"})
+    robot = wecom_markdown(payload).splitlines()
+    due = wecom_markdown(notice(2)).splitlines()
+
+    assert "> 包案领导 / Responsible leader: 王建国(副主席)" in robot
+    assert due[0] == f"### {title(notice(2))}"
+    assert "> 排查轮次 / Round: 2026年第四季度排查" in due
+    assert "2. 第2号单位" in due
+    assert not any(line.startswith(("- ", "  ")) for line in due)  # WeCom renders no lists

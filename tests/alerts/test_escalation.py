@@ -65,7 +65,8 @@ async def test_an_acknowledgement_stops_the_climb(world: AlertsWorld) -> None:
     alert_id = (await world.alert_for(event.report_id))["alert_id"]
     await world.wait_for(lambda: when(view(world, alert_id), lambda v: len(v["escalations"]) == 1), timeout=60,
                          what="first escalation")
-    acked = await world.client.post(f"/v1/alerts/{alert_id}/ack", headers={"Authorization": city["auth"]})
+    acked = await world.client.post(f"/v1/alerts/{alert_id}/ack", headers={"Authorization": city["auth"]},
+                                    json={"person": "周敏"})
     await asyncio.sleep(ORANGE_DEADLINE * 1.5)
     final = await view(world, alert_id)
 

@@ -117,15 +117,17 @@ async def test_only_a_notified_body_acknowledges_and_resolves(alerts: AlertsWorl
     path = f"/v1/alerts/{alert_id}"
 
     assert (await alerts.client.get(path, headers={"Authorization": stranger["auth"]})).status_code == 404
-    assert (await alerts.client.post(f"{path}/ack", headers={"Authorization": stranger["auth"]})).status_code == 404
-    assert (await alerts.client.post(f"{path}/ack", headers=ADMIN)).status_code == 403
-    assert (await alerts.client.post(f"{path}/ack")).status_code == 401
+    receipt = {"person": "李明"}
+    assert (await alerts.client.post(f"{path}/ack", headers={"Authorization": stranger["auth"]},
+                                     json=receipt)).status_code == 404
+    assert (await alerts.client.post(f"{path}/ack", headers=ADMIN, json=receipt)).status_code == 403
+    assert (await alerts.client.post(f"{path}/ack", json=receipt)).status_code == 401
     listed = (await alerts.client.get("/v1/alerts", headers={"Authorization": stranger["auth"]})).json()
     assert alert_id not in [a["alert_id"] for a in listed["items"]]
 
     auth = {"Authorization": union["auth"]}
-    acked = await alerts.client.post(f"{path}/ack", headers=auth)
-    again = await alerts.client.post(f"{path}/ack", headers=auth)
+    acked = await alerts.client.post(f"{path}/ack", headers=auth, json=receipt)
+    again = await alerts.client.post(f"{path}/ack", headers=auth, json=receipt)
     bad = await alerts.client.post(f"{path}/resolve", headers=auth, json={"outcome": "forgotten", "note": "x"})
     resolved = await alerts.client.post(f"{path}/resolve", headers=auth, json={"outcome": "paid", "note": "已清偿"})
     twice = await alerts.client.post(f"{path}/resolve", headers=auth, json={"outcome": "paid", "note": "again"})

@@ -263,7 +263,8 @@ def test_the_highest_union_level_counts_only_unions() -> None:
 
 
 def test_acknowledging_an_open_alert_stops_escalation() -> None:
-    decision = lifecycle.on_acknowledge(alert(overdue=True), "b-county-union", notified=True)
+    decision = lifecycle.on_acknowledge(alert(overdue=True), "b-county-union", notified=True,
+                                        body_kind=BodyKind.union)
 
     assert decision == lifecycle.Acknowledge(body_id="b-county-union")
     acknowledged = replace(alert(overdue=True), state=AlertState.acknowledged)
@@ -271,7 +272,8 @@ def test_acknowledging_an_open_alert_stops_escalation() -> None:
 
 
 def test_a_second_acknowledgement_is_a_no_op() -> None:
-    decision = lifecycle.on_acknowledge(alert(state=AlertState.acknowledged), "b-county-union", notified=True)
+    confirmed = replace(alert(state=AlertState.acknowledged), confirmed_by=frozenset({"b-county-union"}))
+    decision = lifecycle.on_acknowledge(confirmed, "b-county-union", notified=True, body_kind=BodyKind.union)
 
     assert decision == lifecycle.AlreadyDone()
 
@@ -279,7 +281,8 @@ def test_a_second_acknowledgement_is_a_no_op() -> None:
 @pytest.mark.parametrize("act", ["ack", "resolve"])
 def test_a_resolved_alert_cannot_be_acknowledged_or_resolved_again(act: str) -> None:
     resolved = alert(state=AlertState.resolved)
-    decision = (lifecycle.on_acknowledge(resolved, "b-county-union", notified=True) if act == "ack" else
+    decision = (lifecycle.on_acknowledge(resolved, "b-county-union", notified=True, body_kind=BodyKind.union)
+                if act == "ack" else
                 lifecycle.on_resolve(resolved, "b-county-union", notified=True, outcome="paid", note="done"))
 
     assert decision == lifecycle.Conflict()
@@ -297,7 +300,7 @@ def test_a_notified_body_resolves_an_open_or_acknowledged_alert(state: AlertStat
 def test_only_a_notified_body_acts_on_an_alert(act: str) -> None:
     def decide(body_id: str | None, notified: bool) -> lifecycle.ActionDecision:
         if act == "ack":
-            return lifecycle.on_acknowledge(alert(), body_id, notified=notified)
+            return lifecycle.on_acknowledge(alert(), body_id, notified=notified, body_kind=BodyKind.union)
         return lifecycle.on_resolve(alert(), body_id, notified=notified, outcome="other", note="n")
 
     assert decide(None, False) == lifecycle.NotAllowed()  # the admin acts on no alert
@@ -321,3 +324,50 @@ def test_the_bodies_are_needed_exactly_when_the_decision_routes(snapshot: AlertS
 
     routes = with_bodies != without
     assert lifecycle.needs_targets(snapshot, event, NOW, POLICY) == routes
+
+
+# --- receipts per body ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", [BodyKind.union, BodyKind.mediation_centre])
+def test_a_union_or_mediation_centre_receipt_acknowledges_the_alert(kind: BodyKind) -> None:
+    decision = lifecycle.on_acknowledge(alert(overdue=True), "b-1", notified=True, body_kind=kind)
+
+    assert decision == lifecycle.Acknowledge(body_id="b-1", stops_escalation=True)
+
+
+@pytest.mark.parametrize("kind", [BodyKind.labour_inspection, BodyKind.arbitration, BodyKind.legal_aid])
+def test_another_kind_of_body_is_recorded_but_escalation_goes_on(kind: BodyKind) -> None:
+    overdue = alert(overdue=True)
+    decision = lifecycle.on_acknowledge(overdue, "b-1", notified=True, body_kind=kind)
+
+    assert decision == lifecycle.Acknowledge(body_id="b-1", stops_escalation=False)
+    # the alert stays open: the deadline still escalates it
+    after = replace(overdue, confirmed_by=frozenset({"b-1"}))
+    assert isinstance(lifecycle.on_deadline(after, BODIES, NOW, POLICY), lifecycle.Escalate)
+
+
+def test_a_receipt_on_an_acknowledged_alert_is_recorded_without_acknowledging_again() -> None:
+    acknowledged = replace(alert(state=AlertState.acknowledged), confirmed_by=frozenset({"b-county-union"}))
+    decision = lifecycle.on_acknowledge(acknowledged, "b-county-mediation", notified=True,
+                                        body_kind=BodyKind.mediation_centre)
+
+    assert decision == lifecycle.Acknowledge(body_id="b-county-mediation", stops_escalation=False)
+
+
+def test_a_body_confirms_once_per_level_and_again_after_a_raise() -> None:
+    confirmed = replace(alert(RiskLevel.orange), confirmed_by=frozenset({"b-county-union"}))
+    assert lifecycle.on_acknowledge(confirmed, "b-county-union", notified=True,
+                                    body_kind=BodyKind.union) == lifecycle.AlreadyDone()
+
+    # a raise re-opens the alert at a level nobody has confirmed yet: the body is asked again
+    raised = replace(confirmed, level=RiskLevel.red, state=AlertState.open, confirmed_by=frozenset())
+    assert lifecycle.on_acknowledge(raised, "b-county-union", notified=True,
+                                    body_kind=BodyKind.union) == lifecycle.Acknowledge(body_id="b-county-union")
+
+
+def test_an_inspectorates_receipt_on_a_resolved_alert_conflicts() -> None:
+    decision = lifecycle.on_acknowledge(alert(state=AlertState.resolved), "b-county-inspection", notified=True,
+                                        body_kind=BodyKind.labour_inspection)
+
+    assert decision == lifecycle.Conflict()

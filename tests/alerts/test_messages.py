@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from services.alerts.messages import email_text, markdown, title
+from services.alerts.messages import email_text, markdown, title, wecom_markdown
 
 pytestmark = pytest.mark.unit
 
@@ -103,7 +103,7 @@ def test_email_has_the_chinese_part_before_the_english_part() -> None:
     assert "State: Open" in body
 
 
-@pytest.mark.parametrize("render", [title, markdown, lambda p: "\n".join(email_text(p))])
+@pytest.mark.parametrize("render", [title, markdown, wecom_markdown, lambda p: "\n".join(email_text(p))])
 def test_contact_data_never_appears(render: Any) -> None:
     text = render(make_payload())
     for value in CONTACT_VALUES:
@@ -139,3 +139,69 @@ def test_missing_fields_render_a_dash_rather_than_failing() -> None:
     payload["assessment"]["reasons"] = []
     text = markdown(payload)
     assert "Acknowledge by: **—**" in text
+
+
+# --- links: the alert in the inbox and the body's one-click receipt -------------------------------------------------
+
+ALERT_URL = "https://alerts.example.org/inbox#/alerts/al_01HZX4K"
+RECEIPT_URL = "https://alerts.example.org/r/AbC-d_123"
+
+
+def with_links() -> dict[str, Any]:
+    payload = make_payload()
+    payload["alert"] |= {"url": ALERT_URL, "receipt_url": RECEIPT_URL}
+    return payload
+
+
+@pytest.mark.parametrize("render", [markdown, wecom_markdown, lambda p: email_text(p)[1]],
+                         ids=["dingtalk", "wecom", "email"])
+def test_every_message_carries_the_alert_link_and_the_receipt_link(render: Any) -> None:
+    text = render(with_links())
+
+    assert ALERT_URL in text
+    assert RECEIPT_URL in text
+    assert text.index("确认接收") < text.index("Confirm receipt")
+
+
+def test_wecom_uses_only_what_its_robot_markdown_renders() -> None:
+    text = wecom_markdown(with_links())
+    lines = text.split("\n")
+
+    assert not [line for line in lines if line.lstrip().startswith(("- ", "* ", "+ "))]  # no lists in WeCom
+    assert lines[0].startswith("### 【红色(I级)预警】")
+    assert "> 企业 / Enterprise: 南京某建筑工程有限公司（91320102MA1W2B3C4D）" in lines
+    assert '<font color="warning">2025-01-20 10:30 (UTC+8)</font>' in text
+    assert f"]({ALERT_URL})" in text
+    assert f"]({RECEIPT_URL})" in text
+    assert text.index("100-299 workers") < text.index("Arrears of ¥1M or more") < text.index("Overdue 3 months")
+    assert "10+ migrant workers" not in text
+
+
+def test_wecom_keeps_the_links_when_the_name_is_very_long() -> None:
+    payload = with_links()
+    payload["report"]["enterprise"]["name"] = "很长的企业名称" * 400
+
+    text = wecom_markdown(payload)
+
+    assert len(text.encode()) <= 4096
+    assert text.endswith(f"]({RECEIPT_URL})")
+
+
+def test_dingtalk_keeps_its_list_markdown() -> None:
+    assert "\n- 确认接收 / Confirm receipt: [" in markdown(with_links())
+
+
+def test_a_link_cannot_break_out_of_its_markdown() -> None:
+    payload = with_links()
+    payload["alert"]["receipt_url"] = "https://a.example/r/x) [evil](https://evil.example"
+
+    text = wecom_markdown(payload)
+
+    assert "[evil](https://evil.example" not in text
+    assert "x%29%20%5Bevil%5D%28https://evil.example" in text
+
+
+def test_a_message_without_links_says_nothing_about_them() -> None:
+    for text in (markdown(make_payload()), wecom_markdown(make_payload()), email_text(make_payload())[1]):
+        assert "确认接收" not in text
+        assert "View the alert" not in text

@@ -95,6 +95,13 @@ async def test_only_a_notified_body_names_the_owner_and_a_new_naming_replaces_th
     assert timeline[1].replaces is not None
     assert timeline[1].replaces.person == "王建国"
     assert timeline[1].person == "李红"
+    detail = (await alerts.client.get(f"/v1/alerts/{alert_id}", headers=auth(union))).json()
+    named = [entry for entry in detail["timeline"] if entry["type"] == "owner_named"]
+    assert [(e["person"], e["title"], e["body_id"], e["body_name"]) for e in named] == [
+        ("王建国", "副主席", union["body_id"], "合肥市瑶海区总工会"),
+        ("李红", "主席", union["body_id"], "合肥市瑶海区总工会"),
+    ]
+    assert detail["timeline"][0]["type"] == "opened"
 
 
 async def test_no_owner_is_named_on_a_resolved_alert(alerts: AlertsWorld) -> None:
@@ -164,6 +171,14 @@ async def test_visits_are_validated_recorded_by_notified_bodies_and_listed_by_wh
         timeline = service.casework_timeline(row)
     assert all(isinstance(entry, VisitEntry) and entry.type == "visit" for entry in timeline)
     assert [entry.note for entry in timeline] == [v["note"] for v in visits]  # by when the visit took place
+    detail = (await alerts.client.get(f"/v1/alerts/{alert_id}", headers=ADMIN)).json()
+    in_timeline = [entry for entry in detail["timeline"] if entry["type"] == "visit"]
+    assert [(e["at"], e["person"], e["note"]) for e in in_timeline] == [(v["at"], v["person"], v["note"])
+                                                                         for v in visits]
+    assert all(e["recorded_at"] for e in in_timeline)
+    moments = [datetime.fromisoformat(entry["at"]) for entry in detail["timeline"]]
+    assert moments == sorted(moments)  # among the alert's other entries, by time
+    assert detail["timeline"].index(in_timeline[0]) == 0  # the first visit took place before the alert opened
 
 
 async def test_after_resolution_only_a_visit_made_before_it_is_recorded(alerts: AlertsWorld) -> None:

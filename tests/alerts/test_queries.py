@@ -66,9 +66,10 @@ async def test_an_alert_with_its_deliveries_takes_a_fixed_number_of_queries(aler
     await alerts.publish(*events)
     alert = await alerts.alert_for(events[0].report_id)
 
+    policy = alerts.client._transport.app.state.context.policy  # type: ignore[attr-defined]
     async with AsyncSession(alerts.db) as session:
         with counted(alerts.db) as statements:
-            detail = await service.get_alert(session, alert["alert_id"], Caller(union["body_id"]))
+            detail = await service.get_alert(session, alert["alert_id"], Caller(union["body_id"]), policy)
 
     assert detail.deliveries
     assert detail.notified
@@ -92,7 +93,7 @@ async def test_one_request_uses_one_connection_for_authentication_and_the_route(
     try:
         detail = await alerts.client.get(f"/v1/alerts/{alert['alert_id']}", headers={"Authorization": union["auth"]})
         acknowledged = await alerts.client.post(f"/v1/alerts/{alert['alert_id']}/ack",
-                                                headers={"Authorization": union["auth"]})
+                                                headers={"Authorization": union["auth"]}, json={"person": "陈刚"})
     finally:
         event.remove(engine.sync_engine.pool, "checkout", on_checkout)
 

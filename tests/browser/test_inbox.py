@@ -116,12 +116,23 @@ def test_county_union_acknowledges_and_resolves_a_red_alert_in_the_inbox(red_ale
     # Nothing personal reaches the inbox.
     expect(card).not_to_contain_text("13800")
 
-    # Acknowledge.
+    # Acknowledge: the page asks for the name of the person confirming receipt.
+    asked: list[str] = []
+
+    def answer(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.accept("王主任")
+
+    page.once("dialog", answer)
     card.locator("button.ack").click()
     expect(card).to_have_attribute("data-state", "acknowledged")
     expect(card.locator("button.ack")).to_have_count(0)
     expect(page.locator("#status")).to_contain_text("已确认接收预警")
-    assert get_alert(red_alert)["state"] == "acknowledged"
+    assert len(asked) == 1, asked
+    assert "确认人姓名" in asked[0], asked
+    acknowledged = get_alert(red_alert)
+    assert acknowledged["state"] == "acknowledged"
+    assert [a["person"] for a in acknowledged["acknowledgements"]] == ["王主任"], acknowledged
 
     # English: labels, lang, the card and its reasons follow.
     page.locator("#lang-toggle").click()

@@ -2,7 +2,7 @@
 coverage heard on screening.v1
 
 Revision ID: 20261127_owner01
-Revises: 0001
+Revises: 20261127_detail01
 Create Date: 2026-11-27 05:50:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 revision = '20261127_owner01'
-down_revision = '0001'
+down_revision = '20261127_detail01'
 branch_labels = None
 depends_on = None
 
