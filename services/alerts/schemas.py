@@ -301,10 +301,26 @@ class DeliveryView(BaseModel):
 
 # --- case ownership (包案) -------------------------------------------------------------------------------------------
 
+def _one_line(value: str) -> str:
+    if _CONTROL.search(value) or "\n" in value or "\t" in value:
+        raise PydanticCustomError(
+            "one_line", "不能含换行或控制字符 / must not contain line breaks or control characters")
+    return value
+
+
+def _no_control(value: str) -> str:
+    if _CONTROL.search(value):
+        raise PydanticCustomError("no_control", "不能含控制字符 / must not contain control characters")
+    return value
+
+
 # Whitespace around is dropped, so that a blank name or note is refused like a missing one.
-PersonName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
-PersonTitle = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
-VisitNote = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+PersonName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50),
+                       AfterValidator(_one_line)]
+PersonTitle = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50),
+                        AfterValidator(_one_line)]
+VisitNote = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
+                      AfterValidator(_no_control)]
 
 
 class OwnerAssign(BaseModel):

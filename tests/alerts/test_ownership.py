@@ -62,7 +62,8 @@ async def test_only_a_notified_body_names_the_owner_and_a_new_naming_replaces_th
     assert (await alerts.client.post("/v1/alerts/no-such-alert/owner", json=leader,
                                      headers=auth(union))).status_code == 404
     for bad in ({"person": "王建国"}, {"title": "副主席"}, {"person": "  ", "title": "副主席"},
-                {"person": "王" * 51, "title": "副主席"}, {**leader, "phone": "13800138000"}):
+                {"person": "王" * 51, "title": "副主席"}, {"person": "王建国\n李红", "title": "副主席"},
+                {**leader, "phone": "13800138000"}):
         refused = await alerts.client.post(path, json=bad, headers=auth(union))
         assert refused.status_code == 422, bad
     untouched = (await alerts.client.get(f"/v1/alerts/{alert_id}", headers=ADMIN)).json()
@@ -139,6 +140,7 @@ async def test_visits_are_validated_recorded_by_notified_bodies_and_listed_by_wh
         "long note": {**visit, "note": "记" * 2001},
         "no person": {"at": visit["at"], "note": "走访"},
         "long person": {**visit, "person": "王" * 51},
+        "control character": {**visit, "note": "走访\x07"},
         "no time": {"person": "王建国", "note": "走访"},
     }
     answers = {name: await alerts.client.post(path, json=body, headers=auth(union)) for name, body in invalid.items()}
