@@ -125,7 +125,9 @@ class ReportAssessed(EventBase):
 
 
 AlertEventType = Literal[
-    "alert.opened", "alert.level_raised", "alert.escalated", "alert.acknowledged", "alert.resolved"
+    "alert.opened", "alert.level_raised", "alert.escalated", "alert.acknowledged", "alert.resolved",
+    # Case ownership (包案): the alert's state does not change; the event carries it as it is.
+    "alert.owner_named", "alert.visit_recorded",
 ]
 
 

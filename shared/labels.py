@@ -70,6 +70,13 @@ ALERT_EVENTS: Mapping[str, Label] = {
     "alert.escalated": Label("逾期未确认，升级上报", "Escalated: not acknowledged in time"),
     "alert.acknowledged": Label("预警已确认", "Alert acknowledged"),
     "alert.resolved": Label("预警已办结", "Alert resolved"),
+    "alert.owner_named": Label("已明确包案领导", "Responsible leader named"),
+    "alert.visit_recorded": Label("已记录走访", "Visit recorded"),
+}
+
+# Notices that belong to no alert (deliveries of kind `screening_notice`).
+NOTICE_EVENTS: Mapping[str, Label] = {
+    "screening.round_due": Label("排查截止通知", "Screening round due"),
 }
 
 # How an alert was resolved: the first six are chosen by a body; `expired` is set by the system only.
@@ -131,6 +138,7 @@ CATALOGUE: Mapping[str, Mapping[str, Label]] = {
     "status": REPORT_STATUSES,
     "state": ALERT_STATES,
     "event": ALERT_EVENTS,
+    "notice": NOTICE_EVENTS,
     "outcome": RESOLVE_OUTCOMES,
     "body_kind": BODY_KINDS,
     "body_level": BODY_LEVELS,

@@ -26,11 +26,14 @@ from services.alerts.schemas import (
     BodyCreated,
     BodyUpdate,
     BodyView,
+    CoveragePage,
+    OwnerAssign,
     ReceiptForm,
     ReceiptView,
     RegionLists,
     Resolution,
     Situation,
+    VisitRecord,
     WatchlistPage,
 )
 from shared import regions
@@ -120,10 +123,12 @@ def alert_filters(
     until: Annotated[AwareDatetime | None, Query(description="Opened before (ISO 8601 with offset)")] = None,
     changed_since: Annotated[AwareDatetime | None, Query(
         description="Only alerts changed after this: the previous answer's server_time")] = None,
+    has_owner: Annotated[bool | None, Query(description="Only alerts with (true) or without (false) a responsible "
+                                                        "leader (包案领导)")] = None,
 ) -> AlertFilters:
     """The list's filters, shared by the list and its export."""
     return AlertFilters(level=level, kind=kind, state=state, region_code=region_code, q=q, since=since, until=until,
-                        changed_since=changed_since)
+                        changed_since=changed_since, has_owner=has_owner)
 
 
 FiltersDep = Annotated[AlertFilters, Depends(alert_filters)]
@@ -262,3 +267,45 @@ async def confirm_receipt(token: str, request: Request, session: SessionDep, con
 def _receipt_page(view: ReceiptView, *, status_code: int | None = None) -> HTMLResponse:
     return HTMLResponse(receipt_page.render(view, missing_person=status_code == 422),
                         status_code=status_code or RECEIPT_STATUS_CODES[view.status], headers=RECEIPT_HEADERS)
+
+
+# --- case ownership (包案) -------------------------------------------------------------------------------------------
+
+
+@router.post("/alerts/{alert_id}/owner", response_model=AlertDetail, tags=["alerts"],
+             responses=error_responses(401, 403, 404, 409, 422, 503))
+async def name_owner(alert_id: str, payload: OwnerAssign, caller: CallerDep, session: SessionDep, context: Context,
+                     after: BackgroundTasks) -> AlertDetail:
+    """Name the leader who takes the case in hand (包案领导) until it is settled; naming again replaces them (both
+    namings stay in the timeline). Only a body that was notified may do it, and not once the alert is resolved."""
+    alert = await service.name_owner(session, alert_id, caller, payload, context.policy, utcnow())
+    after.add_task(context.relay.wake)
+    return alert
+
+
+@router.post("/alerts/{alert_id}/visits", status_code=201, response_model=AlertDetail, tags=["alerts"],
+             responses=error_responses(401, 403, 404, 409, 422, 503))
+async def record_visit(alert_id: str, payload: VisitRecord, caller: CallerDep, session: SessionDep,
+                       context: Context, after: BackgroundTasks) -> AlertDetail:
+    """Record a visit made on the case (带案下访): when (not in the future), who, and what came of it. Only a body
+    that was notified may do it; once the alert is resolved, only a visit made before."""
+    alert = await service.record_visit(session, alert_id, caller, payload, context.policy, utcnow())
+    after.add_task(context.relay.wake)
+    return alert
+
+
+# --- screening coverage (常态化排查) --------------------------------------------------------------------------------
+
+
+@router.get("/screening/coverage", response_model=CoveragePage, tags=["screening"],
+            responses=error_responses(401, 403, 422, 503))
+async def screening_coverage(
+    caller: CallerDep, session: SessionDep,
+    region_code: Annotated[str | None, Query(pattern=r"^\d{6}$", description="A province, city or county")] = None,
+    round_id: Annotated[str | None, Query(max_length=36)] = None,
+    limit: Annotated[int, Query(ge=1, le=100, description="Rounds, latest due date first")] = 20,
+) -> CoveragePage:
+    """Who answered each screening round and who has not, per county: a county federation sees its county, a city
+    federation its counties, the admin all."""
+    return await service.screening_coverage(session, caller, region_code=region_code, round_id=round_id,
+                                            limit=limit, now=utcnow())

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 from services.alerts.api import receipt_router, router
-from services.alerts.consumer import AssessedHandler
+from services.alerts.consumer import AssessedHandler, ScreeningHandler
 from services.alerts.context import AlertsContext
 from services.alerts.lifecycle import Policy
 from services.alerts.models import SCHEMA, OutboxMessage
@@ -49,10 +49,17 @@ def create_app(settings: AlertsSettings | None = None) -> FastAPI:
                 handle=AssessedHandler(sessions=sessions, policy=policy, on_change=changed),
                 topic_prefix=settings.kafka_topic_prefix,
             )
+            screening = BatchConsumer(
+                name="alerts-screening", topics=[Topic.screening], group_id="alerts-screening",
+                bootstrap_servers=settings.kafka_bootstrap_servers, producer=producer,
+                handle=ScreeningHandler(sessions=sessions, policy=policy, on_notice=deliveries.wake),
+                topic_prefix=settings.kafka_topic_prefix,
+            )
             context = AlertsContext(settings=settings, policy=policy, engine=infra.engine, sessions=sessions,
                                     producer=producer, relay=relay)
             app.state.context = context
             context.workers.start("alerts-consumer", consumer)
+            context.workers.start("alerts-screening-consumer", screening)
             context.workers.start("alerts-outbox-relay", relay)
             context.workers.start("delivery-worker", deliveries)
             context.workers.start("escalation-worker", EscalationWorker(

@@ -111,18 +111,20 @@ async def send_webhook(
     secret: str,
     payload_bytes: bytes,
     *,
-    alert_id: str,
+    alert_id: str | None,
     delivery_id: str,
     now: Callable[[], float] = time.time,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> DeliveryResult:
-    """POST the signed payload; a 2xx within `timeout` seconds is success."""
+    """POST the signed payload; a 2xx within `timeout` seconds is success. A notice that belongs to no alert
+    (`alert_id` None) goes without the X-Alert-Id header."""
     headers = {
         "Content-Type": "application/json",
-        "X-Alert-Id": alert_id,
         "X-Delivery-Id": delivery_id,
         "X-Signature": webhook_signature(secret, payload_bytes, int(now())),
     }
+    if alert_id is not None:
+        headers["X-Alert-Id"] = alert_id
     response = await _post(client, url, content=payload_bytes, headers=headers, timeout=timeout)
     if isinstance(response, DeliveryResult):
         return response

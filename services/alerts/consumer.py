@@ -1,4 +1,5 @@
-"""The alerts consumer of `assessments.v1`: one transaction per batch, deduplicated by event id."""
+"""The alerts consumers: `assessments.v1` (alerts) and `screening.v1` (screening coverage and due notices); one
+transaction per batch, deduplicated by event id."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ from collections.abc import Callable, Sequence
 from services.alerts import service
 from services.alerts.lifecycle import Policy
 from shared.db import SessionFactory, transaction
-from shared.events import ReportAssessed, utcnow
+from shared.events import (
+    ReportAssessed,
+    ScreeningEvent,
+    ScreeningReturnSubmitted,
+    ScreeningRoundDue,
+    ScreeningRoundOpened,
+    utcnow,
+)
 from shared.kafka import Incoming
 from shared.logging import trace_context
 
@@ -34,3 +42,28 @@ class AssessedHandler:
             with trace_context(event.trace_id):
                 log.info("assessment handled", extra={"report_id": event.report_id, "level": event.level.value,
                                                       "alert_ids": alert_ids})
+
+
+class ScreeningHandler:
+    """The alerts consumer of `screening.v1` (its own consumer group, beside the assessments one): coverage per
+    (round, county), and the due notice to the county federation. One transaction per batch; deduplicated by event
+    id like assessments."""
+
+    def __init__(self, *, sessions: SessionFactory, policy: Policy, on_notice: Callable[[], None]) -> None:
+        self._sessions = sessions
+        self._policy = policy
+        self._on_notice = on_notice  # wakes the delivery worker
+
+    async def __call__(self, batch: Sequence[Incoming]) -> None:
+        queued: list[ScreeningEvent] = []
+        async with transaction(self._sessions) as session:
+            for item in batch:
+                event = item.event
+                if isinstance(event, ScreeningRoundOpened | ScreeningReturnSubmitted | ScreeningRoundDue):
+                    if await service.handle_screening(session, event, self._policy, utcnow()):
+                        queued.append(event)
+        if queued:
+            self._on_notice()
+        for event in queued:
+            with trace_context(event.trace_id):
+                log.info("screening due notice queued", extra={"round_id": event.round_id, "county": event.county})

@@ -337,3 +337,71 @@ def _may_act(body_id: str | None, notified: bool) -> NotAllowed | NotVisible | N
     if not notified:
         return NotVisible()
     return None
+
+
+# --- case ownership (包案) -------------------------------------------------------------------------------------------
+# A notified body names the alert's responsible leader (again: the new one replaces the old, and both namings stay in
+# the case log) and records the visits made on it. Naming needs an unresolved alert; a visit may be recorded after
+# the alert was resolved as long as it took place before, and never in the future (beyond the clocks' skew).
+
+VISIT_CLOCK_SKEW = timedelta(minutes=5)
+MAX_VISITS = 500  # per alert: the case log lives on the alert row
+
+
+@dataclass(frozen=True)
+class NameOwner:
+    """Record `body_id`'s naming of the responsible leader (replacing any earlier one)."""
+
+    body_id: str
+
+
+@dataclass(frozen=True)
+class RecordVisit:
+    """Record the visit, reported by `body_id`."""
+
+    body_id: str
+
+
+@dataclass(frozen=True)
+class VisitRefused:
+    """The visit cannot be recorded as given: `field` and `reason` (zh / en) say why (a 422)."""
+
+    field: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class VisitLogFull:
+    """The alert has `MAX_VISITS` visits recorded already (a 409)."""
+
+
+VISIT_IN_FUTURE = "走访时间不能晚于当前时间 / the visit cannot be in the future"
+
+
+def on_name_owner(alert: AlertSnapshot, body_id: str | None, *, notified: bool
+                  ) -> NameOwner | Conflict | NotAllowed | NotVisible:
+    """A body names the leader who owns the case until it is settled."""
+    refused = _may_act(body_id, notified)
+    if refused is not None:
+        return refused
+    assert body_id is not None
+    if alert.state == AlertState.resolved:
+        return Conflict()
+    return NameOwner(body_id=body_id)
+
+
+def on_record_visit(alert: AlertSnapshot, body_id: str | None, *, notified: bool, at: datetime, now: datetime,
+                    resolved_at: datetime | None, visits: int
+                    ) -> RecordVisit | VisitRefused | VisitLogFull | Conflict | NotAllowed | NotVisible:
+    """A body records a visit made `at`; the alert has `visits` recorded already."""
+    refused = _may_act(body_id, notified)
+    if refused is not None:
+        return refused
+    assert body_id is not None
+    if at > now + VISIT_CLOCK_SKEW:
+        return VisitRefused("at", VISIT_IN_FUTURE)
+    if alert.state == AlertState.resolved and (resolved_at is None or at > resolved_at):
+        return Conflict()  # the case was settled before this visit
+    if visits >= MAX_VISITS:
+        return VisitLogFull()
+    return RecordVisit(body_id=body_id)

@@ -1,4 +1,5 @@
-"""The words of an alert notification (WeCom/DingTalk markdown, email), zh-CN first with English after it.
+"""The words of an alert notification (WeCom/DingTalk markdown, email), zh-CN first with English after it, and of
+the due notice of a screening round (which belongs to no alert).
 
 Built from the webhook payload (`schemas.WebhookPayload`, read here as `MessageInput`) so every channel says the
 same thing; levels, kinds, events and states are named as everywhere else (`shared.labels`). Only named fields
@@ -9,7 +10,7 @@ renders as a dash.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeAlias
 
@@ -30,6 +31,15 @@ class MessageReason(_Lenient):
     text_en: str | None = None
 
 
+class MessageOwner(_Lenient):
+    person: str | None = None
+    title: str | None = None
+
+
+class MessageVisit(_Lenient):
+    at: str | None = None
+
+
 class MessageAlert(_Lenient):
     alert_id: str | None = None
     credit_code: str | None = None
@@ -38,6 +48,8 @@ class MessageAlert(_Lenient):
     state: str | None = None
     report_ids: list[str] = Field(default_factory=list)
     ack_deadline: str | None = None
+    owner: MessageOwner | None = None
+    visits: list[MessageVisit] = Field(default_factory=list)
     url: str | None = None
     receipt_url: str | None = None
 
@@ -70,8 +82,42 @@ class MessageInput(_Lenient):
     assessment: MessageAssessment = MessageAssessment()
 
 
-Payload: TypeAlias = MessageInput | Mapping[str, Any]
-"""A typed message input, or a mapping (a parsed webhook payload) read as one."""
+class NoticeUnit(_Lenient):
+    unit_id: str | None = None
+    name: str | None = None
+
+
+class NoticeRound(_Lenient):
+    round_id: str | None = None
+    name: str | None = None
+    region_code: str | None = None
+    due_at: str | None = None
+
+
+class NoticeCounty(_Lenient):
+    code: str | None = None
+    name_zh: str | None = None
+    name_en: str | None = None
+
+
+class NoticeInput(_Lenient):
+    """What the due notice of a screening round is made of: `schemas.ScreeningNoticePayload`'s named fields."""
+
+    event: str | None = None
+    round: NoticeRound = NoticeRound()
+    county: NoticeCounty = NoticeCounty()
+    expected: int | None = None
+    answered: int | None = None
+    no_risk: int | None = None
+    risks_reported: int | None = None
+    missing: list[NoticeUnit] = Field(default_factory=list)
+    inbox_url: str | None = None
+
+
+Payload: TypeAlias = MessageInput | NoticeInput | Mapping[str, Any]
+"""A typed message input (an alert's or a notice's), or a mapping (a parsed webhook payload) read as one."""
+
+NOTICE_EVENTS = frozenset({"screening.round_due"})
 
 TOP_REASONS = 3
 # China has kept one offset without daylight saving since 1991, so a fixed zone needs no tz database.
@@ -84,11 +130,25 @@ def message_input(payload: Payload) -> MessageInput:
     """The payload as typed message input (a mapping, such as a parsed webhook body, is read field by field)."""
     if isinstance(payload, MessageInput):
         return payload
+    if isinstance(payload, NoticeInput):
+        return MessageInput()
     return MessageInput.model_validate(payload)
+
+
+def notice_input(payload: Payload) -> NoticeInput | None:
+    """The payload as a notice's input when it is one (a screening round's due notice), else None."""
+    if isinstance(payload, NoticeInput):
+        return payload
+    if isinstance(payload, Mapping) and payload.get("event") in NOTICE_EVENTS:
+        return NoticeInput.model_validate(payload)
+    return None
 
 
 def title(payload: Payload) -> str:
     """One line, e.g. "【红色(I级)预警】欠薪 · 南京某建筑工程有限公司 / [red (level I) alert] Wage arrears"."""
+    notice = notice_input(payload)
+    if notice is not None:
+        return notice_title(notice)
     message = message_input(payload)
     level = label("level", _level(message))
     kind = label("kind", _kind(message))
@@ -103,6 +163,9 @@ def title(payload: Payload) -> str:
 
 def markdown(payload: Payload) -> str:
     """The WeCom/DingTalk markdown message: what happened, where, how serious, why, and by when to acknowledge."""
+    notice = notice_input(payload)
+    if notice is not None:
+        return notice_markdown(notice)
     message = message_input(payload)
     alert, report, assessment = message.alert, message.report, message.assessment
     event_zh, event_en = _both(label("event", _text(message.event)))
@@ -116,6 +179,7 @@ def markdown(payload: Payload) -> str:
         "- 主要原因 / Top reasons:",
         *(f"  {n}. {zh} / {en}（+{points}）" for n, (zh, en, points) in enumerate(_top_reasons(message), start=1)),
         f"- 确认时限 / Acknowledge by: **{_deadline(alert.ack_deadline)}**",
+        *_casework_lines(alert),
         f"- 预警编号 / Alert ID: `{_text(alert.alert_id)}`",
         *(f"- {name}: [{text}]({url})" for name, text, url in _links(alert)),
     ]
@@ -129,6 +193,9 @@ def wecom_markdown(payload: Payload) -> str:
     """The WeCom group robot's markdown message. Its `markdown` type renders headings, bold, links, inline code,
     `>` quotes and `<font color="info|comment|warning">`, but no lists: facts are quoted lines, reasons numbered
     lines, and the two links (the alert in the inbox, the one-click receipt) come last."""
+    notice = notice_input(payload)
+    if notice is not None:
+        return notice_wecom_markdown(notice)
     message = message_input(payload)
     alert, report, assessment = message.alert, message.report, message.assessment
     event_zh, event_en = _both(label("event", _text(message.event)))
@@ -141,6 +208,7 @@ def wecom_markdown(payload: Payload) -> str:
         f"> 涉及职工 / Workers involved: {_workers(report)} / {_workers(report, english=True)}",
         f"> 风险分 / Score: **{_text(assessment.score)}**/100（{_text(assessment.rubric_version)}）",
         f'> 确认时限 / Acknowledge by: <font color="warning">{_deadline(alert.ack_deadline)}</font>',
+        *(f"> {line.removeprefix('- ')}" for line in _casework_lines(alert)),
         f"> 预警编号 / Alert ID: `{_text(alert.alert_id)}`",
         "",
         "**主要原因 / Top reasons**",
@@ -153,6 +221,9 @@ def wecom_markdown(payload: Payload) -> str:
 
 def email_text(payload: Payload) -> tuple[str, str]:
     """(subject, plain-text body): the Chinese part first, then the same in English."""
+    notice = notice_input(payload)
+    if notice is not None:
+        return notice_email_text(notice)
     message = message_input(payload)
     alert, report, assessment = message.alert, message.report, message.assessment
     level_zh, level_en = _both(label("level", _level(message)))
@@ -176,6 +247,7 @@ def email_text(payload: Payload) -> tuple[str, str]:
         "主要原因：",
         *(f"  {n}. {zh}（+{points}）" for n, (zh, _en, points) in enumerate(reasons, start=1)),
         f"请于 {deadline} 前确认。",
+        *_casework_lines(alert, language="zh"),
         f"预警编号：{_text(alert.alert_id)}",
         *([f"查看预警：{alert.url}"] if alert.url else []),
         *([f"确认接收（只需填写姓名）：{alert.receipt_url}"] if alert.receipt_url else []),
@@ -191,6 +263,7 @@ def email_text(payload: Payload) -> tuple[str, str]:
         "Top reasons:",
         *(f"  {n}. {en} (+{points})" for n, (_zh, en, points) in enumerate(reasons, start=1)),
         f"Please acknowledge by {deadline}.",
+        *_casework_lines(alert, language="en"),
         f"Alert ID: {_text(alert.alert_id)}",
         *([f"View the alert: {alert.url}"] if alert.url else []),
         *([f"Confirm receipt (your name only): {alert.receipt_url}"] if alert.receipt_url else []),
@@ -261,3 +334,116 @@ def _deadline(value: str | None) -> str:
     if moment.tzinfo is None:
         return _text(value)
     return moment.astimezone(BEIJING_TIME).strftime("%Y-%m-%d %H:%M") + " (UTC+8)"
+
+
+# --- case ownership (包案) in alert messages -------------------------------------------------------------------------
+
+
+def _casework_lines(alert: MessageAlert, *, language: str | None = None) -> list[str]:
+    """The responsible leader and the visits, when there are any: markdown list items (both languages on one
+    line), or the lines of the Chinese or the English part of an e-mail."""
+    lines: list[str] = []
+    if alert.owner is not None:
+        owner = f"{_text(alert.owner.person)}({_text(alert.owner.title)})"
+        lines.append({None: f"- 包案领导 / Responsible leader: {owner}", "zh": f"包案领导：{owner}",
+                      "en": f"Responsible leader: {owner}"}[language])
+    if alert.visits:
+        count, latest = len(alert.visits), _deadline(_latest(v.at for v in alert.visits))
+        lines.append({None: f"- 走访记录 / Visits: {count}（最近 / latest {latest}）",
+                      "zh": f"走访记录：{count} 次，最近一次 {latest}",
+                      "en": f"Visits: {count}, latest {latest}"}[language])
+    return lines
+
+
+def _latest(values: Iterable[str | None]) -> str | None:
+    """The latest of these ISO timestamps (compared as moments, whatever their offsets), or None."""
+    moments = []
+    for value in values:
+        try:
+            moment = datetime.fromisoformat((value or "").replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        if moment.tzinfo is not None:
+            moments.append(moment)
+    return max(moments).isoformat() if moments else None
+
+
+# --- the due notice of a screening round (常态化排查) ----------------------------------------------------------------
+
+NOTICE_MARKDOWN_UNITS = 30  # the robots' markdown is short (WeCom: 4096 bytes); the e-mail lists every unit
+
+
+def notice_title(notice: NoticeInput) -> str:
+    """E.g. "【排查截止】第四季度排查 · 鼓楼区：3 家单位未回复 / [Screening due] Gulou District: 3 units did not
+    answer"."""
+    county_zh, county_en = _text(notice.county.name_zh), _text(notice.county.name_en)
+    missing = len(notice.missing)
+    if not missing:
+        return (f"【排查截止】{_text(notice.round.name)} · {county_zh}：全部单位已回复 / [Screening due] {county_en}: "
+                "every unit answered")
+    return (f"【排查截止】{_text(notice.round.name)} · {county_zh}：{missing} 家单位未回复 / [Screening due] "
+            f"{county_en}: {missing} units did not answer")
+
+
+def notice_markdown(notice: NoticeInput) -> str:
+    """The WeCom/DingTalk markdown of the due notice: the round, the county's figures, the units that did not
+    answer (the first `NOTICE_MARKDOWN_UNITS`; the e-mail and the webhook carry all)."""
+    shown = notice.missing[:NOTICE_MARKDOWN_UNITS]
+    more = len(notice.missing) - len(shown)
+    lines = [
+        f"### {notice_title(notice)}",
+        f"- 排查轮次 / Round: {_text(notice.round.name)}",
+        f"- 地区 / County: {_text(notice.county.name_zh)} / {_text(notice.county.name_en)}"
+        f"（{_text(notice.county.code)}）",
+        f"- 截止时间 / Due: {_deadline(notice.round.due_at)}",
+        f"- 应答单位 / Expected: {_text(notice.expected)}；已回复 / answered: **{_text(notice.answered)}**"
+        f"（无风险隐患 / no risk: {_text(notice.no_risk)}，报告风险 / risks reported: "
+        f"{_text(notice.risks_reported)}）",
+    ]
+    if notice.missing:
+        lines.append(f"- 未回复单位 / Units that did not answer ({len(notice.missing)}):")
+        lines += [f"  {n}. {_text(unit.name)}" for n, unit in enumerate(shown, start=1)]
+        if more:
+            lines.append(f"  …… 另有 {more} 家 / and {more} more")
+        lines.append("- 请督促未回复单位尽快报送 / Please follow up with the units that did not answer")
+    else:
+        lines.append("- 全部单位均已回复 / Every unit answered")
+    return "\n".join(lines)
+
+
+def notice_wecom_markdown(notice: NoticeInput) -> str:
+    """The due notice in WeCom's markdown subset (no lists): the facts as quoted lines, the units numbered."""
+    lines = []
+    for line in notice_markdown(notice).splitlines():
+        if line.startswith("- "):
+            lines.append(f"> {line[2:]}")
+        else:
+            lines.append(line.strip() if line.startswith("  ") else line)
+    return "\n".join(lines)
+
+
+def notice_email_text(notice: NoticeInput) -> tuple[str, str]:
+    """(subject, plain-text body) of the due notice: the Chinese part first, then the same in English; every unit
+    that did not answer is listed."""
+    round_name, due = _text(notice.round.name), _deadline(notice.round.due_at)
+    county = f"{_text(notice.county.name_zh)}（{_text(notice.county.code)}）"
+    units = [f"  {n}. {_text(unit.name)}（{_text(unit.unit_id)}）" for n, unit in enumerate(notice.missing, start=1)]
+    figures = (_text(notice.expected), _text(notice.answered), _text(notice.no_risk), _text(notice.risks_reported))
+    zh = [
+        f"排查截止通知：{round_name}",
+        "",
+        f"地区：{county}",
+        f"截止时间：{due}",
+        "应答单位：{}；已回复：{}（无风险隐患 {}，报告风险 {}）".format(*figures),
+        *(["未回复单位：", *units, "请督促未回复单位尽快报送。"] if units else ["全部单位均已回复。"]),
+    ]
+    en = [
+        f"Screening round due: {round_name}",
+        "",
+        f"County: {_text(notice.county.name_en)} ({_text(notice.county.code)})",
+        f"Due: {due}",
+        "Expected: {}; answered: {} (no risk: {}, risks reported: {})".format(*figures),
+        *(["Units that did not answer:", *units, "Please follow up with them."] if units
+          else ["Every unit answered."]),
+    ]
+    return notice_title(notice), "\n".join([*zh, "", "-" * 40, "", *en]) + "\n"

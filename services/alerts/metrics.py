@@ -26,3 +26,29 @@ REPORT_TO_DELIVERY = Histogram(
     "From the report's acceptance by intake to the first successful delivery of its alert",
     buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
 )
+
+# --- case ownership and screening coverage --------------------------------------------------------------------------
+WITHOUT_OWNER = Gauge(
+    "alerts_without_owner", "Open or acknowledged alerts without a responsible leader (包案领导), by level", ["level"]
+)
+# Bounded label: city codes (a few hundred at most). Read from the database by every replica: aggregate with max.
+SCREENING_COVERAGE = Gauge(
+    "alerts_screening_coverage_ratio",
+    "Answered / expected units over the screening rounds open now, by city, as the alerts service heard them",
+    ["city"],
+)
+SCREENING_NOTICES = Counter(
+    "alerts_screening_notices_total",
+    "Due notices of screening rounds: queued for the county federation, or no union body covering the county",
+    ["outcome"],
+)
+for _outcome in ("queued", "no_body"):
+    SCREENING_NOTICES.labels(outcome=_outcome)
+
+
+def set_screening_coverage(cities: dict[str, tuple[int, int]]) -> None:
+    """Replace the coverage gauge with answered / expected per city; cities without an open round go."""
+    SCREENING_COVERAGE.clear()
+    for city, (expected, answered) in cities.items():
+        if expected:
+            SCREENING_COVERAGE.labels(city=city).set(answered / expected)

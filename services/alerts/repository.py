@@ -1,5 +1,5 @@
 """Every query of the alerts service: bodies, alerts, notifications, escalations, deliveries, the consumed-event
-ledger and the outbox. Functions only flush; the caller's transaction commits."""
+ledger, the outbox and screening coverage. Functions only flush; the caller's transaction commits."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ from services.alerts.models import (
     InboxEntry,
     Notification,
     ProcessedEvent,
+    ScreeningAnswer,
+    ScreeningCoverage,
     alert_search_text,
 )
 from shared.events import AlertState
@@ -161,7 +163,8 @@ async def deliveries_of(session: AsyncSession, alert_ids: Sequence[str]) -> dict
 def _by_alert(rows: Iterable[Row]) -> dict[str, list[Row]]:
     grouped: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
-        grouped[row.alert_id].append(row)
+        if row.alert_id is not None:  # a delivery of a notice belongs to no alert (never selected by alert id)
+            grouped[row.alert_id].append(row)
     return grouped
 
 
@@ -285,6 +288,7 @@ class AlertQuery:
     since: datetime | None = None
     until: datetime | None = None
     changed_since: datetime | None = None
+    has_owner: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -335,6 +339,8 @@ def _alerts_where(statement: Select[Any], query: AlertQuery) -> Select[Any]:
         statement = statement.where(Alert.opened_at < query.until)
     if query.changed_since is not None:
         statement = statement.where(Alert.updated_at > query.changed_since)
+    if query.has_owner is not None:
+        statement = statement.where(owner_predicate(query.has_owner))
     return statement
 
 
@@ -462,3 +468,112 @@ async def watchlist_page(session: AsyncSession, *, region_prefix: str | None, si
     return [WatchedEnterprise(credit_code=code, enterprise_name=name, region_code=region, count=int(count),
                               latest_occurred_at=latest_at, latest_score=int(score), kinds=sorted(kinds))
             for code, name, region, count, latest_at, score, kinds in (await session.execute(statement)).all()]
+# --- case ownership (包案) -------------------------------------------------------------------------------------------
+
+
+def owner_predicate(has_owner: bool) -> ColumnElement[bool]:
+    """The `has_owner` filter of alert lists: alerts with (True) or without (False) a responsible leader."""
+    return Alert.owner.is_not(None) if has_owner else Alert.owner.is_(None)
+
+
+async def unowned_alerts_by_level(session: AsyncSession) -> dict[str, int]:
+    """How many open or acknowledged alerts have no responsible leader, by level."""
+    rows = (await session.execute(
+        select(Alert.level, func.count())
+        .where(Alert.state.in_([AlertState.open.value, AlertState.acknowledged.value]), owner_predicate(False))
+        .group_by(Alert.level)
+    )).all()
+    return {str(level): int(count) for level, count in rows}
+
+
+async def body_names(session: AsyncSession, body_ids: Iterable[str]) -> dict[str, str]:
+    """The names of these bodies, by id (inactive ones included: history keeps naming them)."""
+    ids = sorted(set(body_ids))
+    if not ids:
+        return {}
+    rows = (await session.execute(select(Body.id, Body.name).where(Body.id.in_(ids)))).all()
+    return {str(body_id): str(name) for body_id, name in rows}
+
+
+# --- screening coverage (常态化排查) --------------------------------------------------------------------------------
+
+
+async def ensure_coverage(session: AsyncSession, *, round_id: str, county: str, round_name: str,
+                          round_region_code: str, opens_at: datetime, due_at: datetime, now: datetime) -> None:
+    """The (round, county) row, created from whichever of the round's events comes first."""
+    await session.execute(
+        insert(ScreeningCoverage).values(
+            round_id=round_id, county=county, round_name=round_name, round_region_code=round_region_code,
+            opens_at=opens_at, due_at=due_at, expected=0, units=[], updated_at=now,
+        ).on_conflict_do_nothing(index_elements=["round_id", "county"])
+    )
+
+
+async def coverage_for_update(session: AsyncSession, round_id: str, county: str) -> ScreeningCoverage | None:
+    row: ScreeningCoverage | None = await session.get(ScreeningCoverage, (round_id, county), with_for_update=True)
+    return row
+
+
+async def upsert_answer(session: AsyncSession, *, round_id: str, unit_id: str, county: str, unit_name: str,
+                        status: str, report_count: int, revision: int, submitted_at: datetime) -> bool:
+    """Store a unit's answer unless one of the same or a higher revision is stored; True when it was stored."""
+    statement = insert(ScreeningAnswer).values(
+        round_id=round_id, unit_id=unit_id, county=county, unit_name=unit_name, status=status,
+        report_count=report_count, revision=revision, submitted_at=submitted_at,
+    )
+    stored = await session.scalar(statement.on_conflict_do_update(
+        index_elements=["round_id", "unit_id"],
+        set_={"status": statement.excluded.status, "report_count": statement.excluded.report_count,
+              "revision": statement.excluded.revision, "submitted_at": statement.excluded.submitted_at,
+              "unit_name": statement.excluded.unit_name},
+        where=ScreeningAnswer.revision < statement.excluded.revision,
+    ).returning(ScreeningAnswer.unit_id))
+    return stored is not None
+
+
+async def coverage_round_ids(session: AsyncSession, *, county_prefix: str, round_id: str | None,
+                             limit: int) -> list[str]:
+    """Up to `limit` rounds with a county under `county_prefix`, latest due date first."""
+    statement = (
+        select(ScreeningCoverage.round_id, func.max(ScreeningCoverage.due_at).label("due_at"))
+        .where(ScreeningCoverage.county.startswith(county_prefix))
+        .group_by(ScreeningCoverage.round_id)
+        .order_by(func.max(ScreeningCoverage.due_at).desc(), ScreeningCoverage.round_id).limit(limit)
+    )
+    if round_id is not None:
+        statement = statement.where(ScreeningCoverage.round_id == round_id)
+    return [str(row.round_id) for row in (await session.execute(statement)).all()]
+
+
+async def coverage_rows(session: AsyncSession, round_ids: Sequence[str],
+                        county_prefix: str) -> Sequence[ScreeningCoverage]:
+    """The counties under `county_prefix` of these rounds, by county."""
+    if not round_ids:
+        return []
+    return (await session.scalars(
+        select(ScreeningCoverage)
+        .where(ScreeningCoverage.round_id.in_(round_ids), ScreeningCoverage.county.startswith(county_prefix))
+        .order_by(ScreeningCoverage.round_id, ScreeningCoverage.county)
+    )).all()
+
+
+async def answers_of(session: AsyncSession, keys: Sequence[tuple[str, str]]) -> Sequence[ScreeningAnswer]:
+    """The answers in force of these (round, county) pairs."""
+    if not keys:
+        return []
+    return (await session.scalars(
+        select(ScreeningAnswer).where(tuple_(ScreeningAnswer.round_id, ScreeningAnswer.county).in_(list(keys)))
+    )).all()
+
+
+async def open_round_coverage(session: AsyncSession, now: datetime) -> list[tuple[str, int, int]]:
+    """(county, expected, answered) of every county of the rounds open at `now` that has not come due."""
+    rows = (await session.execute(
+        select(ScreeningCoverage.county, ScreeningCoverage.expected, func.count(ScreeningAnswer.unit_id))
+        .outerjoin(ScreeningAnswer, (ScreeningAnswer.round_id == ScreeningCoverage.round_id)
+                   & (ScreeningAnswer.county == ScreeningCoverage.county))
+        .where(ScreeningCoverage.opens_at <= now, ScreeningCoverage.due_at > now,
+               ScreeningCoverage.due_received_at.is_(None))
+        .group_by(ScreeningCoverage.round_id, ScreeningCoverage.county, ScreeningCoverage.expected)
+    )).all()
+    return [(str(county), int(expected), int(count)) for county, expected, count in rows]

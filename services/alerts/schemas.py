@@ -13,7 +13,17 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from services.alerts.channels import ChannelConfig
@@ -229,14 +239,16 @@ class ReportDetail(BaseModel):
 
 DeliveryResult = Literal["pending", "retrying", "delivered", "failed"]
 TimelineType = Literal["opened", "joined", "level_raised", "notified", "delivery", "escalated", "acknowledged",
-                       "resolved", "expired"]
+                       "resolved", "expired", "owner_named", "visit"]
 
 
 class TimelineEntry(BaseModel):
     """One thing that happened to the alert; the fields beyond `at` and `type` depend on the type:
     opened/joined (report_id, level), level_raised (report_id, from_level, to_level), notified (body, reason),
     delivery (body, channel, result, attempts — never a target address or secret), escalated (body, from_level,
-    to_level), acknowledged (body, person, note, level), resolved (body, outcome, note), expired (outcome, note)."""
+    to_level), acknowledged (body, person, note, level), resolved (body, outcome, note), expired (outcome, note),
+    owner_named (body, person, title: the responsible leader named), visit (body, person, note, recorded_at; `at`
+    is when the visit took place)."""
 
     at: Timestamp
     type: TimelineType
@@ -253,6 +265,8 @@ class TimelineEntry(BaseModel):
     person: str | None = None
     note: str | None = None
     outcome: str | None = None
+    title: str | None = Field(default=None, description="owner_named: the leader's title")
+    recorded_at: Timestamp | None = Field(default=None, description="visit: when it was recorded")
 
 
 # --- alerts --------------------------------------------------------------------------------------------------------
@@ -286,6 +300,96 @@ class DeliveryView(BaseModel):
     delivered_at: Timestamp | None
 
 
+# --- case ownership (包案) -------------------------------------------------------------------------------------------
+
+def _one_line(value: str) -> str:
+    if _CONTROL.search(value) or "\n" in value or "\t" in value:
+        raise PydanticCustomError(
+            "one_line", "不能含换行或控制字符 / must not contain line breaks or control characters")
+    return value
+
+
+def _no_control(value: str) -> str:
+    if _CONTROL.search(value):
+        raise PydanticCustomError("no_control", "不能含控制字符 / must not contain control characters")
+    return value
+
+
+# Whitespace around is dropped, so that a blank name or note is refused like a missing one.
+PersonName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50),
+                       AfterValidator(_one_line)]
+PersonTitle = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50),
+                        AfterValidator(_one_line)]
+VisitNote = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
+                      AfterValidator(_no_control)]
+
+
+class OwnerAssign(BaseModel):
+    """`POST /v1/alerts/{id}/owner`: the leader who takes the case in hand (包案领导) and their title."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    person: PersonName
+    title: PersonTitle = Field(description="e.g. 副主席 (vice-chair)")
+
+
+class VisitRecord(BaseModel):
+    """`POST /v1/alerts/{id}/visits`: a visit made on the case (带案下访): when, by whom, what came of it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at: AwareDatetime = Field(description="When the visit took place (with its offset); not in the future")
+    person: PersonName
+    note: VisitNote
+
+
+class OwnerView(BaseModel):
+    """The alert's responsible leader, named by `body_id`."""
+
+    person: str
+    title: str
+    body_id: str
+    body_name: str
+    at: Timestamp = Field(description="When they were named")
+
+
+class VisitView(BaseModel):
+    at: Timestamp = Field(description="When the visit took place")
+    person: str
+    note: str
+    body_id: str
+    body_name: str
+    recorded_at: Timestamp
+
+
+class OwnerNamedEntry(BaseModel):
+    """A timeline entry: a responsible leader named (`replaces`: the one before, if any)."""
+
+    at: Timestamp
+    type: Literal["owner_named"] = "owner_named"
+    person: str
+    title: str
+    body_id: str
+    body_name: str
+    replaces: OwnerView | None = None
+
+
+class VisitEntry(BaseModel):
+    """A timeline entry: a visit, at the time it took place."""
+
+    at: Timestamp
+    type: Literal["visit"] = "visit"
+    person: str
+    note: str
+    body_id: str
+    body_name: str
+    recorded_at: Timestamp
+
+
+CaseworkEntry = Annotated[OwnerNamedEntry | VisitEntry, Field(discriminator="type")]
+"""An entry of an alert's timeline from its case log (`service.casework_timeline`)."""
+
+
 class AlertView(BaseModel):
     """An alert as a body sees it in a list (and as webhooks carry it): no personal data."""
 
@@ -308,6 +412,8 @@ class AlertView(BaseModel):
     note: str | None
     notified: list[NotifiedView]
     escalations: list[EscalationView]
+    owner: OwnerView | None = Field(default=None, description="The responsible leader (包案领导), if named")
+    visits: list[VisitView] = Field(default_factory=list, description="Visits recorded, earliest first")
 
 
 class AlertDetail(AlertView):
@@ -384,6 +490,7 @@ class AlertFilters:
     since: datetime | None = None
     until: datetime | None = None
     changed_since: datetime | None = None
+    has_owner: bool | None = None
 
 
 class LevelCounts(BaseModel):
@@ -479,3 +586,83 @@ class RegionLists(BaseModel):
     cities: list[RegionCity]
     provinces: list[RegionName]
     source: str = Field(description="Where the division list comes from")
+
+
+# --- screening coverage (常态化排查) --------------------------------------------------------------------------------
+
+RoundState = Literal["upcoming", "open", "closed"]
+
+
+class ScreeningUnitView(BaseModel):
+    unit_id: str
+    name: str
+
+
+class ScreeningNoticeView(BaseModel):
+    """The one notice sent when the round came due: when, and to which federation (None: no union covers)."""
+
+    at: Timestamp
+    body_id: str | None
+    body_name: str | None
+
+
+class CountyCoverage(BaseModel):
+    """One county of a round: who answered, how, and who has not (after the due date: the final figures)."""
+
+    county: str
+    county_name: str = Field(description="中文 / English")
+    expected: int
+    answered: int
+    no_risk: int
+    risks_reported: int
+    missing: list[ScreeningUnitView]
+    closed: bool = Field(description="The round came due for this county (its figures are final)")
+    notice: ScreeningNoticeView | None
+
+
+class RoundCoverage(BaseModel):
+    """A round over the counties the caller may see, with its totals over those counties."""
+
+    round_id: str
+    name: str
+    region_code: str
+    opens_at: Timestamp
+    due_at: Timestamp
+    state: RoundState
+    expected: int
+    answered: int
+    no_risk: int
+    risks_reported: int
+    counties: list[CountyCoverage]
+
+
+class CoveragePage(BaseModel):
+    rounds: list[RoundCoverage] = Field(description="Latest due date first")
+
+
+class NoticeRound(BaseModel):
+    round_id: str
+    name: str
+    region_code: str
+    opens_at: Timestamp
+    due_at: Timestamp
+
+
+class NoticeCounty(RegionName):
+    """The county a screening notice is about."""
+
+
+class ScreeningNoticePayload(BaseModel):
+    """The JSON body of the due notice of a screening round (webhook event `screening.round_due`; rendered to text
+    for e-mail and robots): the county's final figures and the units that did not answer. Sent once."""
+
+    event: Literal["screening.round_due"] = "screening.round_due"
+    notice_id: str = Field(description="'<round_id>/<county>': the same on every delivery of this notice")
+    round: NoticeRound
+    county: NoticeCounty
+    expected: int
+    answered: int
+    no_risk: int
+    risks_reported: int
+    missing: list[ScreeningUnitView]
+    inbox_url: str

@@ -10,11 +10,12 @@ import binascii
 import csv
 import io
 import json
+import logging
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -24,19 +25,22 @@ from services.alerts import lifecycle, receipts, repository, timeline
 from services.alerts.backoff import next_delay, should_give_up
 from services.alerts.channels import DeliveryResult
 from services.alerts.lifecycle import AlertSnapshot, Assessed, Policy
-from services.alerts.metrics import ALERTS_LEVEL_RAISED, ALERTS_OPENED, ESCALATIONS
+from services.alerts.metrics import ALERTS_LEVEL_RAISED, ALERTS_OPENED, ESCALATIONS, SCREENING_NOTICES
 from services.alerts.models import (
     Acknowledgement,
     Alert,
     AssessedReport,
     Body,
     Delivery,
+    DeliveryKind,
     DeliveryState,
     Escalation,
     Notification,
     OutboxMessage,
+    ScreeningAnswer,
+    ScreeningCoverage,
 )
-from services.alerts.routing import BodyKind, BodyLevel, BodyRef
+from services.alerts.routing import BodyKind, BodyLevel, BodyRef, resolve_pair
 from services.alerts.schemas import (
     AcknowledgementPayload,
     AcknowledgementView,
@@ -49,22 +53,37 @@ from services.alerts.schemas import (
     BodyCreated,
     BodyUpdate,
     BodyView,
+    CountyCoverage,
+    CoveragePage,
     DeliveryView,
     EnterpriseView,
     EscalationView,
     LevelCounts,
+    NoticeCounty,
+    NoticeRound,
     NotifiedView,
     OpenAlertCounts,
     Outcome,
+    OwnerAssign,
+    OwnerNamedEntry,
+    OwnerView,
     ReceiptForm,
     ReceiptStatus,
     ReceiptView,
     ReportDetail,
+    RoundCoverage,
+    RoundState,
+    ScreeningNoticePayload,
+    ScreeningNoticeView,
+    ScreeningUnitView,
     Situation,
     SituationCounty,
     SituationIndustry,
     SituationRegion,
     SituationWeek,
+    VisitEntry,
+    VisitRecord,
+    VisitView,
     WatchedEnterpriseView,
     WatchlistPage,
     WebhookAlert,
@@ -74,11 +93,26 @@ from services.alerts.settings import AlertsSettings
 from shared import regions
 from shared.auth import Caller, hash_token, new_token
 from shared.db import SessionFactory
-from shared.events import AlertChanged, AlertState, Reason, ReportAssessed, RiskLevel, Topic, utcnow
+from shared.events import (
+    AlertChanged,
+    AlertState,
+    Reason,
+    ReportAssessed,
+    RiskLevel,
+    ScreeningEvent,
+    ScreeningReturnSubmitted,
+    ScreeningRoundDue,
+    ScreeningRoundOpened,
+    ScreeningStatus,
+    Topic,
+    utcnow,
+)
 from shared.http import ApiError, Conflict, Forbidden, NotFound
 from shared.labels import INDUSTRIES, label
 from shared.outbox import outbox_row
 from shared.report import KIND_BLOCKS, Report, ReportKind
+
+log = logging.getLogger(__name__)
 
 NO_SUCH_ALERT = "没有该预警 / No such alert"
 NO_SUCH_BODY = "没有该机构 / No such body"
@@ -629,6 +663,7 @@ def _alert_view(alert: Alert, notified: Sequence[tuple[Notification, str]], esca
                                acknowledged=n.body_id in confirmed) for n, name in notified],
         escalations=[EscalationView(body_id=e.body_id, from_level=e.from_level, to_level=e.to_level, at=e.at)
                      for e in escalations],
+        owner=owner_view(alert), visits=visit_views(alert),
     )
 
 
@@ -683,7 +718,7 @@ async def record_attempt(session: AsyncSession, delivery: Delivery, result: Deli
     else:
         values |= {"next_attempt_at": outcome.next_attempt_at}
     await repository.record_attempt(session, delivery.id, **values)
-    if outcome.state == DeliveryState.delivered:
+    if outcome.state == DeliveryState.delivered and delivery.alert_id is not None:  # a notice has no alert
         return await repository.set_first_delivered(session, delivery.alert_id, now)
     return None
 
@@ -741,6 +776,7 @@ def alert_query(caller: Caller, filters: AlertFilters) -> repository.AlertQuery:
         kind=filters.kind.value if filters.kind else None, state=filters.state.value if filters.state else None,
         region_prefix=regions.prefix_of(filters.region_code) if filters.region_code else None,
         q=q or None, since=filters.since, until=filters.until, changed_since=filters.changed_since,
+        has_owner=filters.has_owner,
     )
 
 
@@ -991,3 +1027,296 @@ async def watchlist(session: AsyncSession, caller: Caller, *, region_code: str |
     ) for row in rows[:limit]]
     return WatchlistPage(region_code=scope, since=since, items=items,
                          next_cursor=_encode_watch_cursor(rows[limit - 1]) if len(rows) > limit else None)
+# --- case ownership (包案) -------------------------------------------------------------------------------------------
+# The current owner and the case log live on the alert row (`Alert.owner`, `Alert.casework`): reading them costs no
+# query. Each change is published on alerts.v1 (`alert.owner_named`, `alert.visit_recorded`) with the alert's state
+# as it is; the person's name and the note stay out of the event.
+
+
+class InvalidVisit(ApiError):
+    """A 422 about one field of the visit, in the same shape as the request-validation errors."""
+
+    status_code, code, message = 422, "validation_error", "请求内容有误 / The request is invalid"
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(details=[{"field": field, "location": "body", "type": "value_error", "reason": reason}])
+
+
+class VisitLogFull(Conflict):
+    code = "visit_log_full"
+    message = (f"每条预警最多记录 {lifecycle.MAX_VISITS} 次走访 / At most {lifecycle.MAX_VISITS} visits are "
+               "recorded per alert")
+
+
+async def name_owner(session: AsyncSession, alert_id: str, caller: Caller, payload: OwnerAssign, policy: Policy,
+                     now: datetime) -> AlertDetail:
+    """A notified body names the alert's responsible leader; a later naming replaces the owner, and both stay in
+    the case log."""
+    alert, notified = await _alert_for_action(session, alert_id, caller)
+    decision = lifecycle.on_name_owner(snapshot(alert), caller.body_id, notified=notified)
+    if not isinstance(decision, lifecycle.NameOwner):
+        _refuse(decision)
+        raise AssertionError(f"unhandled decision {decision!r}")
+    body_name = await _body_name(session, decision.body_id)
+    previous = owner_view(alert)
+    owner = OwnerView(person=payload.person, title=payload.title, body_id=decision.body_id, body_name=body_name,
+                      at=now)
+    entry = OwnerNamedEntry(at=now, person=payload.person, title=payload.title, body_id=decision.body_id,
+                            body_name=body_name, replaces=previous)
+    alert.owner = owner.model_dump(mode="json")
+    alert.casework = [*alert.casework, entry.model_dump(mode="json")]  # a new list: the JSONB column is rewritten
+    alert.updated_at = now
+    _publish(session, alert, "alert.owner_named", now, trace_id=alert.trace_id, body_ids=[decision.body_id])
+    await repository.flush(session)
+    return await _detail(session, alert, policy)
+
+
+async def record_visit(session: AsyncSession, alert_id: str, caller: Caller, payload: VisitRecord,
+                       policy: Policy, now: datetime) -> AlertDetail:
+    """A notified body records a visit made on the case (not in the future; after resolution only one that took
+    place before it)."""
+    alert, notified = await _alert_for_action(session, alert_id, caller)
+    decision = lifecycle.on_record_visit(
+        snapshot(alert), caller.body_id, notified=notified, at=payload.at, now=now, resolved_at=alert.resolved_at,
+        visits=sum(1 for entry in alert.casework if entry.get("type") == "visit"),
+    )
+    match decision:
+        case lifecycle.VisitRefused():
+            raise InvalidVisit(decision.field, decision.reason)
+        case lifecycle.VisitLogFull():
+            raise VisitLogFull()
+        case lifecycle.RecordVisit():
+            pass
+        case _:
+            _refuse(decision)
+            raise AssertionError(f"unhandled decision {decision!r}")
+    entry = VisitEntry(at=payload.at.astimezone(UTC), person=payload.person, note=payload.note,
+                       body_id=decision.body_id, body_name=await _body_name(session, decision.body_id),
+                       recorded_at=now)
+    alert.casework = [*alert.casework, entry.model_dump(mode="json")]
+    alert.updated_at = now
+    _publish(session, alert, "alert.visit_recorded", now, trace_id=alert.trace_id, body_ids=[decision.body_id])
+    await repository.flush(session)
+    return await _detail(session, alert, policy)
+
+
+async def _body_name(session: AsyncSession, body_id: str) -> str:
+    body = await repository.get_body(session, body_id)
+    return body.name if body is not None else body_id
+
+
+def owner_view(alert: Alert) -> OwnerView | None:
+    """The alert's responsible leader, or None."""
+    return OwnerView.model_validate(alert.owner) if alert.owner else None
+
+
+def visit_views(alert: Alert) -> list[VisitView]:
+    """The visits recorded on the alert, by the time they took place (then as recorded)."""
+    visits = [VisitEntry.model_validate(entry) for entry in alert.casework or () if entry.get("type") == "visit"]
+    return [VisitView(at=v.at, person=v.person, note=v.note, body_id=v.body_id, body_name=v.body_name,
+                      recorded_at=v.recorded_at)
+            for v in sorted(visits, key=lambda v: (v.at, v.recorded_at))]
+
+
+def casework_timeline(alert: Alert) -> list[OwnerNamedEntry | VisitEntry]:
+    """The alert's timeline entries from its case log: each naming of a responsible leader (`owner_named`, at the
+    time it was made, with the owner it replaced) and each visit (`visit`, at the time it took place), by `at`.
+    No query: the case log is on the row."""
+    entries: list[OwnerNamedEntry | VisitEntry] = []
+    for raw in alert.casework or ():
+        if raw.get("type") == "owner_named":
+            entries.append(OwnerNamedEntry.model_validate(raw))
+        elif raw.get("type") == "visit":
+            entries.append(VisitEntry.model_validate(raw))
+    return sorted(entries, key=lambda entry: entry.at)
+
+
+async def casework_gauges(session: AsyncSession, now: datetime) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
+    """Open or acknowledged alerts without a responsible leader by level, and (expected, answered) per city over
+    the screening rounds open now."""
+    cities: dict[str, tuple[int, int]] = {}
+    for county, expected, answered in await repository.open_round_coverage(session, now):
+        city = city_code(county)
+        before = cities.get(city, (0, 0))
+        cities[city] = (before[0] + expected, before[1] + answered)
+    return await repository.unowned_alerts_by_level(session), cities
+
+
+# --- screening rounds (常态化排查): coverage and the due notice ----------------------------------------------------
+
+ONLY_UNIONS = "仅工会可查看排查覆盖情况 / Only union federations see screening coverage"
+NOTICE_EVENT = "screening.round_due"
+# Hong Kong, Macao and Taiwan have no city level: their counties count under the province.
+_NO_CITY_LEVEL = frozenset({"71", "81", "82"})
+
+
+def city_code(county: str) -> str:
+    """The city of a county code (a bounded metrics label)."""
+    return f"{county[:2]}0000" if county[:2] in _NO_CITY_LEVEL else f"{county[:4]}00"
+
+
+async def handle_screening(session: AsyncSession, event: ScreeningEvent, policy: Policy, now: datetime) -> bool:
+    """Apply one `screening.v1` event to the coverage of its (round, county); True when it queued the due notice.
+    A redelivered event (same event id) changes nothing."""
+    if not await repository.mark_processed(session, str(event.event_id), now):
+        return False
+    await repository.ensure_coverage(
+        session, round_id=event.round_id, county=event.county, round_name=event.round_name,
+        round_region_code=event.round_region_code, opens_at=event.opens_at, due_at=event.due_at, now=now,
+    )
+    match event:
+        case ScreeningRoundOpened():
+            row = await _coverage(session, event.round_id, event.county)
+            row.expected = event.expected
+            row.units = [unit.model_dump(mode="json") for unit in event.units]
+            row.updated_at = now
+            return False
+        case ScreeningReturnSubmitted():
+            # The highest revision of a unit's answer is in force, whatever order the copies arrive in.
+            await repository.upsert_answer(
+                session, round_id=event.round_id, unit_id=event.unit_id, county=event.county,
+                unit_name=event.unit_name, status=event.status.value, report_count=event.report_count,
+                revision=event.revision, submitted_at=event.submitted_at,
+            )
+            return False
+        case ScreeningRoundDue():
+            return await notify_round_due(session, event, policy, now)
+    raise AssertionError(f"unhandled screening event {event!r}")
+
+
+async def _coverage(session: AsyncSession, round_id: str, county: str) -> ScreeningCoverage:
+    row = await repository.coverage_for_update(session, round_id, county)
+    assert row is not None, "ensure_coverage created it"
+    return row
+
+
+async def notify_round_due(session: AsyncSession, event: ScreeningRoundDue, policy: Policy, now: datetime) -> bool:
+    """The round came due in this county: keep its final figures and send the county federation (the union body
+    of the county; else the one above, as routing falls back) ONE notice listing the units that did not answer —
+    no escalation, no deadline. The coverage row is locked and marked in the transaction that queues the notice's
+    deliveries, so a second copy of the event (even under another event id) sends nothing. True when queued."""
+    row = await _coverage(session, event.round_id, event.county)
+    if row.final is None:
+        row.final = {"expected": event.expected, "answered": event.answered, "no_risk": event.no_risk,
+                     "risks_reported": event.risks_reported,
+                     "missing": [unit.model_dump(mode="json") for unit in event.missing]}
+        row.due_received_at = now
+        row.expected = row.expected or event.expected
+        row.updated_at = now
+    if row.notice_at is not None:
+        return False
+    bodies = await repository.active_bodies_in_province(session, event.county)
+    target = resolve_pair([body_ref(body) for body in bodies.values()], BodyKind.union, BodyLevel.county,
+                          event.county)
+    row.notice_at = now
+    row.notice_body_id = target.body_id if target is not None else None
+    if target is None:
+        SCREENING_NOTICES.labels(outcome="no_body").inc()
+        log.warning("no union body covers county %s: the due notice of round %s goes nowhere", event.county,
+                    event.round_id)
+        return False
+    body = bodies[target.body_id]
+    notice_id = f"{event.round_id}/{event.county}"
+    payload = screening_notice_payload(event, policy).model_dump_json()
+    repository.add(session, *(
+        Delivery(id=str(uuid.uuid4()), alert_id=None, kind=DeliveryKind.screening_notice.value, subject=notice_id,
+                 body_id=body.id, event_type=NOTICE_EVENT, channel_type=channel["type"], channel=channel,
+                 payload=payload, state=DeliveryState.pending.value, attempts=0, created_at=now, next_attempt_at=now)
+        for channel in body.channels
+    ))
+    SCREENING_NOTICES.labels(outcome="queued").inc()
+    return True
+
+
+def screening_notice_payload(event: ScreeningRoundDue, policy: Policy) -> ScreeningNoticePayload:
+    """What every delivery of the due notice carries (webhook body; the e-mail and robot texts are made of it)."""
+    listed = regions.region(event.county)
+    return ScreeningNoticePayload(
+        notice_id=f"{event.round_id}/{event.county}",
+        round=NoticeRound(round_id=event.round_id, name=event.round_name, region_code=event.round_region_code,
+                          opens_at=event.opens_at, due_at=event.due_at),
+        county=NoticeCounty(code=event.county, name_zh=listed.name_zh if listed else event.county,
+                            name_en=listed.name_en if listed else event.county),
+        expected=event.expected, answered=event.answered, no_risk=event.no_risk,
+        risks_reported=event.risks_reported,
+        missing=[ScreeningUnitView(unit_id=unit.unit_id, name=unit.name) for unit in event.missing],
+        inbox_url=policy.inbox_url,
+    )
+
+
+async def screening_coverage(session: AsyncSession, caller: Caller, *, region_code: str | None,
+                             round_id: str | None, limit: int, now: datetime) -> CoveragePage:
+    """Coverage per round and county: the admin sees every county, a union federation the counties of its region
+    (a county federation its county, a city federation its counties); other bodies are refused. `region_code`
+    narrows it further. Four queries."""
+    prefix = await _coverage_scope(session, caller, region_code)
+    if prefix is None:
+        return CoveragePage(rounds=[])
+    round_ids = await repository.coverage_round_ids(session, county_prefix=prefix, round_id=round_id, limit=limit)
+    rows = await repository.coverage_rows(session, round_ids, prefix)
+    answers: dict[tuple[str, str], list[ScreeningAnswer]] = {}
+    for answer in await repository.answers_of(session, [(row.round_id, row.county) for row in rows]):
+        answers.setdefault((answer.round_id, answer.county), []).append(answer)
+    names = await repository.body_names(session, [row.notice_body_id for row in rows if row.notice_body_id])
+    by_round: dict[str, list[ScreeningCoverage]] = {}
+    for row in rows:
+        by_round.setdefault(row.round_id, []).append(row)
+    return CoveragePage(rounds=[
+        _round_coverage(by_round[rid], answers, names, now) for rid in round_ids if rid in by_round
+    ])
+
+
+async def _coverage_scope(session: AsyncSession, caller: Caller, region_code: str | None) -> str | None:
+    """The county-code prefix the caller may see, narrowed by `region_code`; None when nothing is left."""
+    wanted = regions.prefix_of(region_code) if region_code else ""
+    if caller.is_admin:
+        return wanted
+    body = await repository.get_body(session, caller.body_id or "")
+    if body is None or body.kind != BodyKind.union.value:
+        raise Forbidden(ONLY_UNIONS)
+    own = body.region_code[:BodyLevel(body.level).significant_digits]
+    if wanted.startswith(own):
+        return wanted
+    return own if own.startswith(wanted) else None
+
+
+def _round_coverage(rows: Sequence[ScreeningCoverage], answers: dict[tuple[str, str], list[ScreeningAnswer]],
+                    names: dict[str, str], now: datetime) -> RoundCoverage:
+    first = rows[0]
+    counties = [_county_coverage(row, answers.get((row.round_id, row.county), []), names) for row in rows]
+    state: RoundState = "upcoming" if now < first.opens_at else "open"
+    if now >= first.due_at or all(county.closed for county in counties):
+        state = "closed"
+    return RoundCoverage(
+        round_id=first.round_id, name=first.round_name, region_code=first.round_region_code,
+        opens_at=first.opens_at, due_at=first.due_at, state=state,
+        expected=sum(c.expected for c in counties), answered=sum(c.answered for c in counties),
+        no_risk=sum(c.no_risk for c in counties), risks_reported=sum(c.risks_reported for c in counties),
+        counties=counties,
+    )
+
+
+def _county_coverage(row: ScreeningCoverage, answers: Sequence[ScreeningAnswer],
+                     names: dict[str, str]) -> CountyCoverage:
+    """Once the round came due, the county's final figures (intake's); before, the answers heard so far."""
+    notice = None if row.notice_at is None else ScreeningNoticeView(
+        at=row.notice_at, body_id=row.notice_body_id,
+        body_name=names.get(row.notice_body_id) if row.notice_body_id else None)
+    common = {"county": row.county, "county_name": regions.label(row.county), "closed": row.final is not None,
+              "notice": notice}
+    if row.final is not None:
+        final = row.final
+        return CountyCoverage(
+            **common, expected=final["expected"], answered=final["answered"], no_risk=final["no_risk"],
+            risks_reported=final["risks_reported"],
+            missing=[ScreeningUnitView.model_validate(unit) for unit in final["missing"]],
+        )
+    expected_ids = {unit["unit_id"] for unit in row.units}
+    in_force = [a for a in answers if not expected_ids or a.unit_id in expected_ids]
+    answered_ids = {a.unit_id for a in in_force}
+    return CountyCoverage(
+        **common, expected=row.expected, answered=len(in_force),
+        no_risk=sum(1 for a in in_force if a.status == ScreeningStatus.no_risk.value),
+        risks_reported=sum(1 for a in in_force if a.status == ScreeningStatus.risks_reported.value),
+        missing=[ScreeningUnitView.model_validate(unit) for unit in row.units if unit["unit_id"] not in answered_ids],
+    )

@@ -1,5 +1,6 @@
-"""The alert's timeline, oldest first: built from what the detail loads anyway (the alert row, its reports, who was
-notified, the deliveries, escalations and receipts), so it costs no query of its own.
+"""The alert's timeline, oldest first: built from what the detail loads anyway (the alert row — with its case log of
+owner namings and visits —, its reports, who was notified, the deliveries, escalations and receipts), so it costs
+no query of its own.
 
 Pure: no database, no clock. A delivery shows its channel, its result and how many attempts it took — never the
 target address or a secret. Entries at the same moment keep the order in which they happen (an escalation
@@ -18,14 +19,17 @@ from services.alerts.schemas import (
     DeliveryResult,
     EscalationView,
     NotifiedView,
+    OwnerNamedEntry,
     ReportDetail,
     TimelineEntry,
     TimelineType,
+    VisitEntry,
 )
 from shared.events import RiskLevel
 
 _SEQUENCE: tuple[TimelineType, ...] = (
-    "opened", "joined", "level_raised", "escalated", "notified", "delivery", "acknowledged", "resolved", "expired",
+    "opened", "joined", "level_raised", "escalated", "notified", "delivery", "acknowledged", "owner_named", "visit",
+    "resolved", "expired",
 )
 _ORDER: dict[TimelineType, int] = {kind: rank for rank, kind in enumerate(_SEQUENCE)}
 
@@ -44,6 +48,7 @@ def build(alert: Alert, reports: Sequence[ReportDetail], notified: Sequence[Noti
                         from_level=e.from_level, to_level=e.to_level) for e in escalations),
         *(TimelineEntry(at=a.at, type="acknowledged", body_id=a.body_id, body_name=a.body_name, person=a.person,
                         note=a.note, level=a.level) for a in acknowledgements),
+        *casework(alert),
         *_closing(alert, names),
     ]
     return sorted(entries, key=lambda entry: (entry.at, _ORDER[entry.type]))
@@ -88,3 +93,19 @@ def _closing(alert: Alert, names: dict[str, str]) -> list[TimelineEntry]:
         return [TimelineEntry(at=alert.resolved_at, type="expired", outcome=alert.outcome, note=alert.note)]
     return [TimelineEntry(at=alert.resolved_at, type="resolved", body_id=alert.resolved_by,
                           body_name=names.get(alert.resolved_by or ""), outcome=alert.outcome, note=alert.note)]
+
+
+def casework(alert: Alert) -> list[TimelineEntry]:
+    """The case log's entries (包案): each naming of a responsible leader, at the time it was made, and each visit,
+    at the time it took place (read from the alert row: no query)."""
+    entries: list[TimelineEntry] = []
+    for raw in alert.casework or ():
+        if raw.get("type") == "owner_named":
+            owner = OwnerNamedEntry.model_validate(raw)
+            entries.append(TimelineEntry(at=owner.at, type="owner_named", body_id=owner.body_id,
+                                         body_name=owner.body_name, person=owner.person, title=owner.title))
+        elif raw.get("type") == "visit":
+            visit = VisitEntry.model_validate(raw)
+            entries.append(TimelineEntry(at=visit.at, type="visit", body_id=visit.body_id, body_name=visit.body_name,
+                                         person=visit.person, note=visit.note, recorded_at=visit.recorded_at))
+    return entries

@@ -17,15 +17,17 @@ from pydantic import ValidationError
 
 from services.alerts import channels, service
 from services.alerts.lifecycle import Policy
-from services.alerts.messages import MessageInput
+from services.alerts.messages import MessageInput, NoticeInput
 from services.alerts.metrics import (
     DELIVERIES,
     DELIVERIES_PENDING,
     OVERDUE,
     REPORT_TO_DELIVERY,
     UNACKNOWLEDGED,
+    WITHOUT_OWNER,
+    set_screening_coverage,
 )
-from services.alerts.models import Delivery
+from services.alerts.models import Delivery, DeliveryKind
 from services.alerts.settings import AlertsSettings
 from shared.db import SessionFactory, transaction
 from shared.events import RiskLevel, utcnow
@@ -71,11 +73,8 @@ class DeliveryWorker(_Loop):
             return await service.claim_deliveries(session, utcnow(), self._settings)
 
     async def _attempt(self, delivery: Delivery) -> None:
-        try:
-            payload = MessageInput.model_validate_json(delivery.payload)
-        except ValidationError:  # never written by this service; a webhook still gets the bytes as they are
-            payload = MessageInput()
-        with trace_context(payload.alert.report_ids[0] if payload.alert.report_ids else None):
+        payload = message_input(delivery)
+        with trace_context(trace_of(payload)):
             try:
                 result = await self._send(delivery, payload)
             except Exception as error:  # a bug in one channel must not stop the others
@@ -83,7 +82,7 @@ class DeliveryWorker(_Loop):
                 result = channels.DeliveryResult(ok=False, status=None, error=f"{type(error).__name__}")
             await self._record(delivery, result)
 
-    async def _send(self, delivery: Delivery, payload: MessageInput) -> channels.DeliveryResult:
+    async def _send(self, delivery: Delivery, payload: MessageInput | NoticeInput) -> channels.DeliveryResult:
         assert self._client is not None
         config = channels.channel_config_adapter.validate_python(delivery.channel)
         timeout = self._settings.delivery_timeout_seconds
@@ -117,6 +116,23 @@ class DeliveryWorker(_Loop):
                         delivery.attempts + 1, result.error or result.status)
 
 
+def message_input(delivery: Delivery) -> MessageInput | NoticeInput:
+    """What the e-mail and robot texts of a delivery are made of: an alert's webhook payload, or a notice's."""
+    model: type[MessageInput] | type[NoticeInput] = (
+        NoticeInput if delivery.kind == DeliveryKind.screening_notice.value else MessageInput)
+    try:
+        return model.model_validate_json(delivery.payload)
+    except ValidationError:  # never written by this service; a webhook still gets the bytes as they are
+        return model()
+
+
+def trace_of(payload: MessageInput | NoticeInput) -> str | None:
+    """The trace id of the chain a delivery belongs to: the alert's first report, or the screening round."""
+    if isinstance(payload, NoticeInput):
+        return payload.round.round_id
+    return payload.alert.report_ids[0] if payload.alert.report_ids else None
+
+
 class EscalationWorker(_Loop):
     def __init__(self, *, sessions: SessionFactory, policy: Policy, poll_seconds: float,
                  on_change: Callable[[], None]) -> None:
@@ -134,8 +150,9 @@ class EscalationWorker(_Loop):
 
 
 class GaugeRefresher(_Loop):
-    """Unacknowledged and overdue alerts by level, pending deliveries: read from the database, so every replica
-    reports the same numbers (the alert rules take the max across replicas)."""
+    """Unacknowledged and overdue alerts by level, pending deliveries, alerts without an owner by level and
+    screening coverage by city: read from the database, so every replica reports the same numbers (the alert rules
+    take the max across replicas)."""
 
     def __init__(self, *, sessions: SessionFactory, poll_seconds: float = 5.0) -> None:
         super().__init__(poll_seconds)
@@ -144,8 +161,11 @@ class GaugeRefresher(_Loop):
     async def tick(self) -> bool:
         async with transaction(self._sessions) as session:
             open_by_level, overdue_by_level, pending = await service.gauges(session, utcnow())
+            without_owner, coverage = await service.casework_gauges(session, utcnow())
         for level in RiskLevel:
             UNACKNOWLEDGED.labels(level=level.value).set(open_by_level.get(level.value, 0))
             OVERDUE.labels(level=level.value).set(overdue_by_level.get(level.value, 0))
+            WITHOUT_OWNER.labels(level=level.value).set(without_owner.get(level.value, 0))
         DELIVERIES_PENDING.set(pending)
+        set_screening_coverage(coverage)
         return False
