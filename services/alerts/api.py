@@ -12,7 +12,16 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Response
 
 from services.alerts import repository, service
 from services.alerts.context import AlertsContext
-from services.alerts.schemas import AlertDetail, AlertPage, BodyCreate, BodyCreated, BodyUpdate, BodyView, Resolution
+from services.alerts.schemas import (
+    AlertDetail,
+    AlertPage,
+    BodyCreate,
+    BodyCreated,
+    BodyUpdate,
+    BodyView,
+    MeView,
+    Resolution,
+)
 from shared.auth import Caller, admin_dependency, caller_dependency
 from shared.deps import SessionDep, service_context
 from shared.events import AlertState, RiskLevel, utcnow
@@ -50,6 +59,12 @@ async def list_bodies(session: SessionDep, region_code: Annotated[str | None, Qu
 async def get_body(body_id: str, caller: CallerDep, session: SessionDep) -> BodyView:
     """A body (admin, or the body itself)."""
     return await service.get_body(session, body_id, caller)
+
+
+@router.get("/me", response_model=MeView, tags=["bodies"], responses=error_responses(401, 404, 422, 503))
+async def get_me(caller: CallerDep, session: SessionDep) -> MeView:
+    """The body the token belongs to: its id, name, kind, level, region and language (the inbox reads it)."""
+    return await service.get_me(session, caller)
 
 
 @router.patch("/bodies/{body_id}", response_model=BodyView, dependencies=[AdminOnly], tags=["bodies"],

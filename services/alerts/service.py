@@ -13,10 +13,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alerts import lifecycle, repository
+from services.alerts import lifecycle, messages, repository
 from services.alerts.backoff import next_delay, should_give_up
 from services.alerts.channels import DeliveryResult
 from services.alerts.lifecycle import AlertSnapshot, Assessed, Policy
+from services.alerts.messages import DEFAULT_LANGUAGE, MessageLanguage
 from services.alerts.metrics import ALERTS_LEVEL_RAISED, ALERTS_OPENED, ESCALATIONS
 from services.alerts.models import (
     Alert,
@@ -39,15 +40,19 @@ from services.alerts.schemas import (
     BodyView,
     DeliveryView,
     EscalationView,
+    MeView,
     NotifiedView,
     Outcome,
     WebhookAlert,
+    WebhookMessage,
     WebhookPayload,
 )
 from services.alerts.settings import AlertsSettings
+from services.alerts.working_time import AckDeadline
 from shared.auth import Caller, hash_token, new_token
 from shared.events import AlertChanged, AlertState, ReportAssessed, RiskLevel, Topic
 from shared.http import Conflict, Forbidden, NotFound
+from shared.labels import label
 from shared.outbox import outbox_row
 from shared.report import ReportKind
 
@@ -55,6 +60,7 @@ NO_SUCH_ALERT = "没有该预警 / No such alert"
 NO_SUCH_BODY = "没有该机构 / No such body"
 ONLY_NOTIFIED = "只有收到预警的机构可以确认或办结 / Only a notified body can acknowledge or resolve an alert"
 ALREADY_RESOLVED = "该预警已办结 / The alert is already resolved"
+ADMIN_IS_NO_BODY = "管理员令牌不属于任何机构 / The admin token belongs to no body"
 
 
 # --- bodies --------------------------------------------------------------------------------------------------------
@@ -64,8 +70,13 @@ def body_view(body: Body) -> BodyView:
     return BodyView(
         body_id=body.id, name=body.name, kind=body.kind, level=body.level, region_code=body.region_code,
         channels=[{k: v for k, v in channel.items() if k != "secret"} for channel in body.channels],
-        active=body.active, created_at=body.created_at,
+        active=body.active, created_at=body.created_at, language=_language(body),
     )
+
+
+def _language(body: Body) -> MessageLanguage:
+    """The body's language; a value this version does not know (never written by it) reads as the default."""
+    return body.language if body.language in messages.LANGUAGES else DEFAULT_LANGUAGE
 
 
 def body_ref(body: Body) -> BodyRef:
@@ -78,7 +89,8 @@ async def create_body(session: AsyncSession, payload: BodyCreate, now: datetime)
     token = new_token("body")
     body = Body(id=str(uuid.uuid4()), name=payload.name, kind=payload.kind.value, level=payload.level.value,
                 region_code=payload.region_code, channels=[c.model_dump() for c in payload.channels],
-                token_hash=hash_token(token), active=True, created_at=now, updated_at=now)
+                token_hash=hash_token(token), active=True, created_at=now, updated_at=now,
+                language=payload.language)
     repository.add(session, body)
     await repository.flush(session)
     return BodyCreated(body_id=body.id, token=token)
@@ -99,6 +111,17 @@ async def get_body(session: AsyncSession, body_id: str, caller: Caller) -> BodyV
     return body_view(body)
 
 
+async def get_me(session: AsyncSession, caller: Caller) -> MeView:
+    """The body the caller's token belongs to (the admin token belongs to none: 404)."""
+    if caller.body_id is None:
+        raise NotFound(ADMIN_IS_NO_BODY)
+    body = await repository.get_body(session, caller.body_id)
+    if body is None:
+        raise NotFound(NO_SUCH_BODY)
+    return MeView(body_id=body.id, name=body.name, kind=body.kind, level=body.level, region_code=body.region_code,
+                  language=_language(body))
+
+
 async def update_body(session: AsyncSession, body_id: str, payload: BodyUpdate, now: datetime) -> BodyView:
     body = await repository.get_body(session, body_id, for_update=True)
     if body is None:
@@ -109,6 +132,8 @@ async def update_body(session: AsyncSession, body_id: str, payload: BodyUpdate, 
         body.channels = [c.model_dump() for c in payload.channels]
     if payload.active is not None:
         body.active = payload.active
+    if payload.language is not None:
+        body.language = payload.language
     body.updated_at = now
     await repository.flush(session)
     return body_view(body)
@@ -181,9 +206,10 @@ async def _open(session: AsyncSession, event: ReportAssessed, decision: lifecycl
         trace_id=event.trace_id, enterprise_name=report.enterprise.name, region_code=report.region_code,
         score=event.score, report=report.model_dump(mode="json"), assessment=_assessment(event),
         first_accepted_at=event.accepted_at, opened_at=now, updated_at=now,
-        deadline_seconds=event.ack_deadline_seconds, ack_deadline=decision.ack_deadline, escalation_exhausted=False,
+        deadline_seconds=event.ack_deadline_seconds, escalation_exhausted=False,
         highest_union_level=decision.highest_union_level.value if decision.highest_union_level else None,
     )
+    _set_deadline(alert, decision.deadline)
     repository.add(session, alert)
     await repository.flush(session)
     targets = [bodies[ref.body_id] for ref in decision.targets]
@@ -209,7 +235,7 @@ async def _raise(session: AsyncSession, alert: Alert, event: ReportAssessed, dec
     alert.assessment = _assessment(event)
     alert.state = AlertState.open.value
     alert.deadline_seconds = event.ack_deadline_seconds
-    alert.ack_deadline = decision.ack_deadline
+    _set_deadline(alert, decision.deadline)
     alert.escalation_exhausted = False
     alert.highest_union_level = decision.highest_union_level.value if decision.highest_union_level else None
     targets = [bodies[ref.body_id] for ref in decision.targets]
@@ -227,6 +253,14 @@ def _close_expired(session: AsyncSession, alert: Alert, policy: Policy, now: dat
     alert.note = policy.expired_note()
     alert.updated_at = now
     _publish(session, alert, "alert.resolved", now, trace_id=alert.trace_id)
+
+
+def _set_deadline(alert: Alert, deadline: AckDeadline | None) -> None:
+    """Store the acknowledgement deadline: the timer escalation waits for (`ack_deadline`, scaled by
+    ACK_DEADLINE_SCALE), the working-time deadline shown (`ack_deadline_working`) and the rule that set it."""
+    alert.ack_deadline = None if deadline is None else deadline.due_at
+    alert.ack_deadline_working = None if deadline is None else deadline.working_due_at
+    alert.ack_deadline_rule = None if deadline is None else deadline.rule
 
 
 def _assessment(event: ReportAssessed) -> dict[str, Any]:
@@ -247,23 +281,41 @@ async def _notify(session: AsyncSession, alert: Alert, bodies: Sequence[Body], *
     await repository.flush(session)
     if not bodies:
         return
-    payload = (await webhook_payload(session, alert, event_type, policy)).model_dump_json()
+    payloads: dict[MessageLanguage, str] = {}  # one payload per language among the bodies told
+    for body in bodies:
+        language = _language(body)
+        if language not in payloads:
+            payloads[language] = (await webhook_payload(session, alert, event_type, policy,
+                                                        language)).model_dump_json()
     repository.add(session, *(
         Delivery(id=str(uuid.uuid4()), alert_id=alert.id, body_id=body.id, event_type=event_type,
-                 channel_type=channel["type"], channel=channel, payload=payload, state=DeliveryState.pending.value,
-                 attempts=0, created_at=now, next_attempt_at=now)
+                 channel_type=channel["type"], channel=channel, payload=payloads[_language(body)],
+                 state=DeliveryState.pending.value, attempts=0, created_at=now, next_attempt_at=now)
         for body in bodies for channel in body.channels
     ))
 
 
-async def webhook_payload(session: AsyncSession, alert: Alert, event_type: str, policy: Policy) -> WebhookPayload:
-    """What every delivery of this change carries: the event, the alert (with the inbox link), the report behind
-    its level and its assessment."""
+async def webhook_payload(session: AsyncSession, alert: Alert, event_type: str, policy: Policy,
+                          language: MessageLanguage = DEFAULT_LANGUAGE) -> WebhookPayload:
+    """What every delivery of this change to a body reading `language` carries: the event, the alert (with the
+    inbox link), the report behind its level, its assessment, and the notification as text in that language."""
     (view,) = await alert_views(session, [alert])
-    return WebhookPayload(
-        event=event_type, alert=WebhookAlert(**view.model_dump(), inbox_url=policy.inbox_url),
+    alert_fields = view.model_dump() | {"ack_deadline_rule_text": _rule_text(view.ack_deadline_rule, language)}
+    payload = WebhookPayload(
+        event=event_type, language=language, alert=WebhookAlert(**alert_fields, inbox_url=policy.inbox_url),
         report=alert.report, assessment=AssessmentView.model_validate(alert.assessment),
     )
+    payload.message = WebhookMessage(title=messages.title(payload.model_dump(mode="json")),
+                                     markdown=messages.markdown(payload.model_dump(mode="json")))
+    return payload
+
+
+def _rule_text(rule: str | None, language: MessageLanguage = DEFAULT_LANGUAGE) -> str | None:
+    """The deadline rule in words (`shared.labels`): `中文 / English`, or one of them for a body reading only it."""
+    if rule is None:
+        return None
+    text = label("deadline_rule", rule)
+    return text.zh if language == "zh" else text.en if language == "en" else text.both
 
 
 def _publish(session: AsyncSession, alert: Alert, event_type: str, now: datetime, *, trace_id: str,
@@ -296,7 +348,7 @@ async def escalate_due(session: AsyncSession, policy: Policy, now: datetime, lim
                     from_level=decision.from_level.value if decision.from_level else None, to_level=body.level,
                     at=now))
                 alert.updated_at = now
-                alert.ack_deadline = decision.ack_deadline
+                _set_deadline(alert, decision.deadline)
                 alert.highest_union_level = decision.body.level.value
                 await _notify(session, alert, [body], reason="escalation", event_type="alert.escalated",
                               policy=policy, now=now)
@@ -409,12 +461,20 @@ def _alert_view(alert: Alert, notified: Sequence[Notification], escalations: Seq
         region_code=alert.region_code, score=alert.score,
         reasons=AssessmentView.model_validate(alert.assessment).reasons,
         opened_at=alert.opened_at, updated_at=alert.updated_at,
-        ack_deadline=alert.ack_deadline if alert.state == AlertState.open.value else None,
+        **_deadline_fields(alert),
         acknowledged_at=alert.acknowledged_at, resolved_at=alert.resolved_at, outcome=alert.outcome, note=alert.note,
         notified=[NotifiedView(body_id=n.body_id, at=n.at, reason=n.reason) for n in notified],
         escalations=[EscalationView(body_id=e.body_id, from_level=e.from_level, to_level=e.to_level, at=e.at)
                      for e in escalations],
     )
+
+
+def _deadline_fields(alert: Alert) -> dict[str, Any]:
+    """While open: the deadline in working time (not the scaled timer), the rule that set it and its words."""
+    if alert.state != AlertState.open.value:
+        return {"ack_deadline": None, "ack_deadline_rule": None, "ack_deadline_rule_text": None}
+    return {"ack_deadline": alert.ack_deadline_working or alert.ack_deadline,
+            "ack_deadline_rule": alert.ack_deadline_rule, "ack_deadline_rule_text": _rule_text(alert.ack_deadline_rule)}
 
 
 def _delivery_view(delivery: Delivery) -> DeliveryView:

@@ -12,6 +12,7 @@ import pytest
 from services.alerts import lifecycle
 from services.alerts.lifecycle import AlertSnapshot, Assessed, Policy
 from services.alerts.routing import BodyKind, BodyLevel, BodyRef, load_routing
+from services.alerts.working_time import AckDeadline
 from shared.events import AlertState, RiskLevel
 from shared.report import Report
 from tests.factories import make_report_body
@@ -212,7 +213,8 @@ def test_escalation_goes_to_the_union_one_level_above_the_highest_notified(highe
                                                                             expected: BodyRef) -> None:
     decision = lifecycle.on_deadline(alert(RiskLevel.red, union=highest, overdue=True), BODIES, NOW, POLICY)
 
-    assert decision == lifecycle.Escalate(body=expected, from_level=highest, ack_deadline=NOW + timedelta(hours=1))
+    assert decision == lifecycle.Escalate(body=expected, from_level=highest, deadline=AckDeadline(
+        due_at=NOW + timedelta(hours=1), working_due_at=NOW + timedelta(hours=1), rule="clock_hours"))
 
 
 def test_escalation_restarts_the_deadline_scaled_like_every_deadline() -> None:
