@@ -200,7 +200,7 @@ def test_zh_en_is_the_default_and_says_everything_zh_first(language: str | None)
     assert title(payload) == title(baseline)
     assert markdown(payload) == markdown(baseline)
     assert email_text(payload) == email_text(baseline)
-    subject, body = email_text(payload)
+    _subject, body = email_text(payload)
     assert body.index("企业：") < body.index("-" * 40) < body.index("Enterprise: ")
 
 
