@@ -281,12 +281,9 @@ async def _notify(session: AsyncSession, alert: Alert, bodies: Sequence[Body], *
     await repository.flush(session)
     if not bodies:
         return
-    payloads: dict[MessageLanguage, str] = {}  # one payload per language among the bodies told
-    for body in bodies:
-        language = _language(body)
-        if language not in payloads:
-            payloads[language] = (await webhook_payload(session, alert, event_type, policy,
-                                                        language)).model_dump_json()
+    (view,) = await alert_views(session, [alert])
+    payloads = {language: _payload_in(view, alert, event_type, policy, language).model_dump_json()
+                for language in {_language(body) for body in bodies}}  # one per language among the bodies told
     repository.add(session, *(
         Delivery(id=str(uuid.uuid4()), alert_id=alert.id, body_id=body.id, event_type=event_type,
                  channel_type=channel["type"], channel=channel, payload=payloads[_language(body)],
@@ -300,6 +297,11 @@ async def webhook_payload(session: AsyncSession, alert: Alert, event_type: str, 
     """What every delivery of this change to a body reading `language` carries: the event, the alert (with the
     inbox link), the report behind its level, its assessment, and the notification as text in that language."""
     (view,) = await alert_views(session, [alert])
+    return _payload_in(view, alert, event_type, policy, language)
+
+
+def _payload_in(view: AlertView, alert: Alert, event_type: str, policy: Policy,
+                language: MessageLanguage) -> WebhookPayload:
     alert_fields = view.model_dump() | {"ack_deadline_rule_text": _rule_text(view.ack_deadline_rule, language)}
     payload = WebhookPayload(
         event=event_type, language=language, alert=WebhookAlert(**alert_fields, inbox_url=policy.inbox_url),
