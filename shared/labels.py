@@ -132,6 +132,21 @@ INDUSTRIES: Mapping[str, Label] = {
     "T": Label("国际组织", "International organisations"),
 }
 
+# What set an alert's acknowledgement deadline (services/alerts/working_time.py `AckDeadline.rule`).
+DEADLINE_RULES: Mapping[str, Label] = {
+    "clock_hours": Label("按小时计(昼夜连续)", "clock hours, day and night"),
+    "next_working_day": Label("下一个工作日同一时刻", "same time on the next working day"),
+    "next_working_day_weekends_only": Label("下一个工作日(日历未覆盖该年,仅按周末)",
+                                            "next working day (weekends only: year not in the calendar)"),
+}
+
+# The language a body reads its messages and inbox in (`zh-en`: Chinese first, English beside it).
+BODY_LANGUAGES: Mapping[str, Label] = {
+    "zh": Label("中文", "Chinese"),
+    "en": Label("英文", "English"),
+    "zh-en": Label("中英双语", "Chinese and English"),
+}
+
 CATALOGUE: Mapping[str, Mapping[str, Label]] = {
     "level": RISK_LEVELS,
     "kind": REPORT_KINDS,
@@ -142,6 +157,8 @@ CATALOGUE: Mapping[str, Mapping[str, Label]] = {
     "outcome": RESOLVE_OUTCOMES,
     "body_kind": BODY_KINDS,
     "body_level": BODY_LEVELS,
+    "deadline_rule": DEADLINE_RULES,
+    "body_language": BODY_LANGUAGES,
 }
 """Every group by the prefix the pages use in their keys (`level.red`, `outcome.expired`, ...)."""
 

@@ -27,6 +27,7 @@ from services.alerts.schemas import (
     BodyUpdate,
     BodyView,
     CoveragePage,
+    MeView,
     OwnerAssign,
     ReceiptForm,
     ReceiptView,
@@ -75,6 +76,12 @@ async def list_bodies(session: SessionDep, region_code: Annotated[str | None, Qu
 async def get_body(body_id: str, caller: CallerDep, session: SessionDep) -> BodyView:
     """A body (admin, or the body itself)."""
     return await service.get_body(session, body_id, caller)
+
+
+@router.get("/me", response_model=MeView, tags=["bodies"], responses=error_responses(401, 404, 422, 503))
+async def get_me(caller: CallerDep, session: SessionDep) -> MeView:
+    """The body the token belongs to: its id, name, kind, level, region and language (the inbox reads it)."""
+    return await service.get_me(session, caller)
 
 
 @router.patch("/bodies/{body_id}", response_model=BodyView, dependencies=[AdminOnly], tags=["bodies"],

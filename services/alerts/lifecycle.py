@@ -12,6 +12,10 @@ Rules (TASK7.md "Alert lifecycle, dedup and escalation" and "Bodies and routing"
 - blue and none reports join an open alert silently and never open one;
 - escalation goes to the union body one level above the highest union level notified so far
   (county → city → province; levels without a body are skipped), restarts the deadline; none above province;
+- acknowledgement deadlines are in working time (`working_time.ack_deadline`, issue 12): red and orange the rubric's
+  clock hours, day and night; yellow the same clock time (Asia/Shanghai) on the next working day of the official
+  calendar after the day the alert opened, was raised or escalated; `ACK_DEADLINE_SCALE` scales only the timer's
+  wait (`AckDeadline.due_at`), never the deadline shown (`AckDeadline.working_due_at`);
 - each notified body confirms receipt for itself (`on_acknowledge`); the alert is acknowledged, and escalation
   stops, once a union or mediation_centre body has confirmed; a confirmation by any other kind of body
   (labour_inspection, arbitration, legal_aid) is recorded but leaves the alert open; a body's second confirmation
@@ -36,6 +40,7 @@ from services.alerts.routing import (
     resolve_targets,
 )
 from services.alerts.settings import AlertsSettings
+from services.alerts.working_time import AckDeadline, WorkingCalendar, ack_deadline, default_calendar
 from shared.events import AlertState, RiskLevel
 from shared.report import Report
 
@@ -45,7 +50,8 @@ EXPIRED_NOTE = "超过 {days} 天无新报告,系统自动关闭 / closed by the
 
 @dataclass(frozen=True)
 class Policy:
-    """What the lifecycle needs from the settings: the routing table, the join window and the deadline scale."""
+    """What the lifecycle needs from the settings: the routing table, the join window, the deadline scale and the
+    official working-day calendar (loaded by the caller, so the decisions stay pure)."""
 
     routing: RoutingTable
     deadline_scale: float
@@ -54,12 +60,15 @@ class Policy:
     link_secret: str = field(default="", repr=False)
     """Signs the receipt links; empty: messages carry none (pure tests that do not look at links)."""
     link_days: float = 30.0
+    calendar: WorkingCalendar = field(default_factory=default_calendar)
 
     @classmethod
-    def from_settings(cls, settings: AlertsSettings, routing: RoutingTable) -> Policy:
+    def from_settings(cls, settings: AlertsSettings, routing: RoutingTable,
+                      calendar: WorkingCalendar | None = None) -> Policy:
         return cls(routing=routing, deadline_scale=settings.ack_deadline_scale,
                    join_window=timedelta(days=settings.join_window_days), inbox_url=settings.inbox_url,
-                   link_secret=settings.link_secret, link_days=settings.link_days)
+                   link_secret=settings.link_secret, link_days=settings.link_days,
+                   calendar=calendar or default_calendar())
 
     def alert_url(self, alert_id: str) -> str:
         """The alert's page in the inbox."""
@@ -73,9 +82,11 @@ class Policy:
                                       expires_at=receipts.expiry(now, self.link_days))
         return receipts.receipt_url(self.inbox_url, receipts.sign(self.link_secret, claim))
 
-    def deadline(self, seconds: int | None, now: datetime) -> datetime | None:
-        """The acknowledgement deadline `seconds` (the rubric's, scaled by ACK_DEADLINE_SCALE) after `now`."""
-        return None if seconds is None else now + timedelta(seconds=seconds * self.deadline_scale)
+    def ack_deadline(self, level: RiskLevel, seconds: int | None, start: datetime) -> AckDeadline | None:
+        """The acknowledgement deadline of an alert of `level` opened, raised or escalated at `start`: in working
+        time by the calendar (`working_due_at`, with its `rule`), its timer scaled by ACK_DEADLINE_SCALE (`due_at`).
+        None when the level has no deadline (`seconds` None)."""
+        return ack_deadline(level.value, start, seconds, scale=self.deadline_scale, calendar=self.calendar)
 
     def expired_note(self) -> str:
         days = self.join_window.days or self.join_window.total_seconds() / 86400
@@ -122,12 +133,17 @@ class Ignore:
 
 @dataclass(frozen=True)
 class Open:
-    """Open a new alert at `level`, notify `targets`, acknowledgement due by `ack_deadline`."""
+    """Open a new alert at `level`, notify `targets`, acknowledgement due by `deadline`."""
 
     level: RiskLevel
     targets: tuple[BodyRef, ...]
-    ack_deadline: datetime | None
+    deadline: AckDeadline | None
     highest_union_level: BodyLevel | None
+
+    @property
+    def ack_deadline(self) -> datetime | None:
+        """When the escalation timer fires (the scaled wait)."""
+        return _timer(self.deadline)
 
 
 @dataclass(frozen=True)
@@ -141,8 +157,13 @@ class RaiseLevel:
 
     level: RiskLevel
     targets: tuple[BodyRef, ...]
-    ack_deadline: datetime | None
+    deadline: AckDeadline | None
     highest_union_level: BodyLevel | None
+
+    @property
+    def ack_deadline(self) -> datetime | None:
+        """When the escalation timer fires (the scaled wait)."""
+        return _timer(self.deadline)
 
 
 @dataclass(frozen=True)
@@ -157,11 +178,21 @@ AssessmentDecision = Ignore | Open | Join | RaiseLevel | Expire
 
 @dataclass(frozen=True)
 class Escalate:
-    """Notify `body` (the union one level up), record the escalation and restart the deadline."""
+    """Notify `body` (the union one level up), record the escalation and restart the deadline (same rule, from the
+    escalation time)."""
 
     body: BodyRef
     from_level: BodyLevel | None
-    ack_deadline: datetime | None
+    deadline: AckDeadline | None
+
+    @property
+    def ack_deadline(self) -> datetime | None:
+        """When the escalation timer fires (the scaled wait)."""
+        return _timer(self.deadline)
+
+
+def _timer(deadline: AckDeadline | None) -> datetime | None:
+    return None if deadline is None else deadline.due_at
 
 
 @dataclass(frozen=True)
@@ -265,7 +296,8 @@ def _open(event: Assessed, bodies: Sequence[BodyRef], now: datetime, policy: Pol
     if not event.level.alerts:
         return None
     targets = targets_for(policy, event.level, event.report, bodies)
-    return Open(level=event.level, targets=targets, ack_deadline=policy.deadline(event.ack_deadline_seconds, now),
+    return Open(level=event.level, targets=targets,
+                deadline=policy.ack_deadline(event.level, event.ack_deadline_seconds, now),
                 highest_union_level=highest_union_level(None, targets))
 
 
@@ -277,7 +309,7 @@ def _join(alert: AlertSnapshot, event: Assessed, bodies: Sequence[BodyRef], now:
         return Join()
     targets = targets_for(policy, event.level, event.report, bodies)
     return RaiseLevel(level=event.level, targets=targets,
-                      ack_deadline=policy.deadline(event.ack_deadline_seconds, now),
+                      deadline=policy.ack_deadline(event.level, event.ack_deadline_seconds, now),
                       highest_union_level=highest_union_level(alert.highest_union_level, targets))
 
 
@@ -295,7 +327,7 @@ def on_deadline(alert: AlertSnapshot, bodies: Sequence[BodyRef], now: datetime, 
     if target is None:
         return Exhausted()
     return Escalate(body=target, from_level=alert.highest_union_level,
-                    ack_deadline=policy.deadline(alert.deadline_seconds, now))
+                    deadline=policy.ack_deadline(alert.level, alert.deadline_seconds, now))
 
 
 ACKNOWLEDGING_KINDS = frozenset({BodyKind.union, BodyKind.mediation_centre})

@@ -1,5 +1,7 @@
-"""The words of an alert notification (WeCom/DingTalk markdown, email), zh-CN first with English after it, and of
-the due notice of a screening round (which belongs to no alert).
+"""The words of an alert notification (WeCom/DingTalk markdown, email), in the language of the body it goes to:
+`zh`, `en`, or `zh-en` (the default: zh-CN first with English after it). The payload names the language
+(`language`, set per body by `service.webhook_payload`); a renderer may also be given one. The due notice of a
+screening round (which belongs to no alert) has renderers of its own (`notice_*`).
 
 Built from the webhook payload (`schemas.WebhookPayload`, read here as `MessageInput`) so every channel says the
 same thing; levels, kinds, events and states are named as everywhere else (`shared.labels`). Only named fields
@@ -12,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -52,6 +54,7 @@ class MessageAlert(_Lenient):
     visits: list[MessageVisit] = Field(default_factory=list)
     url: str | None = None
     receipt_url: str | None = None
+    ack_deadline_rule: str | None = None
 
 
 class MessageEnterprise(_Lenient):
@@ -77,9 +80,16 @@ class MessageInput(_Lenient):
     """What a notification text is made of: the webhook payload's named fields."""
 
     event: str | None = None
+    language: str | None = Field(default=None, description="The body's: zh, en or zh-en (None: zh-en)")
     alert: MessageAlert = MessageAlert()
     report: MessageReport = MessageReport()
     assessment: MessageAssessment = MessageAssessment()
+
+
+MessageLanguage = Literal["zh", "en", "zh-en"]
+"""The language of a body's messages: Chinese, English, or Chinese first with English beside it (the default)."""
+LANGUAGES: tuple[MessageLanguage, ...] = ("zh", "en", "zh-en")
+DEFAULT_LANGUAGE: MessageLanguage = "zh-en"
 
 
 class NoticeUnit(_Lenient):
@@ -144,43 +154,77 @@ def notice_input(payload: Payload) -> NoticeInput | None:
     return None
 
 
-def title(payload: Payload) -> str:
-    """One line, e.g. "【红色(I级)预警】欠薪 · 南京某建筑工程有限公司 / [red (level I) alert] Wage arrears"."""
+def language_of(payload: Payload, language: str | None = None) -> MessageLanguage:
+    """The language to render in: `language` if given, else the payload's (the body's), else `zh-en`; an
+    unknown value is read as `zh-en`, so a message is never lost for a word."""
+    chosen = language if language is not None else message_input(payload).language
+    return chosen if chosen in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def _pick(language: MessageLanguage, zh: str, en: str) -> str:
+    """`zh`, `en`, or `zh / en` (the platform's bilingual form)."""
+    if language == "zh":
+        return zh
+    if language == "en":
+        return en
+    return f"{zh} / {en}"
+
+
+def title(payload: Payload, language: str | None = None) -> str:
+    """One line, e.g. "【红色(I级)预警】欠薪 · 南京某建筑工程有限公司 / [red (level I) alert] Wage arrears" (zh-en); in
+    `en` only "[red (level I) alert] Wage arrears · 南京某建筑工程有限公司" (the name is the enterprise's own)."""
     notice = notice_input(payload)
     if notice is not None:
         return notice_title(notice)
     message = message_input(payload)
+    chosen = language_of(message, language)
     level = label("level", _level(message))
     kind = label("kind", _kind(message))
     event = _text(message.event)
+    name = _text(message.report.enterprise.name)
     prefix_zh, prefix_en = ("", "")
     if event in ("alert.level_raised", "alert.escalated"):
         what = label("event", event)
         prefix_zh, prefix_en = (f"{what.zh} · ", f"{what.en}: ")
-    zh = f"【{level.zh}预警】{prefix_zh}{kind.zh} · {_text(message.report.enterprise.name)}"
-    return f"{zh} / [{level.en} alert] {prefix_en}{kind.en}"
+    zh = f"【{level.zh}预警】{prefix_zh}{kind.zh} · {name}"
+    en = f"[{level.en} alert] {prefix_en}{kind.en}"
+    if chosen == "zh":
+        return zh
+    if chosen == "en":
+        return f"{en} · {name}"
+    return f"{zh} / {en}"
 
 
-def markdown(payload: Payload) -> str:
-    """The WeCom/DingTalk markdown message: what happened, where, how serious, why, and by when to acknowledge."""
+def markdown(payload: Payload, language: str | None = None) -> str:
+    """The WeCom/DingTalk markdown message: what happened, where, how serious, why, and by when to acknowledge;
+    in the body's language (`zh`, `en`, or both on each line for `zh-en`)."""
     notice = notice_input(payload)
     if notice is not None:
         return notice_markdown(notice)
     message = message_input(payload)
+    chosen = language_of(message, language)
     alert, report, assessment = message.alert, message.report, message.assessment
     event_zh, event_en = _both(label("event", _text(message.event)))
+    english = chosen == "en"
+    open_paren, close_paren = (" (", ")") if english else ("（", "）")
+    rule = _rule(alert.ack_deadline_rule, chosen)
     lines = [
-        f"### {title(message)}",
-        f"- 事件 / Event: {event_zh} / {event_en}",
-        f"- 企业 / Enterprise: {_text(report.enterprise.name)}（{_text(alert.credit_code)}）",
-        f"- 地区 / Region: {_text(report.region_code)}",
-        f"- 涉及职工 / Workers involved: {_workers(report)} / {_workers(report, english=True)}",
-        f"- 风险分 / Score: **{_text(assessment.score)}**/100（{_text(assessment.rubric_version)}）",
-        "- 主要原因 / Top reasons:",
-        *(f"  {n}. {zh} / {en}（+{points}）" for n, (zh, en, points) in enumerate(_top_reasons(message), start=1)),
-        f"- 确认时限 / Acknowledge by: **{_deadline(alert.ack_deadline)}**",
+        f"### {title(message, chosen)}",
+        f"- {_pick(chosen, '事件', 'Event')}: {_pick(chosen, event_zh, event_en)}",
+        f"- {_pick(chosen, '企业', 'Enterprise')}: {_text(report.enterprise.name)}"
+        f"{open_paren}{_text(alert.credit_code)}{close_paren}",
+        f"- {_pick(chosen, '地区', 'Region')}: {_text(report.region_code)}",
+        f"- {_pick(chosen, '涉及职工', 'Workers involved')}: "
+        f"{_pick(chosen, _workers(report), _workers(report, english=True))}",
+        f"- {_pick(chosen, '风险分', 'Score')}: **{_text(assessment.score)}**/100"
+        f"{open_paren}{_text(assessment.rubric_version)}{close_paren}",
+        f"- {_pick(chosen, '主要原因', 'Top reasons')}:",
+        *(f"  {n}. {_pick(chosen, zh, en)}{open_paren}+{points}{close_paren}"
+          for n, (zh, en, points) in enumerate(_top_reasons(message), start=1)),
+        f"- {_pick(chosen, '确认时限', 'Acknowledge by')}: **{_deadline(alert.ack_deadline)}**"
+        + (f"{open_paren}{rule}{close_paren}" if rule else ""),
         *_casework_lines(alert),
-        f"- 预警编号 / Alert ID: `{_text(alert.alert_id)}`",
+        f"- {_pick(chosen, '预警编号', 'Alert ID')}: `{_text(alert.alert_id)}`",
         *(f"- {name}: [{text}]({url})" for name, text, url in _links(alert)),
     ]
     return "\n".join(lines)
@@ -219,12 +263,14 @@ def wecom_markdown(payload: Payload) -> str:
     return "\n".join(lines).rstrip("\n")
 
 
-def email_text(payload: Payload) -> tuple[str, str]:
-    """(subject, plain-text body): the Chinese part first, then the same in English."""
+def email_text(payload: Payload, language: str | None = None) -> tuple[str, str]:
+    """(subject, plain-text body) in the body's language: for `zh-en` the Chinese part first, then the same in
+    English; for `zh` or `en` that part alone."""
     notice = notice_input(payload)
     if notice is not None:
         return notice_email_text(notice)
     message = message_input(payload)
+    chosen = language_of(message, language)
     alert, report, assessment = message.alert, message.report, message.assessment
     level_zh, level_en = _both(label("level", _level(message)))
     kind_zh, kind_en = _both(label("kind", _kind(message)))
@@ -236,6 +282,7 @@ def email_text(payload: Payload) -> tuple[str, str]:
     deadline = _deadline(alert.ack_deadline)
     score = f"{_text(assessment.score)}/100"
     rubric = _text(assessment.rubric_version)
+    rule_zh, rule_en = _rule(alert.ack_deadline_rule, "zh"), _rule(alert.ack_deadline_rule, "en")
     zh = [
         f"{event_zh}：{level_zh} · {kind_zh}",
         "",
@@ -247,6 +294,7 @@ def email_text(payload: Payload) -> tuple[str, str]:
         "主要原因：",
         *(f"  {n}. {zh}（+{points}）" for n, (zh, _en, points) in enumerate(reasons, start=1)),
         f"请于 {deadline} 前确认。",
+        *([f"确认时限规则：{rule_zh}"] if rule_zh else []),
         *_casework_lines(alert, language="zh"),
         f"预警编号：{_text(alert.alert_id)}",
         *([f"查看预警：{alert.url}"] if alert.url else []),
@@ -263,12 +311,26 @@ def email_text(payload: Payload) -> tuple[str, str]:
         "Top reasons:",
         *(f"  {n}. {en} (+{points})" for n, (_zh, en, points) in enumerate(reasons, start=1)),
         f"Please acknowledge by {deadline}.",
+        *([f"Deadline rule: {rule_en}"] if rule_en else []),
         *_casework_lines(alert, language="en"),
         f"Alert ID: {_text(alert.alert_id)}",
         *([f"View the alert: {alert.url}"] if alert.url else []),
         *([f"Confirm receipt (your name only): {alert.receipt_url}"] if alert.receipt_url else []),
     ]
-    return title(message), "\n".join([*zh, "", "-" * 40, "", *en]) + "\n"
+    subject = title(message, chosen)
+    if chosen == "zh":
+        return subject, "\n".join(zh) + "\n"
+    if chosen == "en":
+        return subject, "\n".join(en) + "\n"
+    return subject, "\n".join([*zh, "", "-" * 40, "", *en]) + "\n"
+
+
+def _rule(rule: str | None, language: MessageLanguage) -> str:
+    """What set the deadline, in words (`shared.labels` DEADLINE_RULES); empty when the payload names no rule."""
+    if not rule:
+        return ""
+    text = label("deadline_rule", _text(rule))
+    return _pick(language, text.zh, text.en)
 
 
 def _links(alert: MessageAlert) -> list[tuple[str, str, str]]:

@@ -67,6 +67,8 @@ class Body(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    language: Mapped[str] = mapped_column(String(8), default="zh-en", server_default="zh-en",
+                                          comment="zh, en or zh-en: the language of its messages and inbox")
 
 
 LEVEL_ORDER_SQL = ("CASE level WHEN 'red' THEN 0 WHEN 'orange' THEN 1 WHEN 'yellow' THEN 2 WHEN 'blue' THEN 3 "
@@ -81,7 +83,9 @@ Chinese names and of codes alike (pg_trgm extracts no trigram from Chinese on a 
 
 class Alert(Base):
     """One alert per (credit_code, kind) while unresolved. `ack_deadline` is the escalation timer: a row with a
-    due time that the escalation worker picks up, so a restart loses no timer."""
+    due time that the escalation worker picks up, so a restart loses no timer. It is the working-time deadline
+    `ack_deadline_working` with the wait scaled by ACK_DEADLINE_SCALE (the same moment at scale 1);
+    `ack_deadline_rule` names what set the deadline (`working_time.AckDeadline.rule`)."""
 
     __tablename__ = "alerts"
     __table_args__ = (
@@ -107,6 +111,10 @@ class Alert(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     deadline_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True, comment="rubric's, unscaled")
     ack_deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ack_deadline_working: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True, comment="the deadline in working time, unscaled: the one shown")
+    ack_deadline_rule: Mapped[str | None] = mapped_column(
+        String(32), nullable=True, comment="clock_hours, next_working_day or next_working_day_weekends_only")
     escalation_exhausted: Mapped[bool] = mapped_column(Boolean, default=False)
     highest_union_level: Mapped[str | None] = mapped_column(String(16), nullable=True)
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -27,9 +27,11 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from services.alerts.channels import ChannelConfig
+from services.alerts.messages import DEFAULT_LANGUAGE, MessageLanguage
 from services.alerts.messages import MessageInput as MessageInput  # re-exported: the messages' input
 from services.alerts.models import DeliveryState
 from services.alerts.routing import BodyKind, BodyLevel
+from services.alerts.working_time import DeadlineRule
 from shared.events import AlertState, Reason, RiskLevel
 from shared.regions import region_code_problem
 from shared.report import ReportKind
@@ -56,6 +58,10 @@ def body_region_code_problem(value: str, level: BodyLevel | None) -> str | None:
     return region_code_problem(value, level.value if level is not None else "county")
 
 
+LANGUAGE_DESCRIPTION = ("The language of the body's messages and inbox: zh (Chinese), en (English) or zh-en "
+                        "(Chinese first, English beside it; the default)")
+
+
 class BodyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -64,6 +70,7 @@ class BodyCreate(BaseModel):
     level: BodyLevel
     region_code: str
     channels: Annotated[list[ChannelConfig], Field(min_length=1, max_length=10)]
+    language: MessageLanguage = Field(default=DEFAULT_LANGUAGE, description=LANGUAGE_DESCRIPTION)
 
     @field_validator("region_code")
     @classmethod
@@ -80,6 +87,7 @@ class BodyUpdate(BaseModel):
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     channels: Annotated[list[ChannelConfig], Field(min_length=1, max_length=10)] | None = None
     active: bool | None = None
+    language: MessageLanguage | None = Field(default=None, description=LANGUAGE_DESCRIPTION)
 
 
 class BodyCreated(BaseModel):
@@ -96,6 +104,18 @@ class BodyView(BaseModel):
     channels: list[dict[str, Any]] = Field(description="Channel types and targets; secrets are never shown")
     active: bool
     created_at: datetime
+    language: MessageLanguage = Field(description=LANGUAGE_DESCRIPTION)
+
+
+class MeView(BaseModel):
+    """The body a token belongs to (`GET /v1/me`): what the inbox needs to greet it and speak its language."""
+
+    body_id: str
+    name: str
+    kind: str
+    level: str
+    region_code: str
+    language: MessageLanguage = Field(description=LANGUAGE_DESCRIPTION)
 
 
 # --- receipts (acknowledgements) -------------------------------------------------------------------------------------
@@ -391,7 +411,14 @@ CaseworkEntry = Annotated[OwnerNamedEntry | VisitEntry, Field(discriminator="typ
 
 
 class AlertView(BaseModel):
-    """An alert as a body sees it in a list (and as webhooks carry it): no personal data."""
+    """An alert as a body sees it in a list (and as webhooks carry it): no personal data.
+
+    `ack_deadline` is the real acknowledgement deadline in working time (red and orange: clock hours; yellow: the
+    same clock time on the next working day), `ack_deadline_rule` the rule that set it, with its words in
+    `ack_deadline_rule_text`. With ACK_DEADLINE_SCALE ≠ 1 (tests, demos) the escalation timer fires earlier, after
+    the scaled wait; that timer is the alert row's own (`alerts.ack_deadline`) and not shown here, so what a body
+    reads is always the deadline it is held to.
+    """
 
     alert_id: str
     credit_code: str
@@ -405,7 +432,12 @@ class AlertView(BaseModel):
     reasons: list[Reason]
     opened_at: Timestamp
     updated_at: Timestamp
-    ack_deadline: Timestamp | None = Field(description="While open")
+    ack_deadline: Timestamp | None = Field(description="While open: the deadline in working time")
+    ack_deadline_rule: DeadlineRule | None = Field(
+        default=None, description="While open: what set the deadline (clock_hours, next_working_day, or "
+        "next_working_day_weekends_only when the official calendar does not cover the year)")
+    ack_deadline_rule_text: str | None = Field(
+        default=None, description="The rule in words: `中文 / English` (in a webhook, in the body's language)")
     acknowledged_at: Timestamp | None
     resolved_at: Timestamp | None
     outcome: str | None
@@ -462,13 +494,23 @@ class AssessmentView(BaseModel):
     reasons: list[Reason]
 
 
+class WebhookMessage(BaseModel):
+    """The notification as text, in the body's language (what e-mail and the robots send)."""
+
+    title: str
+    markdown: str
+
+
 class WebhookPayload(BaseModel):
-    """The JSON body of every delivery (signed for webhooks; rendered to text for e-mail and robots)."""
+    """The JSON body of every delivery (signed for webhooks; rendered to text for e-mail and robots). Its words
+    (`message`, `alert.ack_deadline_rule_text`) are in the receiving body's `language`."""
 
     event: str = Field(description="alert.opened, alert.level_raised or alert.escalated")
+    language: MessageLanguage = Field(default=DEFAULT_LANGUAGE, description=LANGUAGE_DESCRIPTION)
     alert: WebhookAlert
     report: dict[str, Any] = Field(description="The report behind the alert's current level (no personal data)")
     assessment: AssessmentView
+    message: WebhookMessage | None = Field(default=None, description="The notification as text, in `language`")
 
 
 

@@ -21,10 +21,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alerts import lifecycle, receipts, repository, timeline
+from services.alerts import lifecycle, messages, receipts, repository, timeline
 from services.alerts.backoff import next_delay, should_give_up
 from services.alerts.channels import DeliveryResult
 from services.alerts.lifecycle import AlertSnapshot, Assessed, Policy
+from services.alerts.messages import DEFAULT_LANGUAGE, MessageLanguage
 from services.alerts.metrics import ALERTS_LEVEL_RAISED, ALERTS_OPENED, ESCALATIONS, SCREENING_NOTICES
 from services.alerts.models import (
     Acknowledgement,
@@ -59,6 +60,7 @@ from services.alerts.schemas import (
     EnterpriseView,
     EscalationView,
     LevelCounts,
+    MeView,
     NoticeCounty,
     NoticeRound,
     NotifiedView,
@@ -87,9 +89,11 @@ from services.alerts.schemas import (
     WatchedEnterpriseView,
     WatchlistPage,
     WebhookAlert,
+    WebhookMessage,
     WebhookPayload,
 )
 from services.alerts.settings import AlertsSettings
+from services.alerts.working_time import AckDeadline
 from shared import regions
 from shared.auth import Caller, hash_token, new_token
 from shared.db import SessionFactory
@@ -118,6 +122,7 @@ NO_SUCH_ALERT = "没有该预警 / No such alert"
 NO_SUCH_BODY = "没有该机构 / No such body"
 ONLY_NOTIFIED = "只有收到预警的机构可以确认或办结 / Only a notified body can acknowledge or resolve an alert"
 ALREADY_RESOLVED = "该预警已办结 / The alert is already resolved"
+ADMIN_IS_NO_BODY = "管理员令牌不属于任何机构 / The admin token belongs to no body"
 
 
 # --- bodies --------------------------------------------------------------------------------------------------------
@@ -127,8 +132,13 @@ def body_view(body: Body) -> BodyView:
     return BodyView(
         body_id=body.id, name=body.name, kind=body.kind, level=body.level, region_code=body.region_code,
         channels=[{k: v for k, v in channel.items() if k != "secret"} for channel in body.channels],
-        active=body.active, created_at=body.created_at,
+        active=body.active, created_at=body.created_at, language=_language(body),
     )
+
+
+def _language(body: Body) -> MessageLanguage:
+    """The body's language; a value this version does not know (never written by it) reads as the default."""
+    return body.language if body.language in messages.LANGUAGES else DEFAULT_LANGUAGE
 
 
 def body_ref(body: Body) -> BodyRef:
@@ -141,7 +151,8 @@ async def create_body(session: AsyncSession, payload: BodyCreate, now: datetime)
     token = new_token("body")
     body = Body(id=str(uuid.uuid4()), name=payload.name, kind=payload.kind.value, level=payload.level.value,
                 region_code=payload.region_code, channels=[c.model_dump() for c in payload.channels],
-                token_hash=hash_token(token), active=True, created_at=now, updated_at=now)
+                token_hash=hash_token(token), active=True, created_at=now, updated_at=now,
+                language=payload.language)
     repository.add(session, body)
     await repository.flush(session)
     return BodyCreated(body_id=body.id, token=token)
@@ -162,6 +173,17 @@ async def get_body(session: AsyncSession, body_id: str, caller: Caller) -> BodyV
     return body_view(body)
 
 
+async def get_me(session: AsyncSession, caller: Caller) -> MeView:
+    """The body the caller's token belongs to (the admin token belongs to none: 404)."""
+    if caller.body_id is None:
+        raise NotFound(ADMIN_IS_NO_BODY)
+    body = await repository.get_body(session, caller.body_id)
+    if body is None:
+        raise NotFound(NO_SUCH_BODY)
+    return MeView(body_id=body.id, name=body.name, kind=body.kind, level=body.level, region_code=body.region_code,
+                  language=_language(body))
+
+
 async def update_body(session: AsyncSession, body_id: str, payload: BodyUpdate, now: datetime) -> BodyView:
     body = await repository.get_body(session, body_id, for_update=True)
     if body is None:
@@ -172,6 +194,8 @@ async def update_body(session: AsyncSession, body_id: str, payload: BodyUpdate, 
         body.channels = [c.model_dump() for c in payload.channels]
     if payload.active is not None:
         body.active = payload.active
+    if payload.language is not None:
+        body.language = payload.language
     body.updated_at = now
     await repository.flush(session)
     return body_view(body)
@@ -245,9 +269,10 @@ async def _open(session: AsyncSession, event: ReportAssessed, decision: lifecycl
         trace_id=event.trace_id, enterprise_name=report.enterprise.name, region_code=report.region_code,
         score=event.score, report=report.model_dump(mode="json"), assessment=_assessment(event),
         first_accepted_at=event.accepted_at, opened_at=now, updated_at=now,
-        deadline_seconds=event.ack_deadline_seconds, ack_deadline=decision.ack_deadline, escalation_exhausted=False,
+        deadline_seconds=event.ack_deadline_seconds, escalation_exhausted=False,
         highest_union_level=decision.highest_union_level.value if decision.highest_union_level else None,
     )
+    _set_deadline(alert, decision.deadline)
     repository.add(session, alert)
     await repository.flush(session)
     targets = [bodies[ref.body_id] for ref in decision.targets]
@@ -273,7 +298,7 @@ async def _raise(session: AsyncSession, alert: Alert, event: ReportAssessed, dec
     alert.assessment = _assessment(event)
     alert.state = AlertState.open.value
     alert.deadline_seconds = event.ack_deadline_seconds
-    alert.ack_deadline = decision.ack_deadline
+    _set_deadline(alert, decision.deadline)
     alert.escalation_exhausted = False
     alert.highest_union_level = decision.highest_union_level.value if decision.highest_union_level else None
     targets = [bodies[ref.body_id] for ref in decision.targets]
@@ -291,6 +316,14 @@ def _close_expired(session: AsyncSession, alert: Alert, policy: Policy, now: dat
     alert.note = policy.expired_note()
     alert.updated_at = now
     _publish(session, alert, "alert.resolved", now, trace_id=alert.trace_id)
+
+
+def _set_deadline(alert: Alert, deadline: AckDeadline | None) -> None:
+    """Store the acknowledgement deadline: the timer escalation waits for (`ack_deadline`, scaled by
+    ACK_DEADLINE_SCALE), the working-time deadline shown (`ack_deadline_working`) and the rule that set it."""
+    alert.ack_deadline = None if deadline is None else deadline.due_at
+    alert.ack_deadline_working = None if deadline is None else deadline.working_due_at
+    alert.ack_deadline_rule = None if deadline is None else deadline.rule
 
 
 def _assessment(event: ReportAssessed) -> dict[str, Any]:
@@ -341,8 +374,11 @@ async def _notify(session: AsyncSession, alert: Alert, bodies: Sequence[Body], *
     await repository.flush(session)
     if not bodies:
         return
-    payload = await webhook_payload(session, alert, event_type, policy)
-    payloads = {body.id: _with_receipt_link(payload, alert, body.id, policy, now).model_dump_json() for body in bodies}
+    (view,) = await alert_views(session, [alert])
+    by_language = {language: _payload_in(view, alert, event_type, policy, language)
+                   for language in {_language(body) for body in bodies}}  # one per language among the bodies told
+    payloads = {body.id: _with_receipt_link(by_language[_language(body)], alert, body.id, policy, now).model_dump_json()
+                for body in bodies}
     repository.add(session, *(
         Delivery(id=str(uuid.uuid4()), alert_id=alert.id, body_id=body.id, event_type=event_type,
                  channel_type=channel["type"], channel=channel, payload=payloads[body.id],
@@ -351,16 +387,34 @@ async def _notify(session: AsyncSession, alert: Alert, bodies: Sequence[Body], *
     ))
 
 
-async def webhook_payload(session: AsyncSession, alert: Alert, event_type: str, policy: Policy) -> WebhookPayload:
-    """What every delivery of this change carries: the event, the alert (with the inbox link), the report behind
-    its level and its assessment."""
+async def webhook_payload(session: AsyncSession, alert: Alert, event_type: str, policy: Policy,
+                          language: MessageLanguage = DEFAULT_LANGUAGE) -> WebhookPayload:
+    """What every delivery of this change to a body reading `language` carries: the event, the alert (with the
+    inbox link), the report behind its level, its assessment, and the notification as text in that language."""
     (view,) = await alert_views(session, [alert])
-    return WebhookPayload(
-        event=event_type,
-        alert=WebhookAlert(**view.model_dump(), inbox_url=policy.inbox_url, url=policy.alert_url(alert.id),
+    return _payload_in(view, alert, event_type, policy, language)
+
+
+def _payload_in(view: AlertView, alert: Alert, event_type: str, policy: Policy,
+                language: MessageLanguage) -> WebhookPayload:
+    alert_fields = view.model_dump() | {"ack_deadline_rule_text": _rule_text(view.ack_deadline_rule, language)}
+    payload = WebhookPayload(
+        event=event_type, language=language,
+        alert=WebhookAlert(**alert_fields, inbox_url=policy.inbox_url, url=policy.alert_url(alert.id),
                            receipt_url=None),
         report=alert.report, assessment=AssessmentView.model_validate(alert.assessment),
     )
+    payload.message = WebhookMessage(title=messages.title(payload.model_dump(mode="json")),
+                                     markdown=messages.markdown(payload.model_dump(mode="json")))
+    return payload
+
+
+def _rule_text(rule: str | None, language: MessageLanguage = DEFAULT_LANGUAGE) -> str | None:
+    """The deadline rule in words (`shared.labels`): `中文 / English`, or one of them for a body reading only it."""
+    if rule is None:
+        return None
+    text = label("deadline_rule", rule)
+    return text.zh if language == "zh" else text.en if language == "en" else text.both
 
 
 def _with_receipt_link(payload: WebhookPayload, alert: Alert, body_id: str, policy: Policy,
@@ -400,7 +454,7 @@ async def escalate_due(session: AsyncSession, policy: Policy, now: datetime, lim
                     from_level=decision.from_level.value if decision.from_level else None, to_level=body.level,
                     at=now))
                 alert.updated_at = now
-                alert.ack_deadline = decision.ack_deadline
+                _set_deadline(alert, decision.deadline)
                 alert.highest_union_level = decision.body.level.value
                 await _notify(session, alert, [body], reason="escalation", event_type="alert.escalated",
                               policy=policy, now=now)
@@ -657,7 +711,7 @@ def _alert_view(alert: Alert, notified: Sequence[tuple[Notification, str]], esca
         region_code=alert.region_code, score=alert.score,
         reasons=AssessmentView.model_validate(alert.assessment).reasons,
         opened_at=alert.opened_at, updated_at=alert.updated_at,
-        ack_deadline=alert.ack_deadline if alert.state == AlertState.open.value else None,
+        **_deadline_fields(alert),
         acknowledged_at=alert.acknowledged_at, resolved_at=alert.resolved_at, outcome=alert.outcome, note=alert.note,
         notified=[NotifiedView(body_id=n.body_id, body_name=name, at=n.at, reason=n.reason,
                                acknowledged=n.body_id in confirmed) for n, name in notified],
@@ -665,6 +719,14 @@ def _alert_view(alert: Alert, notified: Sequence[tuple[Notification, str]], esca
                      for e in escalations],
         owner=owner_view(alert), visits=visit_views(alert),
     )
+
+
+def _deadline_fields(alert: Alert) -> dict[str, Any]:
+    """While open: the deadline in working time (not the scaled timer), the rule that set it and its words."""
+    if alert.state != AlertState.open.value:
+        return {"ack_deadline": None, "ack_deadline_rule": None, "ack_deadline_rule_text": None}
+    return {"ack_deadline": alert.ack_deadline_working or alert.ack_deadline,
+            "ack_deadline_rule": alert.ack_deadline_rule, "ack_deadline_rule_text": _rule_text(alert.ack_deadline_rule)}
 
 
 def _delivery_view(delivery: Delivery) -> DeliveryView:

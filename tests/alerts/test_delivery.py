@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import email
 import json
+import re
 import time
 from email.message import Message
 from email.policy import default as default_policy
@@ -140,3 +141,52 @@ def _wait(predicate: object, what: str, timeout: float = 45.0) -> None:
             return
         time.sleep(0.1)
     pytest.fail(f"timed out waiting for {what}")
+
+
+CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_an_english_body_gets_english_only_webhooks_and_mails_a_bilingual_one_both(
+    alerts_env: dict[str, str],
+) -> None:
+    inbox = _Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        with webhook_receiver() as english_hook, webhook_receiver() as bilingual_hook:
+            async with alerts_world(alerts_env, smtp_port=port) as world:
+                created = await world.client.post("/v1/bodies", headers=ADMIN, json={
+                    "name": "Suzhou Gusu union", "kind": "union", "level": "county", "region_code": "320508",
+                    "language": "en", "channels": [
+                        {"type": "webhook", "url": english_hook.url, "secret": SECRET},
+                        {"type": "email", "address": "union@example.org"}]})
+                assert created.status_code == 201, created.text
+                await world.body(kind="mediation_centre", region_code="320508",
+                                 channels=[{"type": "webhook", "url": bilingual_hook.url, "secret": SECRET}])
+                event = make_assessed(region_code="320508")  # yellow: the county union and mediation centre
+                await world.publish(event)
+                await world.alert_for(event.report_id)
+                await world.wait_for(lambda: _async(inbox.messages and english_hook.accepted
+                                                    and bilingual_hook.accepted), what="mail and webhooks")
+    finally:
+        controller.stop()
+
+    name = event.report.enterprise.name
+    english = json.loads(english_hook.accepted[0][1])
+    bilingual = json.loads(bilingual_hook.accepted[0][1])
+    mail = inbox.messages[0]
+    text = mail.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    assert english["language"] == "en"
+    assert english["message"]["title"].startswith("[yellow (level III) alert] Wage arrears")
+    for words in (english["message"]["title"], english["message"]["markdown"], english["alert"][
+            "ack_deadline_rule_text"], mail["Subject"], text):
+        assert not CJK.search(words.replace(name, "")), words
+    assert "Please acknowledge by" in text
+    assert "Deadline rule: " in text
+    assert event.report.enterprise.credit_code in text
+    assert bilingual["language"] == "zh-en"
+    assert bilingual["message"]["title"].index("黄色") < bilingual["message"]["title"].index("yellow")
+    assert " / " in bilingual["alert"]["ack_deadline_rule_text"]
+    assert bilingual["alert"]["alert_id"] == english["alert"]["alert_id"]

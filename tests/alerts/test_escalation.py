@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -74,3 +75,17 @@ async def test_an_acknowledgement_stops_the_climb(world: AlertsWorld) -> None:
     assert final["state"] == "acknowledged"
     assert final["ack_deadline"] is None
     assert len(final["escalations"]) == 1  # the province (340000 from the other test) was never told
+
+
+async def test_the_alert_shows_the_real_deadline_while_the_timer_waits_the_scaled_time(world: AlertsWorld) -> None:
+    await world.body(region_code="360102")
+    event = make_assessed(region_code="360102", **ORANGE)
+
+    await world.publish(event)
+    alert = await world.alert_for(event.report_id)
+    (timer, opened_at), = await world.rows("SELECT ack_deadline, opened_at FROM alerts.alerts WHERE id = :i",
+                                           i=alert["alert_id"])
+
+    assert datetime.fromisoformat(alert["ack_deadline"]) == opened_at + timedelta(hours=4)
+    assert alert["ack_deadline_rule"] == "clock_hours"
+    assert timer == opened_at + timedelta(seconds=ORANGE_DEADLINE)

@@ -5,11 +5,15 @@ Each test works in its own province or city so that the bodies of one do not cov
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
+from services.alerts.working_time import SHANGHAI, next_working_day
 from shared.events import AlertChanged, Topic, parse_event
+from shared.labels import label
 from tests.alerts.conftest import ADMIN, AlertsWorld, make_assessed, when
 from tests.conftest import KafkaReader
 from tests.factories import credit_code
@@ -168,3 +172,75 @@ async def test_body_tokens_are_shown_once_and_secrets_never(alerts: AlertsWorld)
     assert {d["field"] for d in bad.json()["error"]["details"]} >= {"region_code", "channels.0.webhook.url"}
     assert deactivated.status_code == 204
     assert after.status_code == 401
+
+
+# --- working-time deadlines and the body's language (issue 12) ------------------------------------------------------
+
+
+async def test_a_yellow_alert_stored_by_the_consumer_carries_its_working_day_deadline_and_rule(
+    alerts: AlertsWorld,
+) -> None:
+    county = await alerts.body(region_code="350102")
+    event = make_assessed(region_code="350102")  # the default arrears report scores yellow
+
+    await alerts.publish(event)
+    alert = await alerts.alert_for(event.report_id)
+    (timer, working, rule, opened_at), = await alerts.rows(
+        "SELECT ack_deadline, ack_deadline_working, ack_deadline_rule, opened_at FROM alerts.alerts WHERE id = :i",
+        i=alert["alert_id"])
+    (payload,) = await alerts.rows("SELECT payload FROM alerts.deliveries WHERE alert_id = :i", i=alert["alert_id"])
+    acked = await alerts.client.post(f"/v1/alerts/{alert['alert_id']}/ack", headers={"Authorization": county["auth"]})
+
+    local = opened_at.astimezone(SHANGHAI)
+    due_day, weekends_only = next_working_day(local.date())
+    expected = datetime.combine(due_day, local.time(), tzinfo=SHANGHAI)
+    expected_rule = "next_working_day_weekends_only" if weekends_only else "next_working_day"
+    assert alert["level"] == "yellow"
+    assert expected - opened_at >= timedelta(days=1)
+    assert working == timer == expected  # ACK_DEADLINE_SCALE 1: the timer is the deadline
+    assert rule == expected_rule
+    assert datetime.fromisoformat(alert["ack_deadline"]) == expected
+    assert alert["ack_deadline_rule"] == expected_rule
+    assert alert["ack_deadline_rule_text"] == label("deadline_rule", expected_rule).both
+    webhook = json.loads(payload[0])
+    assert webhook["language"] == "zh-en"
+    assert datetime.fromisoformat(webhook["alert"]["ack_deadline"]) == expected
+    assert webhook["alert"]["ack_deadline_rule"] == expected_rule
+    assert label("deadline_rule", expected_rule).both in webhook["message"]["markdown"]
+    assert acked.status_code == 200
+    assert (acked.json()["ack_deadline"], acked.json()["ack_deadline_rule"]) == (None, None)
+
+
+async def test_a_body_reads_zh_en_unless_it_chooses_and_finds_itself_at_v1_me(alerts: AlertsWorld) -> None:
+    default = await alerts.body(region_code="350103")
+    channels = [{"type": "email", "address": "ops@example.org"}]
+    english = await alerts.client.post("/v1/bodies", headers=ADMIN, json={
+        "name": "Fuzhou Taijiang union", "kind": "union", "level": "county", "region_code": "350103",
+        "channels": channels, "language": "en"})
+    unknown = await alerts.client.post("/v1/bodies", headers=ADMIN, json={
+        "name": "x", "kind": "union", "level": "county", "region_code": "350103", "channels": channels,
+        "language": "fr"})
+    patched = await alerts.client.patch(f"/v1/bodies/{default['body_id']}", headers=ADMIN, json={"language": "zh"})
+    bad_patch = await alerts.client.patch(f"/v1/bodies/{default['body_id']}", headers=ADMIN,
+                                          json={"language": "de"})
+    itself = await alerts.client.get(f"/v1/bodies/{default['body_id']}", headers={"Authorization": default["auth"]})
+    me = await alerts.client.get("/v1/me", headers={"Authorization": default["auth"]})
+    english_me = await alerts.client.get("/v1/me", headers={"Authorization": f"Bearer {english.json()['token']}"})
+    admin_me = await alerts.client.get("/v1/me", headers=ADMIN)
+    anonymous = await alerts.client.get("/v1/me")
+    listed = await alerts.client.get("/v1/bodies", headers=ADMIN, params={"region_code": "350103"})
+
+    assert english.status_code == 201
+    assert unknown.status_code == 422
+    assert [d["field"] for d in unknown.json()["error"]["details"]] == ["language"]
+    assert patched.status_code == 200
+    assert patched.json()["language"] == "zh"
+    assert bad_patch.status_code == 422
+    assert itself.json()["language"] == "zh"
+    assert me.status_code == 200
+    assert me.json() == {"body_id": default["body_id"], "name": "350103 county union", "kind": "union",
+                         "level": "county", "region_code": "350103", "language": "zh"}
+    assert english_me.json()["language"] == "en"
+    assert admin_me.status_code == 404
+    assert anonymous.status_code == 401
+    assert sorted(b["language"] for b in listed.json()) == ["en", "zh"]

@@ -12,6 +12,14 @@ import pytest
 from services.alerts import lifecycle
 from services.alerts.lifecycle import AlertSnapshot, Assessed, Policy
 from services.alerts.routing import BodyKind, BodyLevel, BodyRef, load_routing
+from services.alerts.working_time import (
+    RULE_CLOCK_HOURS,
+    RULE_NEXT_WORKING_DAY,
+    RULE_NEXT_WORKING_DAY_WEEKENDS_ONLY,
+    SHANGHAI,
+    AckDeadline,
+    parse_calendar,
+)
 from shared.events import AlertState, RiskLevel
 from shared.report import Report
 from tests.factories import make_report_body
@@ -212,7 +220,8 @@ def test_escalation_goes_to_the_union_one_level_above_the_highest_notified(highe
                                                                             expected: BodyRef) -> None:
     decision = lifecycle.on_deadline(alert(RiskLevel.red, union=highest, overdue=True), BODIES, NOW, POLICY)
 
-    assert decision == lifecycle.Escalate(body=expected, from_level=highest, ack_deadline=NOW + timedelta(hours=1))
+    assert decision == lifecycle.Escalate(body=expected, from_level=highest, deadline=AckDeadline(
+        due_at=NOW + timedelta(hours=1), working_due_at=NOW + timedelta(hours=1), rule="clock_hours"))
 
 
 def test_escalation_restarts_the_deadline_scaled_like_every_deadline() -> None:
@@ -371,3 +380,113 @@ def test_an_inspectorates_receipt_on_a_resolved_alert_conflicts() -> None:
                                         body_kind=BodyKind.labour_inspection)
 
     assert decision == lifecycle.Conflict()
+# --- acknowledgement deadlines in working time (issue 12) ----------------------------------------------------------
+
+
+def shanghai(year: int, month: int, day: int, hour: int = 15, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=SHANGHAI)
+
+
+def opened(level: RiskLevel, at: datetime, policy: Policy = POLICY) -> lifecycle.Open:
+    decision = lifecycle.on_assessment(None, assessed(level), BODIES, at.astimezone(UTC), policy)
+    assert isinstance(decision, lifecycle.Open)
+    return decision
+
+
+def overdue_at(level: RiskLevel, at: datetime) -> AlertSnapshot:
+    """An open alert of `level` whose timer fired at `at`."""
+    return replace(alert(level), ack_deadline=at.astimezone(UTC))
+
+
+def deadline_of(decision: lifecycle.Open | lifecycle.RaiseLevel | lifecycle.Escalate) -> AckDeadline:
+    assert decision.deadline is not None
+    return decision.deadline
+
+
+def test_a_yellow_alert_opened_on_friday_afternoon_is_due_on_monday_at_the_same_time() -> None:
+    deadline = deadline_of(opened(RiskLevel.yellow, shanghai(2026, 3, 6)))  # Friday 15:00
+
+    assert deadline.working_due_at == shanghai(2026, 3, 9)  # Monday 15:00, not Saturday
+    assert deadline.rule == RULE_NEXT_WORKING_DAY
+    assert deadline.due_at == deadline.working_due_at  # scale 1: the timer is the deadline
+
+
+def test_a_yellow_alert_opened_on_the_eve_of_the_spring_festival_is_due_on_the_first_working_day_after() -> None:
+    # 2026-02-14 (Saturday) is a makeup working day; the break runs 02-15 to 02-23.
+    eve = deadline_of(opened(RiskLevel.yellow, shanghai(2026, 2, 14, 11, 20)))
+    friday_before = deadline_of(opened(RiskLevel.yellow, shanghai(2026, 2, 13, 9, 0)))
+
+    assert eve.working_due_at == shanghai(2026, 2, 24, 11, 20)
+    assert eve.rule == RULE_NEXT_WORKING_DAY
+    assert friday_before.working_due_at == shanghai(2026, 2, 14, 9, 0)  # the makeup Saturday is a working day
+
+
+def test_a_yellow_alert_in_a_year_the_calendar_does_not_cover_counts_weekends_only() -> None:
+    uncovered = 1 + max(POLICY.calendar.sources)
+    friday = next(shanghai(uncovered, 1, day) for day in range(1, 8) if shanghai(uncovered, 1, day).weekday() == 4)
+
+    deadline = deadline_of(opened(RiskLevel.yellow, friday))
+
+    assert deadline.working_due_at == friday + timedelta(days=3)
+    assert deadline.rule == RULE_NEXT_WORKING_DAY_WEEKENDS_ONLY
+
+
+def test_the_calendar_comes_from_the_policy() -> None:
+    calendar = parse_calendar({"years": {2026: {"source": "test", "holidays": [{"from": "2026-03-09",
+                                                                               "to": "2026-03-09"}]}}})
+
+    deadline = deadline_of(opened(RiskLevel.yellow, shanghai(2026, 3, 6), replace(POLICY, calendar=calendar)))
+
+    assert deadline.working_due_at == shanghai(2026, 3, 10)  # Monday is a holiday in this calendar
+
+
+def test_the_scale_shortens_the_timer_not_the_deadline_shown() -> None:
+    scaled = replace(POLICY, deadline_scale=0.002)
+
+    decision = opened(RiskLevel.yellow, shanghai(2026, 3, 6), scaled)
+
+    assert deadline_of(decision).working_due_at == shanghai(2026, 3, 9)
+    assert decision.ack_deadline == shanghai(2026, 3, 6) + timedelta(hours=72) * 0.002  # 8.64 minutes
+
+
+def test_an_escalated_yellow_alert_restarts_under_the_same_rule_from_the_escalation_time() -> None:
+    escalated_at = shanghai(2026, 9, 30, 16, 45)  # the eve of the National Day break (10-01 to 10-07)
+    overdue = overdue_at(RiskLevel.yellow, escalated_at)
+
+    decision = lifecycle.on_deadline(overdue, BODIES, escalated_at.astimezone(UTC), POLICY)
+    scaled = lifecycle.on_deadline(overdue, BODIES, escalated_at.astimezone(UTC), replace(POLICY,
+                                                                                          deadline_scale=0.01))
+
+    assert isinstance(decision, lifecycle.Escalate)
+    assert deadline_of(decision).working_due_at == shanghai(2026, 10, 8, 16, 45)
+    assert deadline_of(decision).rule == RULE_NEXT_WORKING_DAY
+    assert isinstance(scaled, lifecycle.Escalate)
+    assert deadline_of(scaled).working_due_at == shanghai(2026, 10, 8, 16, 45)
+    assert scaled.ack_deadline == escalated_at + (shanghai(2026, 10, 8, 16, 45) - escalated_at) * 0.01
+
+
+@pytest.mark.parametrize(("level", "hours"), [(RiskLevel.red, 1), (RiskLevel.orange, 4)])
+@pytest.mark.parametrize("at", [shanghai(2026, 3, 6, 23, 30), shanghai(2026, 2, 15, 3, 0), shanghai(2026, 10, 3)],
+                         ids=["friday-night", "spring-festival", "national-day"])
+def test_red_and_orange_run_on_the_clock_day_and_night_holidays_included(level: RiskLevel, hours: int,
+                                                                          at: datetime) -> None:
+    deadline = deadline_of(opened(level, at))
+    escalated = lifecycle.on_deadline(overdue_at(level, at), BODIES, at.astimezone(UTC), POLICY)
+
+    assert deadline.working_due_at == deadline.due_at == at + timedelta(hours=hours)
+    assert deadline.rule == RULE_CLOCK_HOURS
+    assert isinstance(escalated, lifecycle.Escalate)
+    assert deadline_of(escalated) == AckDeadline(due_at=at + timedelta(hours=hours),
+                                                 working_due_at=at + timedelta(hours=hours), rule=RULE_CLOCK_HOURS)
+
+
+def test_raising_a_yellow_alert_to_orange_on_a_friday_evening_sets_a_clock_deadline() -> None:
+    friday_evening = shanghai(2026, 3, 6, 20, 0)
+
+    decision = lifecycle.on_assessment(alert(RiskLevel.yellow), assessed(RiskLevel.orange), BODIES,
+                                       friday_evening.astimezone(UTC), POLICY)
+
+    assert isinstance(decision, lifecycle.RaiseLevel)
+    assert deadline_of(decision) == AckDeadline(due_at=friday_evening + timedelta(hours=4),
+                                                working_due_at=friday_evening + timedelta(hours=4),
+                                                rule=RULE_CLOCK_HOURS)

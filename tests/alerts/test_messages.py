@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
@@ -205,3 +206,80 @@ def test_a_message_without_links_says_nothing_about_them() -> None:
     for text in (markdown(make_payload()), wecom_markdown(make_payload()), email_text(make_payload())[1]):
         assert "确认接收" not in text
         assert "View the alert" not in text
+# --- the body's language (issue 12) ---------------------------------------------------------------------------------
+
+CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
+NAME = "南京某建筑工程有限公司"
+
+
+def in_language(language: str | None, rule: str | None = "next_working_day") -> dict[str, Any]:
+    payload = make_payload()
+    if language is not None:
+        payload["language"] = language
+    payload["alert"]["ack_deadline_rule"] = rule
+    return payload
+
+
+def rendered(payload: dict[str, Any]) -> list[str]:
+    subject, body = email_text(payload)
+    return [title(payload), markdown(payload), subject, body]
+
+
+def test_an_english_body_reads_english_only_but_every_fact() -> None:
+    payload = in_language("en")
+    for text in rendered(payload):
+        assert not CJK.search(text.replace(NAME, "")), text
+        assert NAME in text
+    subject, body = email_text(payload)
+    assert subject == title(payload) == f"[red (level I) alert] Wage arrears · {NAME}"
+    assert "Please acknowledge by 2025-01-20 10:30" in body
+    assert "Deadline rule: same time on the next working day" in body
+    text = markdown(payload)
+    assert "- Enterprise: 南京某建筑工程有限公司 (91320102MA1W2B3C4D)" in text
+    assert "Acknowledge by: **2025-01-20 10:30 (UTC+8)** (same time on the next working day)" in text
+    assert "  1. 100-299 workers (+25)" in text
+    assert "120 (100 migrant workers)" in text
+
+
+def test_a_chinese_body_reads_chinese_only() -> None:
+    payload = in_language("zh")
+    for text in rendered(payload):
+        facts = ("task7-v1", "UTC", "al_01HZX4K", "91320102MA1W2B3C4D")  # ids and names, not words
+        assert not re.search(r"[A-Za-z]{2,}", re.sub("|".join(facts), "", text)), text
+    subject, body = email_text(payload)
+    assert subject == title(payload) == f"【红色(I级)预警】欠薪 · {NAME}"
+    assert "请于 2025-01-20 10:30 (UTC+8) 前确认。" in body
+    assert "确认时限规则：下一个工作日同一时刻" in body
+    assert "-" * 40 not in body
+    text = markdown(payload)
+    assert "- 企业: 南京某建筑工程有限公司（91320102MA1W2B3C4D）" in text
+    assert "  1. 涉及职工100-299人（+25）" in text
+
+
+@pytest.mark.parametrize("language", [None, "zh-en", "fr"])
+def test_zh_en_is_the_default_and_says_everything_zh_first(language: str | None) -> None:
+    payload = in_language(language, rule=None)
+    baseline = make_payload()
+
+    assert title(payload) == title(baseline)
+    assert markdown(payload) == markdown(baseline)
+    assert email_text(payload) == email_text(baseline)
+    _subject, body = email_text(payload)
+    assert body.index("企业：") < body.index("-" * 40) < body.index("Enterprise: ")
+
+
+def test_the_rule_is_named_in_both_languages_for_a_bilingual_body() -> None:
+    payload = in_language("zh-en", rule="next_working_day_weekends_only")
+
+    assert ("（下一个工作日(日历未覆盖该年,仅按周末) / next working day (weekends only: year not in the calendar)）"
+            in markdown(payload))
+    _subject, body = email_text(payload)
+    assert body.index("确认时限规则：下一个工作日(日历未覆盖该年,仅按周末)") < body.index(
+        "Deadline rule: next working day (weekends only: year not in the calendar)")
+
+
+def test_a_language_given_to_the_renderer_wins_over_the_payload() -> None:
+    payload = in_language("zh")
+
+    assert title(payload, "en") == f"[red (level I) alert] Wage arrears · {NAME}"
+    assert not CJK.search(markdown(payload, "en").replace(NAME, ""))

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from services.alerts.schemas import BodyCreate
+from services.alerts.schemas import BodyCreate, BodyUpdate
 
 pytestmark = pytest.mark.unit
 
@@ -38,3 +38,17 @@ def test_a_body_region_code_not_at_its_level_is_refused_zh_first(level: str, reg
     message = refused.value.errors()[0]["msg"]
     assert words in message
     assert message.index(" / ") > 0
+
+
+def test_a_body_reads_zh_en_unless_it_chooses_zh_or_en() -> None:
+    base = {"name": "x", "kind": "union", "level": "county", "region_code": "320106", "channels": CHANNELS}
+
+    assert BodyCreate.model_validate(base).language == "zh-en"
+    assert BodyCreate.model_validate({**base, "language": "en"}).language == "en"
+    assert BodyUpdate.model_validate({"language": "zh"}).language == "zh"
+    assert BodyUpdate.model_validate({}).language is None
+    for wrong in ("fr", "EN", "zh_en", ""):
+        with pytest.raises(ValidationError):
+            BodyCreate.model_validate({**base, "language": wrong})
+        with pytest.raises(ValidationError):
+            BodyUpdate.model_validate({"language": wrong})
