@@ -223,9 +223,9 @@ def markdown(payload: Payload, language: str | None = None) -> str:
           for n, (zh, en, points) in enumerate(_top_reasons(message), start=1)),
         f"- {_pick(chosen, '确认时限', 'Acknowledge by')}: **{_deadline(alert.ack_deadline)}**"
         + (f"{open_paren}{rule}{close_paren}" if rule else ""),
-        *_casework_lines(alert),
+        *_casework_lines(alert, chosen=chosen),
         f"- {_pick(chosen, '预警编号', 'Alert ID')}: `{_text(alert.alert_id)}`",
-        *(f"- {name}: [{text}]({url})" for name, text, url in _links(alert)),
+        *(f"- {name}: [{text}]({url})" for name, text, url in _links(alert, chosen)),
     ]
     return "\n".join(lines)
 
@@ -333,13 +333,15 @@ def _rule(rule: str | None, language: MessageLanguage) -> str:
     return _pick(language, text.zh, text.en)
 
 
-def _links(alert: MessageAlert) -> list[tuple[str, str, str]]:
+def _links(alert: MessageAlert, language: MessageLanguage = DEFAULT_LANGUAGE) -> list[tuple[str, str, str]]:
     """(what, link text, address) of the alert's page in the inbox and of the body's one-click receipt link."""
     links = []
     if alert.url:
-        links.append(("查看预警 / View the alert", "在收件箱中打开 / Open in the inbox", _link_target(alert.url)))
+        links.append((_pick(language, "查看预警", "View the alert"),
+                      _pick(language, "在收件箱中打开", "Open in the inbox"), _link_target(alert.url)))
     if alert.receipt_url:
-        links.append(("确认接收 / Confirm receipt", "一键确认（只需填写姓名） / One click, your name only",
+        links.append((_pick(language, "确认接收", "Confirm receipt"),
+                      _pick(language, "一键确认（只需填写姓名）", "One click, your name only"),
                       _link_target(alert.receipt_url)))
     return links
 
@@ -401,17 +403,20 @@ def _deadline(value: str | None) -> str:
 # --- case ownership (包案) in alert messages -------------------------------------------------------------------------
 
 
-def _casework_lines(alert: MessageAlert, *, language: str | None = None) -> list[str]:
-    """The responsible leader and the visits, when there are any: markdown list items (both languages on one
-    line), or the lines of the Chinese or the English part of an e-mail."""
+def _casework_lines(alert: MessageAlert, *, language: str | None = None,
+                    chosen: MessageLanguage = DEFAULT_LANGUAGE) -> list[str]:
+    """The responsible leader and the visits, when there are any: markdown list items in the `chosen` language
+    (`language` None), or the lines of the Chinese or the English part of an e-mail (`language` "zh" or "en")."""
     lines: list[str] = []
     if alert.owner is not None:
         owner = f"{_text(alert.owner.person)}({_text(alert.owner.title)})"
-        lines.append({None: f"- 包案领导 / Responsible leader: {owner}", "zh": f"包案领导：{owner}",
-                      "en": f"Responsible leader: {owner}"}[language])
+        lines.append({None: f"- {_pick(chosen, '包案领导', 'Responsible leader')}: {owner}",
+                      "zh": f"包案领导：{owner}", "en": f"Responsible leader: {owner}"}[language])
     if alert.visits:
         count, latest = len(alert.visits), _deadline(_latest(v.at for v in alert.visits))
-        lines.append({None: f"- 走访记录 / Visits: {count}（最近 / latest {latest}）",
+        latest_words = {"zh": f"（最近 {latest}）", "en": f" (latest {latest})"}.get(
+            chosen, f"（最近 / latest {latest}）")
+        lines.append({None: f"- {_pick(chosen, '走访记录', 'Visits')}: {count}{latest_words}",
                       "zh": f"走访记录：{count} 次，最近一次 {latest}",
                       "en": f"Visits: {count}, latest {latest}"}[language])
     return lines

@@ -189,7 +189,8 @@ async def test_a_yellow_alert_stored_by_the_consumer_carries_its_working_day_dea
         "SELECT ack_deadline, ack_deadline_working, ack_deadline_rule, opened_at FROM alerts.alerts WHERE id = :i",
         i=alert["alert_id"])
     (payload,) = await alerts.rows("SELECT payload FROM alerts.deliveries WHERE alert_id = :i", i=alert["alert_id"])
-    acked = await alerts.client.post(f"/v1/alerts/{alert['alert_id']}/ack", headers={"Authorization": county["auth"]})
+    acked = await alerts.client.post(f"/v1/alerts/{alert['alert_id']}/ack", headers={"Authorization": county["auth"]},
+                                     json={"person": "张三"})
 
     local = opened_at.astimezone(SHANGHAI)
     due_day, weekends_only = next_working_day(local.date())
