@@ -22,8 +22,9 @@ from services.intake.schemas import (
     UnitCreate,
     UnitCreated,
 )
+from services.intake.signin.service import COOKIE_AUTH
 from services.intake.validation import ReportSubmission
-from shared.auth import bearer_token, is_admin_token
+from shared.auth import bearer_token, hash_token, is_admin_token, require_same_site_header
 from shared.db import transaction
 from shared.events import utcnow
 from shared.http import ApiError, RateLimited, Unauthorized
@@ -41,23 +42,28 @@ def get_context(request: Request) -> IntakeContext:
 Context = Annotated[IntakeContext, Depends(get_context)]
 
 
-async def get_caller(context: Context, authorization: Annotated[str | None, Header()] = None) -> service.Caller:
+async def get_caller(request: Request, context: Context,
+                     authorization: Annotated[str | None, Header()] = None) -> service.Caller:
     token = bearer_token(authorization)
     if is_admin_token(token, context.settings.admin_token):
         return service.ADMIN
-    if token is None:
-        REPORTS_REJECTED.labels(reason="unauthorized").inc()
-        raise Unauthorized()
+    unit_id: str | None = None
     async with transaction(context.sessions) as session:
-        unit = await service.unit_for_key(session, token)
-    if unit is None:
+        if token is not None:
+            unit = await service.unit_for_key(session, token)
+            unit_id = unit.id if unit is not None else None
+        elif cookie := request.cookies.get(COOKIE_AUTH.name):
+            unit_id = await COOKIE_AUTH.lookup(session, hash_token(cookie))
+            if unit_id is not None:
+                require_same_site_header(request)
+    if unit_id is None:
         REPORTS_REJECTED.labels(reason="unauthorized").inc()
         raise Unauthorized()
-    retry_after = context.rate_limiter.acquire(unit.id)
+    retry_after = context.rate_limiter.acquire(unit_id)
     if retry_after:
         REPORTS_REJECTED.labels(reason="rate_limited").inc()
         raise RateLimited(int(retry_after))
-    return service.Caller(unit_id=unit.id)
+    return service.Caller(unit_id=unit_id)
 
 
 CallerDep = Annotated[service.Caller, Depends(get_caller)]

@@ -48,7 +48,7 @@ async def sign_in(body: SessionCreate, request: Request, response: Response, con
         SESSION_COOKIE, token, max_age=int(settings.session_hours * 3600), path="/", httponly=True,
         samesite="strict", secure=request.url.scheme == "https" if secure is None else secure,
     )
-    return SessionCreated(**_me(unit), expires_at=expires_at)  # type: ignore[arg-type]
+    return SessionCreated(**_me(unit), expires_at=expires_at)
 
 
 @router.delete("/session", status_code=204, responses=error_responses(403))
@@ -68,7 +68,7 @@ async def me(caller: CallerDep, session: SessionDep) -> UnitMe:
     """The calling unit (cookie or bearer key): name and region, to prefill the form."""
     if caller.unit_id is None:
         raise Forbidden("管理员不属于任何上报单位 / The administrator is not a reporting unit")
-    return UnitMe(**_me(await service.active_unit(session, caller.unit_id)))  # type: ignore[arg-type]
+    return UnitMe(**_me(await service.active_unit(session, caller.unit_id)))
 
 
 @router.get("/regions", tags=["regions"])
