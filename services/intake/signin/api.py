@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request, Response
 from services.intake.api import CallerDep, Context
 from services.intake.models import Unit
 from services.intake.signin import service
-from services.intake.signin.schemas import SessionCreate, SessionCreated, UnitMe
+from services.intake.signin.schemas import RegionLists, SessionCreate, SessionCreated, UnitMe
 from services.intake.signin.service import SESSION_COOKIE
 from shared import regions
 from shared.auth import require_same_site_header
@@ -71,10 +71,10 @@ async def me(caller: CallerDep, session: SessionDep) -> UnitMe:
     return UnitMe(**_me(await service.active_unit(session, caller.unit_id)))
 
 
-@router.get("/regions", tags=["regions"])
+@router.get("/regions", tags=["regions"], response_model=RegionLists)
 async def region_lists() -> Response:
     """Public: Jiangsu's cities with their counties and the names of every province (GB/T 2260), for the form's
-    city → county pickers."""
+    city → county pickers. Served as prepared JSON (the model documents it)."""
     return Response(regions.picker_json(), media_type="application/json",
                     headers={"Cache-Control": "public, max-age=3600"})
 

@@ -26,3 +26,22 @@ class UnitMe(BaseModel):
 
 class SessionCreated(UnitMe):
     expires_at: datetime = Field(description="When the session cookie stops working")
+
+
+class RegionName(BaseModel):
+    code: str
+    name_zh: str
+    name_en: str
+
+
+class CityRegions(RegionName):
+    counties: list[RegionName]
+
+
+class RegionLists(BaseModel):
+    """`shared.regions.picker_data()`: Jiangsu's cities with their counties, and the names of every province."""
+
+    province: RegionName
+    cities: list[CityRegions]
+    provinces: list[RegionName]
+    source: str
