@@ -5,13 +5,14 @@ PY := .venv/bin/python
 HARNESS := $(PY) deploy/local/harness.py
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap run up down status test test-unit lint bench clean
+.PHONY: help bootstrap run up down status test test-unit lint lock bench clean
 
 help:
 	@echo "make run     start Kafka, PostgreSQL, Prometheus and the three services (Ctrl-C stops)"
 	@echo "make up      the same in the background, returns when every /readyz answers 200; make down stops it"
 	@echo "make test    the whole test suite against real Kafka and PostgreSQL"
-	@echo "make lint    ruff and mypy;  make bench  benchmarks that print figures"
+	@echo "make lint    ruff and mypy;  make bench  the speed figures (about 6 minutes)"
+	@echo "make lock    re-pin the Python dependencies (requirements*.lock, with hashes) after editing pyproject.toml"
 
 bootstrap:
 	@deploy/local/bootstrap.sh --with-browser
@@ -39,9 +40,15 @@ lint: bootstrap
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 
+lock:
+	@deploy/local/lock.sh
+
+# Every speed figure from one run (bench/README.md); BENCH_ARGS="--profile .run/bench/profiles" adds py-spy profiles,
+# BENCH_ARGS="--only intake,latency" runs some scenarios only.
+BENCH_ARGS ?=
 bench: bootstrap
-	$(PY) -m bench.bench_scoring
-	$(PY) -m bench.bench_pipeline
+	@bench/bootstrap.sh $(if $(findstring --profile,$(BENCH_ARGS)),--profile)
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean: down
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache .hypothesis

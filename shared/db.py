@@ -1,6 +1,11 @@
 """Async SQLAlchemy plumbing: one engine per process, one transaction per request or Kafka batch.
 
 Services and repositories only flush; `transaction()` (the edge) commits or rolls back.
+
+The engine never waits without bound: connecting, each statement and waiting for a pooled connection all have
+timeouts, so that a database outage turns into quick errors (503 at the HTTP edge, a retried batch in consumers)
+instead of piled-up requests. SQL parameters are hidden from error messages (`hide_parameters`), so that report
+contents never reach logs or dead-letter headers.
 """
 
 from __future__ import annotations
@@ -8,19 +13,37 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_COMMAND_TIMEOUT = 30.0
+DEFAULT_POOL_TIMEOUT = 5.0
 
-def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+
+def create_engine(
+    database_url: str,
+    *,
+    pool_size: int = 10,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
+    pool_timeout: float = DEFAULT_POOL_TIMEOUT,
+) -> AsyncEngine:
     return create_async_engine(
         database_url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
         pool_recycle=1800,
+        pool_timeout=pool_timeout,
+        hide_parameters=True,
+        # asyncpg: `timeout` bounds establishing a connection, `command_timeout` every statement.
+        connect_args={"timeout": connect_timeout, "command_timeout": command_timeout},
     )
 
 
@@ -38,3 +61,48 @@ async def transaction(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
 async def ping(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         await connection.execute(text("SELECT 1"))
+
+
+# SQLSTATE classes and codes that say "the database cannot serve now", not "this statement is wrong":
+# 08 connection exception, 53 insufficient resources (too many connections, disk full), 57 operator intervention
+# (admin shutdown, cannot connect now: starting up), 25006 read-only transaction (a replica after a failover).
+UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57")
+UNAVAILABLE_SQLSTATES = ("25006",)
+# 40 transaction rollback (serialization failure, deadlock): retrying the same work succeeds.
+RETRYABLE_SQLSTATE_CLASSES = ("40",)
+
+
+def sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE of a database error, wrapped by SQLAlchemy or raw from asyncpg; None when it has none."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        code = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if isinstance(code, str) and len(code) == 5:
+            return code
+        current = getattr(current, "orig", None) or current.__cause__
+    return None
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """True when `error` means the database is unreachable, overloaded, starting, shutting down or read-only:
+    connection-class errors, pool timeouts and the SQLSTATEs above. Bugs (syntax, constraint) are not."""
+    if isinstance(error, PoolTimeoutError | InterfaceError | ConnectionError | OSError | TimeoutError):
+        return True
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    code = sqlstate(error)
+    if code is not None:
+        return code[:2] in UNAVAILABLE_SQLSTATE_CLASSES or code in UNAVAILABLE_SQLSTATES
+    if isinstance(error, OperationalError):
+        return True
+    return isinstance(error, asyncpg.exceptions.InterfaceError | asyncpg.exceptions.ConnectionDoesNotExistError)
+
+
+def is_transient_database_error(error: BaseException) -> bool:
+    """Unavailable, or a transaction rollback (class 40) that succeeds when the work is retried."""
+    if is_database_unavailable(error):
+        return True
+    code = sqlstate(error)
+    return code is not None and code[:2] in RETRYABLE_SQLSTATE_CLASSES

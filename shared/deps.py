@@ -40,10 +40,9 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db import SessionFactory
+from shared.db import SessionFactory, is_database_unavailable
 from shared.http import DependencyUnavailable
 
 log = logging.getLogger(__name__)
@@ -70,13 +69,6 @@ def service_context(request: Request) -> Any:
     return request.app.state.context
 
 
-def database_unreachable(error: BaseException) -> bool:
-    """True when `error` says the database could not be reached (rather than that the statement was wrong)."""
-    if isinstance(error, DBAPIError) and error.connection_invalidated:
-        return True
-    return isinstance(error, OperationalError | InterfaceError | OSError | TimeoutError | ConnectionError)
-
-
 async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session and one transaction for the request; committed before the response is sent. Use `SessionDep`."""
     factory: SessionFactory = service_context(request).sessions
@@ -92,7 +84,7 @@ async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
         try:
             await session.commit()
         except Exception as error:
-            if not database_unreachable(error):
+            if not is_database_unavailable(error):
                 raise
             log.warning("commit failed: database unreachable (%s)", type(error).__name__)
             raise DependencyUnavailable() from error

@@ -3,32 +3,49 @@
 
 Errors are values: raise an `ApiError` subclass anywhere below a route and it becomes
 `{"error": {"code", "message", "details"}}` with its status. Nothing else reaches the client: an unexpected
-exception is logged (with its stack) and answered with a plain 500 that carries no trace.
+exception is logged (with its stack) and answered with a plain 500 that carries no trace. A database that cannot
+serve (unreachable, overloaded, starting, read-only, pool exhausted) is not a bug: every route answers 503 with
+`Retry-After`, like `DependencyUnavailable`.
+
+Readiness (`/readyz`) asks only what a service cannot work without, the database: a Kafka outage is absorbed by
+the outbox and must not take pods out of their Service. `/healthz` shows every dependency in its detail, and
+`service_dependency_up{dependency}` exports the same for dashboards and alerts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.db import ping
-from shared.metrics import HTTP_DURATION, HTTP_REQUESTS
+from shared.db import is_database_unavailable, ping
+from shared.metrics import DEPENDENCY_UP, HTTP_DURATION, HTTP_REQUESTS
 from shared.validation_errors import describe_validation_errors
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
+DATABASE_RETRY_AFTER_SECONDS = 5
 ReadinessCheck = Callable[[], Awaitable[bool]]
+# Called with the request and the validation errors (as `describe_validation_errors` gives them) of every 422,
+# so that a service can count its rejections by reason.
+ValidationHook = Callable[[Request, list[dict[str, Any]]], None]
+DEFAULT_REQUIRED = ("database",)
+KNOWN_DEPENDENCIES = ("database", "kafka")
 
 
 class ApiError(Exception):
@@ -104,12 +121,32 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        details = describe_validation_errors(list(error.errors()))
+        for hook in validation_hooks(app):
+            try:
+                hook(request, details)
+            except Exception:  # a counting hook must never turn a 422 into a 500
+                log.exception("validation hook failed")
         return JSONResponse(
-            error_body("validation_error", "请求内容有误 / The request is invalid",
-                       describe_validation_errors(list(error.errors()))),
-            status_code=422,
+            error_body("validation_error", "请求内容有误 / The request is invalid", details), status_code=422,
         )
+
+    async def _database_error(request: Request, error: Exception) -> JSONResponse:
+        if is_database_unavailable(error):
+            DEPENDENCY_UP.labels(dependency="database").set(0)
+            # No stack: an outage is expected, and the statement's text says nothing useful here.
+            log.warning("database unavailable on %s %s: %s", request.method, _route_template(request.scope),
+                        type(error).__name__)
+            unavailable = DependencyUnavailable(retry_after_seconds=DATABASE_RETRY_AFTER_SECONDS)
+            return JSONResponse(error_body(unavailable.code, unavailable.message), status_code=503,
+                                headers=unavailable.headers)
+        return _internal_error(request, error)
+
+    # Handled by the exception middleware (not the server-error one), so the answer is final and counted.
+    for database_error in (DBAPIError, PoolTimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError,
+                           TimeoutError):
+        app.add_exception_handler(database_error, _database_error)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -119,8 +156,27 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.error("unhandled error on %s %s", request.method, _route_template(request.scope), exc_info=error)
-        return JSONResponse(error_body("internal_error", "服务器内部错误 / Internal server error"), status_code=500)
+        if is_database_unavailable(error):  # wrapped where the handlers above did not see it
+            return await _database_error(request, error)
+        return _internal_error(request, error)
+
+
+def _internal_error(request: Request, error: Exception) -> JSONResponse:
+    log.error("unhandled error on %s %s", request.method, _route_template(request.scope), exc_info=error)
+    return JSONResponse(error_body("internal_error", "服务器内部错误 / Internal server error"), status_code=500)
+
+
+def validation_hooks(app: FastAPI) -> list[ValidationHook]:
+    hooks: list[ValidationHook] | None = getattr(app.state, "validation_hooks", None)
+    if hooks is None:
+        hooks = []
+        app.state.validation_hooks = hooks
+    return hooks
+
+
+def on_validation_error(app: FastAPI, hook: ValidationHook) -> None:
+    """Register `hook` to be called on every 422 of `app` (request validation), e.g. to count rejections."""
+    validation_hooks(app).append(hook)
 
 
 def _route_template(scope: Scope) -> str:
@@ -138,6 +194,8 @@ class ObservabilityMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "lifespan" and isinstance(scope.get("app"), FastAPI):
+                initialise_http_metrics(scope["app"])
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -187,6 +245,30 @@ class ObservabilityMiddleware:
         HTTP_DURATION.labels(method=method, route=route).observe(time.perf_counter() - started)
 
 
+def initialise_http_metrics(app: FastAPI) -> None:
+    """Every route's request series at zero from the start: its documented success statuses and the 500/503 that
+    error-rate rules divide by, so that a fresh service shows 0 rather than no data. Routes are read from the
+    OpenAPI document (it sees into included routers) and from the app's own routes (those left out of it)."""
+    routes: dict[tuple[str, str], set[str]] = {}
+    try:
+        paths: dict[str, Any] = app.openapi().get("paths", {})
+    except Exception:  # metrics must never stop a service from starting
+        log.exception("could not read the OpenAPI document to initialise HTTP metrics")
+        paths = {}
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            documented = {code for code in operation.get("responses", {}) if str(code).startswith("2")}
+            routes[(method.upper(), path)] = documented or {"200"}
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            for method in route.methods or ():
+                routes.setdefault((method, route.path), {str(route.status_code or 200)})
+    for (method, path), statuses in routes.items():
+        HTTP_DURATION.labels(method=method, route=path)
+        for status in statuses | {"500", "503"}:
+            HTTP_REQUESTS.labels(method=method, route=path, status=status)
+
+
 class _BodyTooLarge(StarletteHTTPException):
     """Raised from `receive` when a body without Content-Length grows past the limit; FastAPI re-raises
     HTTPExceptions met while reading the body, so it ends as a 413 rather than a 400."""
@@ -199,30 +281,76 @@ async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
 
 
-def install_operational_routes(app: FastAPI, checks: Callable[[], Mapping[str, ReadinessCheck]]) -> None:
-    """`/healthz` (alive), `/readyz` (every dependency answers) and `/metrics`."""
+def install_operational_routes(app: FastAPI, checks: Callable[[], Mapping[str, ReadinessCheck]],
+                               required: Collection[str] = DEFAULT_REQUIRED) -> None:
+    """`/healthz` (alive, with every dependency's state), `/readyz` (the `required` dependencies answer) and
+    `/metrics`."""
+
+    monitor = DependencyMonitor(checks)
+    app.state.dependency_monitor = monitor
 
     @app.get("/healthz", tags=["operations"], include_in_schema=True)
-    async def healthz() -> dict[str, str]:
-        """The process is alive."""
-        return {"status": "ok"}
+    async def healthz() -> dict[str, Any]:
+        """The process is alive (always 200); `checks` tells which dependencies answered lately (informative)."""
+        return {"status": "ok", "checks": await monitor.state(wait_seconds=1.0)}
 
     @app.get("/readyz", tags=["operations"])
     async def readyz() -> JSONResponse:
-        """Every dependency (database, Kafka) answers; 503 with the failing ones otherwise."""
-        named = dict(checks())
-        results = await asyncio.gather(*(_safe(check) for check in named.values()))
-        status = {name: "ok" if ok else "unavailable" for name, ok in zip(named, results, strict=True)}
-        ready = all(results)
+        """The dependencies the service cannot work without (the database) answer; 503 with the failing ones
+        otherwise. Kafka is not one of them: the outbox holds events while the broker is away."""
+        status = await run_checks({name: check for name, check in checks().items() if name in required})
+        ready = all(state == "ok" for state in status.values())
         return JSONResponse(
             {"status": "ready" if ready else "not_ready", "checks": status},
             status_code=200 if ready else 503,
-            headers=None if ready else {"Retry-After": "5"},
+            headers=None if ready else {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
         )
 
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
     async def metrics() -> Response:
+        await monitor.state(wait_seconds=0.5)  # keeps `service_dependency_up` fresh at every scrape
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+class DependencyMonitor:
+    """Every dependency's state, refreshed in the background when older than `max_age` seconds.
+
+    Liveness probes and scrapes read it and never wait for a broker that does not answer (a check may take
+    seconds): they get the last known state, and "unknown" before the first check has finished.
+    """
+
+    def __init__(self, checks: Callable[[], Mapping[str, ReadinessCheck]], max_age: float = 2.0) -> None:
+        self._checks = checks
+        self._max_age = max_age
+        self._state: dict[str, str] = {}
+        self._checked_at = -max_age
+        self._task: asyncio.Task[None] | None = None
+
+    async def state(self, wait_seconds: float) -> dict[str, str]:
+        stale = time.monotonic() - self._checked_at > self._max_age
+        if stale and (self._task is None or self._task.done()):
+            self._task = asyncio.create_task(self._refresh(), name="dependency-checks")
+        if self._task is not None and not self._task.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._task), wait_seconds)
+        return dict(self._state) or dict.fromkeys(KNOWN_DEPENDENCIES, "unknown")
+
+    async def _refresh(self) -> None:
+        try:
+            named = dict(self._checks())
+        except AttributeError:  # the service is still starting: no running context yet
+            return
+        self._state = await run_checks(named)
+        self._checked_at = time.monotonic()
+
+
+async def run_checks(named: Mapping[str, ReadinessCheck]) -> dict[str, str]:
+    """Run the checks concurrently, record each in `service_dependency_up`, and name each "ok" or "unavailable"."""
+    names = list(named)
+    results = await asyncio.gather(*(_safe(named[name]) for name in names))
+    for name, ok in zip(names, results, strict=True):
+        DEPENDENCY_UP.labels(dependency=name).set(1 if ok else 0)
+    return {name: "ok" if ok else "unavailable" for name, ok in zip(names, results, strict=True)}
 
 
 async def _safe(check: ReadinessCheck) -> bool:
@@ -233,7 +361,7 @@ async def _safe(check: ReadinessCheck) -> bool:
 
 
 def context_checks(app: FastAPI) -> Callable[[], Mapping[str, ReadinessCheck]]:
-    """Readiness of a service whose running context (`app.state.context`) holds its database `engine` and its
+    """Checks of a service whose running context (`app.state.context`) holds its database `engine` and its
     Kafka `producer`: the database answers a query and the broker a metadata request."""
 
     def checks() -> dict[str, ReadinessCheck]:
@@ -249,9 +377,10 @@ def context_checks(app: FastAPI) -> Callable[[], Mapping[str, ReadinessCheck]]:
 
 
 def create_service_app(*, title: str, description: str, version: str, lifespan: Any,
-                       checks: Callable[[], Mapping[str, ReadinessCheck]] | None = None) -> FastAPI:
+                       checks: Callable[[], Mapping[str, ReadinessCheck]] | None = None,
+                       required: Collection[str] = DEFAULT_REQUIRED) -> FastAPI:
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
     install_error_handlers(app)
-    install_operational_routes(app, checks or context_checks(app))
+    install_operational_routes(app, checks or context_checks(app), required)
     app.add_middleware(ObservabilityMiddleware)
     return app

@@ -27,8 +27,8 @@ from aiokafka.errors import (
     TopicAlreadyExistsError,
 )
 from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from shared.db import is_transient_database_error
 from shared.events import (
     AnyEvent,
     EventBase,
@@ -70,12 +70,20 @@ def cloudevent_headers(event: EventBase, *, source: str) -> list[tuple[str, byte
 
 
 def is_transient(error: BaseException) -> bool:
-    """Errors of the infrastructure: retry the same batch later instead of dead-lettering it."""
-    if isinstance(error, DBAPIError) and error.connection_invalidated:
+    """Errors of the infrastructure: retry the same batch later instead of dead-lettering it.
+
+    The database counts by SQLSTATE class, not only by exception type: 08 (connection), 40 (serialization
+    failure, deadlock), 53 (too many connections, disk full), 57 (shutting down, starting up) and 25006 (read-only
+    after a failover), and a pool timeout. None of them says anything about the message.
+    """
+    if is_transient_database_error(error):
         return True
-    return isinstance(
-        error, OperationalError | InterfaceError | OSError | TimeoutError | KafkaError | ConnectionError
-    )
+    return isinstance(error, OSError | TimeoutError | KafkaError | ConnectionError)
+
+
+def transient_retry_delay(failures: int) -> float:
+    """Backoff between retries of a batch that failed on the infrastructure: 1, 2, 4 ... 30 s."""
+    return float(min(2.0 ** max(failures - 1, 0), 30.0))
 
 
 async def ensure_topics(bootstrap_servers: str, prefix: str = "", partitions: int = DEFAULT_PARTITIONS) -> None:
@@ -113,6 +121,8 @@ class EventProducer:
         self._topic_prefix = topic_prefix
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
+        for name in CONTRACT_TOPICS:  # every topic's series at 0 from the start
+            KAFKA_PRODUCED.labels(topic=topic_name(name, topic_prefix))
 
     def _build(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(
@@ -189,6 +199,17 @@ class EventProducer:
         return True
 
 
+CONSUMED_OUTCOMES = ("processed", "dead_lettered")
+
+
+def initialise_consumer_metrics(topic: str) -> None:
+    """Every labelled Kafka counter of a consumed topic at zero, so that dashboards and `increase()` see it."""
+    KAFKA_DLQ.labels(topic=topic)
+    KAFKA_PROCESSING.labels(topic=topic)
+    for outcome in CONSUMED_OUTCOMES:
+        KAFKA_CONSUMED.labels(topic=topic, outcome=outcome)
+
+
 @dataclass(frozen=True, slots=True)
 class Incoming:
     """A consumed message and its parsed event."""
@@ -252,9 +273,8 @@ class BatchConsumer:
         self._assigned: set[TopicPartition] = set()
         for topic in self._topics:
             # Start the counters at zero so that `increase()` in alert rules sees the first dead letter.
-            KAFKA_DLQ.labels(topic=topic)
-            for outcome in ("processed", "dead_lettered"):
-                KAFKA_CONSUMED.labels(topic=topic, outcome=outcome)
+            initialise_consumer_metrics(topic)
+        self._transient_failures = 0
 
     # --- lifecycle -----------------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -329,11 +349,17 @@ class BatchConsumer:
         except Exception as error:
             if not is_transient(error):
                 raise
-            log.warning("batch failed on the infrastructure, retrying from the same offsets: %s", error)
+            # Pause and retry the very same batch: no offset is committed and nothing is dead-lettered, however
+            # long the outage lasts. The consumer keeps its group membership (heartbeats run in the background).
+            self._transient_failures += 1
+            delay = transient_retry_delay(self._transient_failures)
+            log.warning("batch failed on the infrastructure (%s); retrying from the same offsets in %.0f s",
+                        type(error).__name__, delay)
             for tp, tp_records in batches.items():
                 consumer.seek(tp, tp_records[0].offset)
-            await self._sleep(2.0)
+            await self._sleep(delay)
             return
+        self._transient_failures = 0
         offsets = {tp: tp_records[-1].offset + 1 for tp, tp_records in batches.items()}
         try:
             await consumer.commit(offsets)

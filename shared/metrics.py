@@ -35,3 +35,16 @@ KAFKA_PROCESSING = Histogram(
 KAFKA_PRODUCER_RESETS = Counter(
     "kafka_producer_resets_total", "Times a wedged idempotent producer was rebuilt"
 )
+DEPENDENCY_UP = Gauge(
+    "service_dependency_up",
+    "Whether a dependency answered the last health or readiness check (1) or not (0)",
+    ["dependency"],
+)
+DLQ_REPLAYED = Counter(
+    "kafka_dlq_messages_replayed_total", "Dead letters republished to their original topic by `shared.dlq replay`",
+    ["topic"],
+)
+DLQ_DEPTH = Gauge(
+    "kafka_dlq_depth", "Messages held by a dead-letter topic (sum of its partitions' end offsets minus start offsets)",
+    ["topic"],
+)

@@ -129,7 +129,11 @@ async def service_infrastructure(
     Stop the service's workers inside this block, so that they finish before the producer and engine go."""
     if settings.run_migrations:
         await upgrade_async(database_url=settings.database_url, migrations_dir=migrations_dir, schema=schema)
-    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    engine = create_engine(
+        settings.database_url, pool_size=settings.database_pool_size,
+        connect_timeout=settings.database_connect_timeout, command_timeout=settings.database_command_timeout,
+        pool_timeout=settings.database_pool_timeout,
+    )
     producer = EventProducer(settings.kafka_bootstrap_servers, client_id=settings.service_name,
                              topic_prefix=settings.kafka_topic_prefix)
     try:

@@ -1,19 +1,15 @@
-"""Fixtures for tests on real servers: Kafka and PostgreSQL from the native harness (or the ones named by
-`KAFKA_BOOTSTRAP_SERVERS` / `DATABASE_URL`), a fresh database and a fresh topic prefix per test session so that
-runs never see each other's data, and the services as real processes.
+"""Fixtures for tests on real servers: Kafka and PostgreSQL from testcontainers when a Docker engine answers, from
+the native harness otherwise (`TEST_INFRA=docker|native|auto`, see tests/support/infra.py), a fresh database and a
+fresh topic prefix per test session so that runs never see each other's data, and the services as real processes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -23,35 +19,26 @@ from cryptography.fernet import Fernet
 from sqlalchemy.engine import make_url
 
 from shared.kafka import ensure_topics
-from tests.support.processes import REPO, ServiceProcess
+from tests.support.infra import Infra, choose_backend, start_infra
+from tests.support.processes import ServiceProcess
 
-ADMIN_TOKEN = "test-admin-token-0123456789"
+__all__ = ["ADMIN_TOKEN", "Infra", "KafkaReader", "StartService", "fresh_database", "fresh_topic_prefix",
+           "make_service_env"]
+
+ADMIN_TOKEN = "test-admin-token-0123456789abcdefghij"
 CONTACT_KEY = Fernet.generate_key().decode()
-
-
-@dataclass(frozen=True)
-class Infra:
-    kafka_bootstrap_servers: str
-    database_url: str  # the server's maintenance database; tests use `database_url` below
-
-
-def _harness(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(REPO / "deploy" / "local" / "harness.py"), *args],
-        cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
-    )
 
 
 @pytest.fixture(scope="session")
 def infra() -> Iterator[Infra]:
     """Kafka and PostgreSQL, started once per test session (and stopped if this session started them)."""
-    result = _harness("up", "--infra", "--json")
-    if result.returncode != 0:
-        pytest.fail(f"the harness could not start Kafka and PostgreSQL:\n{result.stderr[-4000:]}")
-    info = json.loads(result.stdout)
-    yield Infra(info["kafka_bootstrap_servers"], info["database_url"])
-    if info.get("started"):
-        _harness("down")
+    backend = choose_backend()
+    with contextlib.ExitStack() as stack:
+        try:
+            started = stack.enter_context(start_infra(backend))
+        except RuntimeError as error:
+            pytest.fail(f"{backend} infrastructure did not start: {error}")
+        yield started
 
 
 def _asyncpg_dsn(sqlalchemy_url: str) -> str:

@@ -2,7 +2,8 @@
 # Installs what `make run` and `make test` need on a fresh Debian machine, and nothing twice:
 #   - system packages (as root): PostgreSQL server, Prometheus (and promtool), Chromium for the browser tests,
 #     Maven and a Java runtime for the Kafka broker;
-#   - the project's virtual environment in .venv with its Python packages (re-done when pyproject.toml changes);
+#   - the project's virtual environment in .venv with its Python packages, exactly as pinned (with hashes) in
+#     requirements-test.lock (re-done when the lock or pyproject.toml changes; `make lock` updates the lock);
 #   - the Apache Kafka jars from Maven Central (done by the harness on first start, cached in .cache/kafka).
 # Usage: deploy/local/bootstrap.sh [--with-browser]
 set -euo pipefail
@@ -36,11 +37,13 @@ if [[ ! -x .venv/bin/python ]]; then
   echo "bootstrap: creating .venv with $PYTHON" >&2
   "$PYTHON" -m venv .venv
 fi
-stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+stamp=.venv/.installed-$(cat pyproject.toml requirements-test.lock | sha256sum | cut -c1-16)
 if [[ ! -f $stamp ]]; then
-  echo "bootstrap: installing Python packages into .venv" >&2
-  .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -e '.[test]'
+  echo "bootstrap: installing the locked Python packages into .venv" >&2
+  # Every package at the locked version, checked against its hashes; then the project itself, without letting
+  # pip resolve anything else.
+  .venv/bin/pip install -q --require-hashes -r requirements-test.lock
+  .venv/bin/pip install -q --no-deps -e .
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

@@ -644,6 +644,16 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_postgres(args: argparse.Namespace) -> int:
+    """Stop or start only PostgreSQL (same data, same port): fault tests use it to cut the database off."""
+    with _lock():
+        if args.action == "stop":
+            stop_postgres()
+        else:
+            start_postgres()
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     rows = {name: running_pid(name) for name in ["kafka", *SERVICES, "prometheus"]}
     rows["postgres"] = _postmaster_pid(pg_home() / "pgdata")
@@ -664,6 +674,9 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("run", help="start everything; services in the foreground").set_defaults(handler=cmd_run)
     commands.add_parser("down", help="stop everything the harness started").set_defaults(handler=cmd_down)
     commands.add_parser("status", help="show what runs and where it logs").set_defaults(handler=cmd_status)
+    postgres = commands.add_parser("postgres", help="stop or start only PostgreSQL (for fault tests)")
+    postgres.add_argument("action", choices=["stop", "start"])
+    postgres.set_defaults(handler=cmd_postgres)
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args))

@@ -13,13 +13,14 @@ from fastapi.responses import HTMLResponse
 from services.intake.api import router
 from services.intake.consumer import StatusHandler
 from services.intake.context import IntakeContext
+from services.intake.metrics import count_rejected_submission
 from services.intake.models import SCHEMA
 from services.intake.relay import intake_relay
 from services.intake.screening.api import router as screening_router
 from services.intake.settings import IntakeSettings
 from services.intake.signin.api import router as signin_router
 from shared.events import Topic
-from shared.http import create_service_app
+from shared.http import create_service_app, on_validation_error
 from shared.kafka import BatchConsumer
 from shared.ratelimit import RateLimiter
 from shared.runtime import service_infrastructure
@@ -61,6 +62,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         "workforce-stability risks from grassroots union units.",
         version="1.0.0", lifespan=lifespan,
     )
+    on_validation_error(app, count_rejected_submission)
     app.include_router(router)
     app.include_router(screening_router)
     app.include_router(signin_router)

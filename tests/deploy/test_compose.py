@@ -40,7 +40,7 @@ def test_app_service_is_built_from_the_dockerfile(compose: dict[str, Any], name:
     assert service["build"]["dockerfile"] == "deploy/Dockerfile"
     assert (REPO / service["build"].get("context", ".") / service["build"]["dockerfile"]).is_file()
     assert service["command"] == ["python", "-m", f"services.{name}"]
-    assert f"{PORTS[name]}:{PORTS[name]}" in [str(port) for port in service["ports"]]
+    assert f"127.0.0.1:{PORTS[name]}:{PORTS[name]}" in [str(port) for port in service["ports"]]
 
 
 @pytest.mark.parametrize("name", SERVICES)
@@ -136,7 +136,7 @@ def test_prometheus_and_grafana_mount_the_repository_config(compose: dict[str, A
     assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
     grafana = compose["grafana"]
     assert grafana["image"].startswith("grafana/grafana")
-    assert "3000:3000" in grafana["ports"]
+    assert "127.0.0.1:3000:3000" in grafana["ports"]
     for service in (prometheus, grafana):
         for volume in service["volumes"]:
             source = volume.split(":")[0]
@@ -167,3 +167,20 @@ def test_dockerignore_keeps_local_state_out_of_the_image() -> None:
         if line.strip() and not line.startswith("#")
     }
     assert {".git", ".venv", ".run", ".cache", ".pytest_cache", "**/__pycache__"} <= ignored
+
+
+def test_every_published_port_is_bound_to_loopback(compose: dict[str, Any]) -> None:
+    published = [(name, str(port)) for name, service in compose.items() for port in service.get("ports", [])]
+    assert published, "the stack publishes no port at all"
+    for name, port in published:
+        assert port.startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+
+
+def test_compose_development_admin_token_is_refused_outside_development(compose: dict[str, Any]) -> None:
+    from shared.settings import ServiceSettings
+
+    default = re.search(r"\$\{ADMIN_TOKEN:-([^}]*)\}", environment(compose["intake"])["ADMIN_TOKEN"])
+    assert default is not None
+    ServiceSettings(ENVIRONMENT="development", ADMIN_TOKEN=default.group(1))
+    with pytest.raises(ValueError, match="ADMIN_TOKEN"):
+        ServiceSettings(ENVIRONMENT="production", ADMIN_TOKEN=default.group(1))

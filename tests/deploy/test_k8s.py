@@ -76,6 +76,14 @@ def test_example_secret_holds_placeholders_for_every_key_referenced() -> None:
     assert all("CHANGE-ME" in value for value in secret["stringData"].values())
 
 
+def test_example_admin_token_is_refused_outside_development() -> None:
+    from shared.settings import ServiceSettings
+
+    (secret,) = documents(K8S / "secret.example.yaml")
+    with pytest.raises(ValueError, match="CHANGE-ME"):
+        ServiceSettings(ENVIRONMENT="production", ADMIN_TOKEN=secret["stringData"][SECRET_ENV["ADMIN_TOKEN"]])
+
+
 def test_the_three_deployments(resources: list[dict[str, Any]]) -> None:
     deployments = of_kind(resources, "Deployment")
     assert set(deployments) == set(SERVICES)
