@@ -250,7 +250,7 @@ def test_a_wrong_key_is_told_and_nothing_is_signed_in(intake: Any, page: Page) -
     page.locator("#api-key").fill("unit_not-a-real-key")
     page.locator("#sign-in").click()
 
-    expect(page.locator("#auth-status")).to_contain_text("登录失败")
+    expect(page.locator("#auth-status")).to_have_text("登录失败: 密钥无效,或该单位已停用。")
     expect(page.locator("#sign-in-form")).to_be_visible()
     assert not [c for c in page.context.cookies() if c["name"] == "intake_session"]
 
@@ -323,6 +323,7 @@ def _my_return(intake_url: str, api_key: str, round_id: str) -> Any:
     return response.json()["my_return"]
 
 
+@pytest.mark.parametrize("viewport", [MOBILE], ids=["mobile-360x800"])
 def test_the_unit_answers_an_open_round_in_one_click_or_by_linking_reports(
     intake: Any, page: Page, tmp_path: Path
 ) -> None:
