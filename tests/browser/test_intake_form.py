@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -12,7 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from services.intake.validation import CREDIT_CODE_ALPHABET
+from services.intake.validation import CREDIT_CODE_ALPHABET, credit_code_check_character, credit_code_is_valid
 from tests.browser.conftest import DESKTOP, MOBILE
 from tests.conftest import ADMIN_TOKEN, StartService
 from tests.factories import credit_code, make_report_body
@@ -387,3 +388,20 @@ def test_a_refused_round_answer_is_shown_in_words(intake: Any, page: Page) -> No
     expect(item.locator(".my-status")).to_have_text("本单位尚未回复")
     page.locator("#lang-toggle").click()
     expect(item.locator(".round-message")).to_contain_text("This round is closed")
+
+
+def test_the_pages_credit_code_check_is_the_servers(intake: Any, page: Page) -> None:
+    rng = random.Random(20261127)
+    bodies = ["".join(rng.choice(CREDIT_CODE_ALPHABET) for _ in range(17)) for _ in range(300)]
+    page.goto(f"{intake.url}/")
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+
+    in_page = page.evaluate("(bodies) => bodies.map(creditCodeCheckCharacter)", bodies)
+
+    assert in_page == [credit_code_check_character(body) for body in bodies]
+    # And the whole verdict on codes that are wrong in each way the server refuses.
+    valid = credit_code()
+    cases = [valid, valid[:17] + next(c for c in CREDIT_CODE_ALPHABET if c != valid[17]), valid[:17],
+             valid[:16] + "I" + valid[17], valid.lower()]
+    verdicts = page.evaluate("(codes) => codes.map((code) => creditCodeProblem(code) === null)", cases)
+    assert verdicts == [credit_code_is_valid(code) for code in cases]
