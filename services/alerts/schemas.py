@@ -18,6 +18,7 @@ from services.alerts.messages import MessageInput as MessageInput  # re-exported
 from services.alerts.models import DeliveryState
 from services.alerts.routing import BodyKind, BodyLevel
 from shared.events import AlertState, Reason, RiskLevel
+from shared.regions import region_code_problem
 from shared.report import ReportKind
 
 
@@ -37,16 +38,9 @@ Outcome = Literal["mediated", "arbitrated", "paid", "litigated", "withdrawn", "o
 
 
 def body_region_code_problem(value: str, level: BodyLevel | None) -> str | None:
-    """Why `value` is not a region code for a body of `level` (county 320106, city 320100, province 320000)."""
-    if len(value) != 6 or not value.isdigit():
-        return "应为 6 位行政区划代码 / must be a six-digit region code"
-    significant = level.significant_digits if level is not None else 6
-    if value[significant:].strip("0"):
-        return ("与机构层级不符(市级如 320100,省级如 320000) / does not match the level "
-                "(a city is like 320100, a province like 320000)")
-    if significant == 6 and value[4:] == "00":
-        return "县级机构应使用县级代码 / a county body needs a county code"
-    return None
+    """Why `value` is not a region code for a body of `level` (county 320106, city 320100, province 320000): the one
+    rule of `shared.regions`, which intake applies to reports and units too."""
+    return region_code_problem(value, level.value if level is not None else "county")
 
 
 class BodyCreate(BaseModel):

@@ -24,9 +24,10 @@ def test_a_body_region_code_at_its_level_is_accepted(level: str, region_code: st
 
 
 @pytest.mark.parametrize(("level", "region_code", "words"), [
-    ("county", "320100", "county code"),
-    ("city", "320106", "does not match the level"),
-    ("province", "320100", "does not match the level"),
+    ("county", "320100", "county-level code"),
+    ("city", "320106", "city-level code"),
+    ("province", "320100", "province-level code"),
+    ("county", "990106", "not a valid province code"),
     ("county", "32010", "six-digit"),
     ("county", "32010a", "six-digit"),
 ])

@@ -34,7 +34,7 @@ def _me(unit: Unit) -> dict[str, object]:
             "city_code": regions.city_of(unit.region_code)}
 
 
-@router.post("/session", response_model=SessionCreated, responses=error_responses(401, 403, 422))
+@router.post("/session", response_model=SessionCreated, responses=error_responses(401, 403, 413, 422, 503))
 async def sign_in(body: SessionCreate, request: Request, response: Response, context: Context,
                   session: SessionDep) -> SessionCreated:
     """Sign a unit in on the form with its API key: sets the session cookie (the key itself is not kept). Needs
@@ -51,7 +51,7 @@ async def sign_in(body: SessionCreate, request: Request, response: Response, con
     return SessionCreated(**_me(unit), expires_at=expires_at)
 
 
-@router.delete("/session", status_code=204, responses=error_responses(403))
+@router.delete("/session", status_code=204, responses=error_responses(403, 503))
 async def sign_out(request: Request, session: SessionDep) -> Response:
     """Sign out: the session stops working at once and the cookie is cleared. Needs `X-Requested-With`."""
     require_same_site_header(request)
@@ -63,7 +63,7 @@ async def sign_out(request: Request, session: SessionDep) -> Response:
     return response
 
 
-@router.get("/me", response_model=UnitMe, responses=error_responses(401, 403, 429))
+@router.get("/me", response_model=UnitMe, responses=error_responses(401, 403, 429, 503))
 async def me(caller: CallerDep, session: SessionDep) -> UnitMe:
     """The calling unit (cookie or bearer key): name and region, to prefill the form."""
     if caller.unit_id is None:
