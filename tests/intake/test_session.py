@@ -10,10 +10,12 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from services.intake.signin import service as signin_service
 from services.intake.signin.service import SESSION_COOKIE
 from shared.auth import hash_token
+from shared.db import transaction
 from tests.conftest import ADMIN_TOKEN
 from tests.factories import make_report_body
 from tests.intake.conftest import NewUnit, count_rows, intake_settings, running_intake
@@ -234,3 +236,24 @@ async def test_the_admin_has_no_unit(intake: httpx.AsyncClient) -> None:
     response = await intake.get("/v1/me", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
 
     assert response.status_code == 403
+
+
+async def test_ending_a_units_sessions_signs_out_every_browser(
+    intake: httpx.AsyncClient, new_unit: NewUnit, service_env: dict[str, str]
+) -> None:
+    unit = await new_unit()
+    _, first = await _sign_in(intake, unit["api_key"])
+    _, second = await _sign_in(intake, unit["api_key"])
+    other = await new_unit()
+    _, others = await _sign_in(intake, other["api_key"])
+
+    engine = create_async_engine(service_env["DATABASE_URL"])
+    try:
+        async with transaction(async_sessionmaker(engine, expire_on_commit=False)) as session:
+            await signin_service.end_sessions_of_unit(session, unit_id=unit["unit_id"])
+    finally:
+        await engine.dispose()
+
+    assert (await intake.get("/v1/me", headers=_cookie(first))).status_code == 401
+    assert (await intake.get("/v1/me", headers=_cookie(second))).status_code == 401
+    assert (await intake.get("/v1/me", headers=_cookie(others))).status_code == 200

@@ -39,3 +39,7 @@ async def delete_session(session: AsyncSession, token_hash: str) -> None:
 
 async def delete_expired(session: AsyncSession, now: datetime) -> None:
     await session.execute(delete(UnitSession).where(UnitSession.expires_at <= now))
+
+
+async def delete_sessions_of_unit(session: AsyncSession, unit_id: str) -> None:
+    await session.execute(delete(UnitSession).where(UnitSession.unit_id == unit_id))

@@ -39,6 +39,11 @@ async def sign_out(session: AsyncSession, *, token: str) -> None:
     await repository.delete_session(session, hash_token(token))
 
 
+async def end_sessions_of_unit(session: AsyncSession, *, unit_id: str) -> None:
+    """End every sign-in of a unit at once (e.g. when its key is replaced because it leaked)."""
+    await repository.delete_sessions_of_unit(session, unit_id)
+
+
 async def unit_id_for_session(session: AsyncSession, token_hash: str) -> str | None:
     """The cookie lookup of the caller dependency: the active unit of an unexpired session, or None."""
     return await repository.unit_id_by_session_hash(session, token_hash, utcnow())
