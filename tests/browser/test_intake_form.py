@@ -356,6 +356,11 @@ def test_the_unit_answers_an_open_round_in_one_click_or_by_linking_reports(
     two.locator("button.send-linked").click()
     expect(two.locator(".round-message")).to_have_text("请至少勾选一份报告。")
     two.locator(f'input[value="{report_id}"]').check()
+    # A refresh (the list's button, or the automatic one) keeps the box open and the tick.
+    page.evaluate("(id) => document.querySelector(`.round[data-round-id='${id}']`).dataset.old = '1'", second)
+    page.locator("#refresh").click()
+    expect(page.locator(f'.round[data-round-id="{second}"][data-old]')).to_have_count(0)  # drawn anew
+    expect(two.locator(f'input[value="{report_id}"]')).to_be_checked()
     page.screenshot(path=str(tmp_path / "form-rounds.png"), full_page=True)
     two.locator("button.send-linked").click()
     expect(two.locator(".my-status")).to_have_text("已回复:发现风险,已关联 1 份报告")
