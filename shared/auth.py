@@ -120,16 +120,57 @@ def _admin_token(request: Request) -> str:
     return token
 
 
-def caller_dependency(lookup: PrincipalLookup, *, on_rejected: Callable[[], None] | None = None) -> CallerDependency:
+CSRF_HEADER = "X-Requested-With"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class CrossSiteRefused(Forbidden):
+    code = "cross_site_refused"
+    message = (f"请求缺少 {CSRF_HEADER} 请求头,已拒绝(防跨站请求伪造) / "
+               f"Refused: the {CSRF_HEADER} header is missing (cross-site request forgery protection)")
+
+
+def require_same_site_header(request: Request) -> None:
+    """Refuse a state-changing request that does not carry `X-Requested-With` (any value).
+
+    Why this stops cross-site request forgery with a cookie: a cross-site HTML form cannot set a header, and a
+    cross-site `fetch` that sets one needs a CORS preflight, which no service answers. It backs up the cookie's
+    `SameSite=Strict` (older browsers, same-site subdomains)."""
+    if request.method not in SAFE_METHODS and not request.headers.get(CSRF_HEADER):
+        raise CrossSiteRefused()
+
+
+@dataclass(frozen=True)
+class SessionCookie:
+    """A browser session a service accepts besides bearer tokens: the cookie's name and the lookup of its token's
+    hash (an ACTIVE principal of an unexpired session, or None)."""
+
+    name: str
+    lookup: PrincipalLookup
+
+
+def caller_dependency(
+    lookup: PrincipalLookup, *, on_rejected: Callable[[], None] | None = None,
+    session_cookie: SessionCookie | None = None,
+) -> CallerDependency:
     """The dependency that answers "who is calling?" for a service whose principals are found by `lookup`.
 
-    `on_rejected` runs before each 401 (e.g. to count rejected requests in a service metric).
+    `on_rejected` runs before each 401 (e.g. to count rejected requests in a service metric). With
+    `session_cookie`, a request WITHOUT a bearer token may authenticate with that cookie instead (a bearer token,
+    when present, always decides); a cookie-authenticated request that changes state must carry `X-Requested-With`
+    (`require_same_site_header`, else 403 `cross_site_refused`).
     """
 
     async def get_caller(request: Request, session: SessionDep, credentials: Credentials) -> Caller:
         token = presented_token(credentials)
         if is_admin_token(token, _admin_token(request)):
             return ADMIN
+        if token is None and session_cookie is not None:
+            cookie = request.cookies.get(session_cookie.name)
+            cookie_principal = await session_cookie.lookup(session, hash_token(cookie)) if cookie else None
+            if cookie_principal is not None:
+                require_same_site_header(request)
+                return Caller(cookie_principal)
         principal_id = await lookup(session, hash_token(token)) if token is not None else None
         if principal_id is None:
             if on_rejected is not None:

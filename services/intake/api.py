@@ -14,6 +14,7 @@ from services.intake import service
 from services.intake.context import IntakeContext
 from services.intake.metrics import REPORTS_ACCEPTED, REPORTS_REJECTED
 from services.intake.schemas import ReportAcceptedResponse, ReportPage, ReportView, UnitCreate, UnitCreated
+from services.intake.signin.service import COOKIE_AUTH
 from services.intake.validation import ReportSubmission
 from shared.auth import Caller, caller_dependency, ensure_admin
 from shared.deps import SessionDep, service_context
@@ -32,7 +33,9 @@ def _count_unauthorized() -> None:
     REPORTS_REJECTED.labels(reason="unauthorized").inc()
 
 
-authenticated_caller = caller_dependency(service.active_unit_id, on_rejected=_count_unauthorized)
+# Bearer keys (scripts) or the form's session cookie (`services.intake.signin`), same rules after that.
+authenticated_caller = caller_dependency(service.active_unit_id, on_rejected=_count_unauthorized,
+                                         session_cookie=COOKIE_AUTH)
 
 
 async def get_caller(context: Context, caller: Annotated[Caller, Depends(authenticated_caller)]) -> Caller:

@@ -19,6 +19,7 @@ from services.intake.ratelimit import RateLimiter
 from services.intake.relay import intake_relay
 from services.intake.screening.api import router as screening_router
 from services.intake.settings import IntakeSettings
+from services.intake.signin.api import router as signin_router
 from shared.events import Topic
 from shared.http import create_service_app, on_validation_error
 from shared.kafka import BatchConsumer
@@ -64,6 +65,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     on_validation_error(app, count_rejected_submission)
     app.include_router(router)
     app.include_router(screening_router)
+    app.include_router(signin_router)
 
     install_static(app)
 

@@ -21,6 +21,12 @@ class IntakeSettings(ServiceSettings):
     contact_key: str | None = Field(default=None, description="Fernet key that encrypts personal data at rest")
     relay_batch_size: int = 500
     relay_idle_seconds: float = 0.5
+    session_hours: float = Field(default=12, gt=0, le=24 * 30,
+                                 description="How long a unit's sign-in on the form (session cookie) lasts")
+    session_cookie_secure: bool | None = Field(
+        default=None, description="Secure flag of the session cookie: None sets it when the request came over "
+        "https; set true behind a proxy that terminates TLS",
+    )
 
     @model_validator(mode="after")
     def _contact_key_outside_development(self) -> IntakeSettings:

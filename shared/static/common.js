@@ -62,11 +62,13 @@ function onLanguageToggle(apply) {
   });
 }
 
-/* A JSON API call with the bearer token: {status, data}. HTTP errors are answers, not exceptions; a network
-   failure throws. */
+/* A JSON API call: {status, data}. HTTP errors are answers, not exceptions; a network failure throws. With
+   `bearer` null the call relies on the page's session cookie (same origin). `X-Requested-With` is always sent: the
+   services refuse a cookie-authenticated state change without it (a cross-site form cannot set it). */
 async function apiCall(path, bearer, options = {}) {
-  const headers = { Accept: "application/json", Authorization: `Bearer ${bearer || ""}`, ...(options.headers || {}) };
-  const response = await fetch(path, { ...options, headers });
+  const headers = { Accept: "application/json", "X-Requested-With": "fetch", ...(options.headers || {}) };
+  if (bearer !== null && bearer !== undefined) headers.Authorization = `Bearer ${bearer}`;
+  const response = await fetch(path, { credentials: "same-origin", ...options, headers });
   let data = null;
   try { data = await response.json(); } catch (_) { data = null; }
   return { status: response.status, data };

@@ -26,9 +26,38 @@ def openapi() -> dict[str, Any]:
     return schema
 
 
+# The form's sign-in (services/intake/signin): /v1/me takes the bearer key or the cookie; signing in and out and the
+# region lists take no bearer key (the key is in the body, the cookie is the session, the lists are public).
+SIGNIN = {
+    ("post", "/v1/session"): ("200", "SessionCreated", {"401", "403", "413", "422", "503"}, False),
+    ("delete", "/v1/session"): ("204", None, {"403", "503"}, False),
+    ("get", "/v1/me"): ("200", "UnitMe", {"401", "403", "429", "503"}, True),
+    ("get", "/v1/regions"): ("200", "RegionLists", set(), False),
+}
+# Screening rounds (services/intake/screening) are checked by their own tests.
+SCREENING = {("post", "/v1/screening-rounds"), ("get", "/v1/screening-rounds"),
+             ("get", "/v1/screening-rounds/{round_id}"), ("post", "/v1/screening-rounds/{round_id}/returns")}
+
+
 def test_every_route_is_declared(openapi: dict[str, Any]) -> None:
     routes = {(method, path) for path, item in openapi["paths"].items() if path.startswith("/v1/") for method in item}
-    assert routes == set(EXPECTED)
+    assert routes == set(EXPECTED) | set(SIGNIN) | SCREENING
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(SIGNIN))
+def test_signin_route_declares_its_answer_errors_and_security(openapi: dict[str, Any], method: str,
+                                                              path: str) -> None:
+    success, model, errors, bearer = SIGNIN[(method, path)]
+    operation = openapi["paths"][path][method]
+    responses = operation["responses"]
+    assert success in responses
+    if model is not None:
+        assert responses[success]["content"]["application/json"]["schema"] == {
+            "$ref": f"#/components/schemas/{model}"}
+    assert errors <= set(responses)
+    for status in errors:
+        assert responses[status]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
+    assert (operation.get("security") == [{"bearer": []}]) is bearer
 
 
 @pytest.mark.parametrize(("method", "path"), sorted(EXPECTED))
