@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 import asyncpg
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.db import is_database_unavailable, ping
+from shared.input_guard import reject_unsafe_input
 from shared.metrics import DEPENDENCY_UP, HTTP_DURATION, HTTP_REQUESTS
 from shared.validation_errors import describe_validation_errors
 
@@ -379,7 +380,9 @@ def context_checks(app: FastAPI) -> Callable[[], Mapping[str, ReadinessCheck]]:
 def create_service_app(*, title: str, description: str, version: str, lifespan: Any,
                        checks: Callable[[], Mapping[str, ReadinessCheck]] | None = None,
                        required: Collection[str] = DEFAULT_REQUIRED) -> FastAPI:
-    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    # Every route, dependency included, sees input without NUL characters or oversized parameters (422 otherwise).
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan,
+                  dependencies=[Depends(reject_unsafe_input)])
     install_error_handlers(app)
     install_operational_routes(app, checks or context_checks(app), required)
     app.add_middleware(ObservabilityMiddleware)

@@ -117,6 +117,7 @@ def alerts_settings(env: dict[str, str], **overrides: Any) -> AlertsSettings:
         "kafka_bootstrap_servers": env["KAFKA_BOOTSTRAP_SERVERS"], "kafka_topic_prefix": env["KAFKA_TOPIC_PREFIX"],
         "admin_token": ADMIN_TOKEN, "delivery_poll_seconds": 0.1, "retry_base_seconds": 0.2,
         "retry_max_seconds": 1.0, "escalation_poll_seconds": 0.2, "smtp_port": 9,
+        "secret_key": env["ALERTS_SECRET_KEY"],
     }
     return AlertsSettings(**{**values, **overrides})
 
