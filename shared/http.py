@@ -71,6 +71,17 @@ class Unauthorized(ApiError):
         super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
 
 
+class InvalidInput(ApiError):
+    """A 422 found by a rule beyond the request model (e.g. a webhook target that resolves to a private address);
+    `problems` are `(location, field, type, reason)` as the request validation's details are."""
+
+    status_code, code, message = 422, "validation_error", "请求内容有误 / The request is invalid"
+
+    def __init__(self, problems: list[tuple[str, str, str, str]]) -> None:
+        super().__init__(details=[{"field": field, "location": location, "type": kind, "reason": reason}
+                                  for location, field, kind, reason in problems])
+
+
 class Forbidden(ApiError):
     status_code, code, message = 403, "forbidden", "无权执行此操作 / Not allowed"
 
