@@ -41,6 +41,7 @@ shows the Authorize button.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -182,9 +183,13 @@ class AuthFailureLimiter:
             del self._failures[next(iter(self._failures))]
 
 
-def _networks(spec: str | Sequence[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    return [ipaddress.ip_network(item.strip(), strict=False) for item in items if item.strip()]
+@functools.lru_cache(maxsize=16)
+def _networks_of(spec: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(item.strip(), strict=False) for item in spec.split(",") if item.strip())
+
+
+def _networks(spec: str | Sequence[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return _networks_of(spec if isinstance(spec, str) else ",".join(spec))
 
 
 def _is_trusted(address: str, proxies: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
@@ -238,17 +243,15 @@ def caller_dependency(lookup: PrincipalLookup, *, on_rejected: Callable[[], None
 
     async def get_caller(request: Request, session: SessionDep, credentials: Credentials) -> Caller:
         token = presented_token(credentials)
-        if token is None:
-            if on_rejected is not None:
-                on_rejected()
-            raise Unauthorized()
         limiter, address = _auth_limits(request)
-        _refuse_if_blocked(limiter, address)
+        if token is not None:  # checked before the token, so that a blocked address learns nothing from it
+            _refuse_if_blocked(limiter, address)
         if is_admin_token(token, _admin_token(request)):
             return ADMIN
-        principal_id = await lookup(session, hash_token(token))
+        principal_id = await lookup(session, hash_token(token)) if token is not None else None
         if principal_id is None:
-            limiter.record_failure(address)
+            if token is not None:
+                limiter.record_failure(address)
             if on_rejected is not None:
                 on_rejected()
             raise Unauthorized()
