@@ -5,14 +5,17 @@ PY := .venv/bin/python
 HARNESS := $(PY) deploy/local/harness.py
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap run up down status test test-unit lint lock bench clean
+.PHONY: help bootstrap run up down status test test-unit lint lock bench demo clean
 
 help:
 	@echo "make run     start Kafka, PostgreSQL, Prometheus and the three services (Ctrl-C stops)"
 	@echo "make up      the same in the background, returns when every /readyz answers 200; make down stops it"
 	@echo "make test    the whole test suite against real Kafka and PostgreSQL"
-	@echo "make lint    ruff and mypy;  make bench  benchmarks that print figures"
+	@echo "make chaos   the fault suite: kills services, Kafka and PostgreSQL under load, proves nothing lost (~2-4 min)"
+	@echo "make lint    ruff and mypy;  make bench  the speed figures (about 6 minutes)"
 	@echo "make lock    re-pin the Python dependencies (requirements*.lock, with hashes) after editing pyproject.toml"
+	@echo "make demo    on a running stack (make up): bodies across Jiangsu, units, 3 min of simulated reports"
+	@echo "             and a local webhook receiver that prints each delivery (DEMO_ARGS=\"--minutes 10 --rate 5\")"
 
 bootstrap:
 	@deploy/local/bootstrap.sh --with-browser
@@ -36,6 +39,10 @@ test: bootstrap
 test-unit: bootstrap
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
 
+.PHONY: chaos
+chaos: bootstrap
+	$(PY) -m pytest -m chaos tests/chaos $(PYTEST_ARGS)
+
 lint: bootstrap
 	$(PY) -m ruff check .
 	$(PY) -m mypy
@@ -43,9 +50,17 @@ lint: bootstrap
 lock:
 	@deploy/local/lock.sh
 
+# Every speed figure from one run (bench/README.md); BENCH_ARGS="--profile .run/bench/profiles" adds py-spy profiles,
+# BENCH_ARGS="--only intake,latency" runs some scenarios only.
+BENCH_ARGS ?=
 bench: bootstrap
-	$(PY) -m bench.bench_scoring
-	$(PY) -m bench.bench_pipeline
+	@bench/bootstrap.sh $(if $(findstring --profile,$(BENCH_ARGS)),--profile)
+	$(PY) -m bench $(BENCH_ARGS)
+
+DEMO_ARGS ?=
+demo:
+	@if [ ! -x $(PY) ]; then echo "run make up first (it installs what is missing and starts the stack)"; exit 2; fi
+	@$(PY) -m demo $(DEMO_ARGS)
 
 clean: down
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -3,7 +3,7 @@
 The data file `shared/data/regions_32.json` lists Jiangsu in full (the province, its 13 prefecture-level cities and
 their county-level divisions: districts, county-level cities, counties) and only the 34 provincial-level divisions
 elsewhere. A code outside Jiangsu is therefore not "known" itself; its name falls back to its province's name, and
-its validity is decided by the province-prefix rule of intake's validation, not here.
+its validity is decided by the province-prefix rule of `region_code_problem` (at the end of this module).
 
 The file is read once per process (`functools.cache`); every function is a pure lookup on that table.
 """
@@ -237,3 +237,44 @@ def picker_data() -> PickerData:
 def picker_json() -> str:
     """`picker_data()` as compact JSON (UTF-8 text, Chinese unescaped), ready to serve or inline in a page."""
     return json.dumps(picker_data(), ensure_ascii=False, separators=(",", ":"))
+
+
+# --- which six-digit codes are valid at which level (validation of reports, units and bodies) ---------------
+
+RegionLevel = Level  # the name callers of region_code_problem use
+
+# GB/T 2260 provinces: Beijing 11 … Xinjiang 65, Taiwan 71, Hong Kong 81, Macao 82.
+PROVINCE_PREFIXES = frozenset(
+    ["11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37",
+     "41", "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65",
+     "71", "81", "82"]
+)
+# Hong Kong, Macao and Taiwan have no city level: their districts are 810001, 820001, ...
+NO_CITY_LEVEL = frozenset(["71", "81", "82"])
+
+
+def region_code_problem(code: str, level: RegionLevel = "county") -> str | None:
+    """Why `code` is not the code of a region at `level`, or None when it is one.
+
+    A county is `PPCCXX` with `XX` not 00 and (outside Hong Kong, Macao and Taiwan) `CC` not 00; a city is `PPCC00`
+    with `CC` not 00; a province is `PP0000`. `PP` must be a province of GB/T 2260.
+    """
+    if len(code) != 6 or not code.isdigit():
+        return "应为 6 位数字的县级行政区划代码 / must be a six-digit county-level region code" if level == "county" \
+            else "应为 6 位数字的行政区划代码 / must be a six-digit region code"
+    if code[:2] not in PROVINCE_PREFIXES:
+        return f"前两位 {code[:2]} 不是有效的省级代码 / {code[:2]} is not a valid province code"
+    if level == "county":
+        if code[4:6] == "00" or (code[2:4] == "00" and code[:2] not in NO_CITY_LEVEL):
+            return ("应为县级代码,而非省级或地市级代码 / must be a county-level code, "
+                    "not a province or city code")
+        return None
+    if level == "city":
+        if code[:2] in NO_CITY_LEVEL:
+            return f"{code[:2]} 没有地市级 / {code[:2]} has no city level"
+        if code[2:4] == "00" or code[4:6] != "00":
+            return "应为地市级代码,如 320100 / must be a city-level code such as 320100"
+        return None
+    if code[2:6] != "0000":
+        return "应为省级代码,如 320000 / must be a province-level code such as 320000"
+    return None

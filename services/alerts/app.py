@@ -13,9 +13,9 @@ from fastapi.responses import HTMLResponse
 from services.alerts.api import router
 from services.alerts.consumer import AssessedHandler
 from services.alerts.context import AlertsContext
+from services.alerts.lifecycle import Policy
 from services.alerts.models import SCHEMA, OutboxMessage
 from services.alerts.routing import load_routing
-from services.alerts.service import Policy
 from services.alerts.settings import AlertsSettings
 from services.alerts.workers import DeliveryWorker, EscalationWorker, GaugeRefresher
 from shared.events import Topic

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from services.alerts import service
+from services.alerts.lifecycle import Policy
 from shared.db import SessionFactory, transaction
 from shared.events import ReportAssessed, utcnow
 from shared.kafka import Incoming
@@ -15,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 class AssessedHandler:
-    def __init__(self, *, sessions: SessionFactory, policy: service.Policy, on_change: Callable[[], None]) -> None:
+    def __init__(self, *, sessions: SessionFactory, policy: Policy, on_change: Callable[[], None]) -> None:
         self._sessions = sessions
         self._policy = policy
         self._on_change = on_change  # wakes the relay and the delivery worker

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.alerts.service import Policy
+from services.alerts.lifecycle import Policy
 from services.alerts.settings import AlertsSettings
 from shared.db import SessionFactory
 from shared.kafka import EventProducer

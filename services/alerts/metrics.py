@@ -10,6 +10,12 @@ DELIVERIES = Counter(
     ["channel", "outcome"],
 )
 DELIVERIES_PENDING = Gauge("alerts_deliveries_pending", "Deliveries waiting to be sent or retried")
+# Bounded label: only a year after the last one services/alerts/cn_workdays.yaml lists ever appears.
+CALENDAR_FALLBACK = Counter(
+    "alerts_calendar_fallback_total",
+    "Working-day deadlines computed by weekends only because the official calendar does not cover the year",
+    ["year"],
+)
 ESCALATIONS = Counter("alerts_escalations_total", "Escalations to the union body one level up")
 UNACKNOWLEDGED = Gauge("alerts_unacknowledged", "Open alerts nobody has acknowledged, by level", ["level"])
 OVERDUE = Gauge(

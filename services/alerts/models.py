@@ -4,13 +4,24 @@ consumed-event ledger (dedup by event id) and the outbox of `alerts.v1` events."
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, MetaData, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.outbox import OutboxMixin
+
 SCHEMA = "alerts"
+
+
+class DeliveryState(StrEnum):
+    """Where one delivery stands: waiting (or retrying), delivered, or given up after the retry window."""
+
+    pending = "pending"
+    delivered = "delivered"
+    failed = "failed"
 
 
 class Base(DeclarativeBase):
@@ -102,7 +113,7 @@ class Delivery(Base):
     channel_type: Mapped[str] = mapped_column(String(16))
     channel: Mapped[dict[str, Any]] = mapped_column(JSONB, comment="the channel as configured when queued")
     payload: Mapped[str] = mapped_column(Text, comment="the exact JSON body, the same on every retry")
-    state: Mapped[str] = mapped_column(String(16), default="pending")
+    state: Mapped[str] = mapped_column(String(16), default=DeliveryState.pending.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -132,15 +143,8 @@ class ProcessedEvent(Base):
     processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class OutboxMessage(Base):
+class OutboxMessage(OutboxMixin, Base):
     """`alerts.v1` events written with the change they describe, published by the relay."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_alerts_outbox_unsent", "id", postgresql_where=text("sent_at IS NULL")),)
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    event_id: Mapped[str] = mapped_column(String(36), unique=True)
-    topic: Mapped[str] = mapped_column(String(100))
-    payload: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    __outbox_index__ = "ix_alerts_outbox_unsent"

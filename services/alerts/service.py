@@ -1,157 +1,71 @@
-"""The alert lifecycle: open, join, raise, escalate, acknowledge, resolve — each change stored with the bodies
-to notify, the deliveries to make and the `alerts.v1` event to publish, in one transaction.
-
-Rules (TASK7.md): at most one unresolved alert per (credit_code, kind); a report on the same pair within the join
-window of the alert's last update joins it; the alert's level is the highest of its reports; a joining report that
-raises the level notifies every target of the new level; blue and none reports join without notifying anyone.
+"""The alerts service's business steps: apply the lifecycle's decisions (`lifecycle.py`) through the repository —
+each change stored with the bodies to notify, the deliveries to make and the `alerts.v1` event to publish — and
+the bodies directory. Flush only: the caller's transaction (a request, a Kafka batch, a worker tick) commits.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.alerts import lifecycle, repository
+from services.alerts.backoff import next_delay, should_give_up
+from services.alerts.channels import DeliveryResult
+from services.alerts.lifecycle import AlertSnapshot, Assessed, Policy
 from services.alerts.metrics import ALERTS_LEVEL_RAISED, ALERTS_OPENED, ESCALATIONS
-from services.alerts.models import Alert, Body, Delivery, Escalation, Notification, OutboxMessage, ProcessedEvent
-from services.alerts.routing import BodyKind, BodyLevel, BodyRef, RoutingTable, escalation_target, resolve_targets
+from services.alerts.models import (
+    Alert,
+    Body,
+    Delivery,
+    DeliveryState,
+    Escalation,
+    Notification,
+    OutboxMessage,
+)
+from services.alerts.routing import BodyKind, BodyLevel, BodyRef
+from services.alerts.schemas import (
+    AlertDetail,
+    AlertPage,
+    AlertView,
+    AssessmentView,
+    BodyCreate,
+    BodyCreated,
+    BodyUpdate,
+    BodyView,
+    DeliveryView,
+    EscalationView,
+    NotifiedView,
+    Outcome,
+    WebhookAlert,
+    WebhookPayload,
+)
 from services.alerts.settings import AlertsSettings
+from shared.auth import Caller, hash_token, new_token
 from shared.events import AlertChanged, AlertState, ReportAssessed, RiskLevel, Topic
 from shared.http import Conflict, Forbidden, NotFound
 from shared.outbox import outbox_row
-from shared.report import Report, ReportKind
+from shared.report import ReportKind
 
-EXPIRED_NOTE = "超过 {days} 天无新报告,系统自动关闭 / closed by the system after {days} days without a new report"
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is calling the API: the admin, or one body."""
-
-    body_id: str | None = None
-
-    @property
-    def is_admin(self) -> bool:
-        return self.body_id is None
+NO_SUCH_ALERT = "没有该预警 / No such alert"
+NO_SUCH_BODY = "没有该机构 / No such body"
+ONLY_NOTIFIED = "只有收到预警的机构可以确认或办结 / Only a notified body can acknowledge or resolve an alert"
+ALREADY_RESOLVED = "该预警已办结 / The alert is already resolved"
 
 
-ADMIN = Caller()
+# --- bodies --------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Policy:
-    """What the lifecycle needs from the settings."""
-
-    routing: RoutingTable
-    deadline_scale: float
-    join_window: timedelta
-    inbox_url: str
-
-    @classmethod
-    def from_settings(cls, settings: AlertsSettings, routing: RoutingTable) -> Policy:
-        return cls(routing=routing, deadline_scale=settings.ack_deadline_scale,
-                   join_window=timedelta(days=settings.join_window_days), inbox_url=settings.inbox_url)
-
-    def deadline(self, seconds: int | None, now: datetime) -> datetime | None:
-        return None if seconds is None else now + timedelta(seconds=seconds * self.deadline_scale)
-
-
-# --- consuming assessments -----------------------------------------------------------------------------------------
-
-
-async def handle_assessed(session: AsyncSession, event: ReportAssessed, policy: Policy, now: datetime) -> list[str]:
-    """Apply one assessment; returns the ids of the alerts it changed. A redelivered event changes nothing."""
-    first_time = await session.scalar(
-        insert(ProcessedEvent).values(event_id=str(event.event_id), processed_at=now)
-        .on_conflict_do_nothing().returning(ProcessedEvent.event_id)
+def body_view(body: Body) -> BodyView:
+    return BodyView(
+        body_id=body.id, name=body.name, kind=body.kind, level=body.level, region_code=body.region_code,
+        channels=[{k: v for k, v in channel.items() if k != "secret"} for channel in body.channels],
+        active=body.active, created_at=body.created_at,
     )
-    if first_time is None or event.replay:
-        return []  # a copy, or a what-if re-score: recorded by risk, notifies nobody here
-    report = event.report
-    alert = await session.scalar(
-        select(Alert).where(Alert.credit_code == report.enterprise.credit_code, Alert.kind == report.kind.value,
-                            Alert.state != AlertState.resolved.value).with_for_update()
-    )
-    if alert is not None and now - alert.updated_at > policy.join_window:
-        _close_expired(session, alert, policy, now)
-        await session.flush()  # the partial unique index must see it resolved before a new alert opens
-        alert = None
-    if alert is not None:
-        return await _join(session, alert, event, policy, now)
-    if event.level.alerts:
-        return [await _open(session, event, policy, now)]
-    return []
-
-
-async def _open(session: AsyncSession, event: ReportAssessed, policy: Policy, now: datetime) -> str:
-    report = event.report
-    alert = Alert(
-        id=str(uuid.uuid4()), credit_code=report.enterprise.credit_code, kind=report.kind.value,
-        level=event.level.value, state=AlertState.open.value, report_ids=[event.report_id], trace_id=event.trace_id,
-        enterprise_name=report.enterprise.name, region_code=report.region_code, score=event.score,
-        report=report.model_dump(mode="json"), assessment=_assessment(event), first_accepted_at=event.accepted_at,
-        opened_at=now, updated_at=now, deadline_seconds=event.ack_deadline_seconds,
-        ack_deadline=policy.deadline(event.ack_deadline_seconds, now), escalation_exhausted=False,
-    )
-    session.add(alert)
-    await session.flush()
-    targets = await _routing_targets(session, policy, event.level, report)
-    await _notify(session, alert, targets, reason="routing", event_type="alert.opened", policy=policy, now=now)
-    _publish(session, alert, "alert.opened", now, trace_id=event.trace_id, report_id=event.report_id,
-             body_ids=[body.id for body in targets])
-    ALERTS_OPENED.labels(level=alert.level).inc()
-    return alert.id
-
-
-async def _join(session: AsyncSession, alert: Alert, event: ReportAssessed, policy: Policy, now: datetime) -> list[str]:
-    if event.report_id in alert.report_ids:
-        return []
-    alert.report_ids = [*alert.report_ids, event.report_id]
-    alert.updated_at = now
-    if event.level.rank <= RiskLevel(alert.level).rank:
-        return [alert.id]
-    # A higher level: the alert takes it, needs acknowledging again, and every target of the new level hears.
-    alert.level = event.level.value
-    alert.score = event.score
-    alert.report = event.report.model_dump(mode="json")
-    alert.assessment = _assessment(event)
-    alert.state = AlertState.open.value
-    alert.deadline_seconds = event.ack_deadline_seconds
-    alert.ack_deadline = policy.deadline(event.ack_deadline_seconds, now)
-    alert.escalation_exhausted = False
-    targets = await _routing_targets(session, policy, event.level, event.report)
-    await _notify(session, alert, targets, reason="level_raised", event_type="alert.level_raised", policy=policy,
-                  now=now)
-    _publish(session, alert, "alert.level_raised", now, trace_id=event.trace_id, report_id=event.report_id,
-             body_ids=[body.id for body in targets])
-    ALERTS_LEVEL_RAISED.labels(level=alert.level).inc()
-    return [alert.id]
-
-
-def _close_expired(session: AsyncSession, alert: Alert, policy: Policy, now: datetime) -> None:
-    days = policy.join_window.days or policy.join_window.total_seconds() / 86400
-    alert.state = AlertState.resolved.value
-    alert.resolved_at = now
-    alert.outcome = "expired"
-    alert.note = EXPIRED_NOTE.format(days=days)
-    alert.updated_at = now
-    _publish(session, alert, "alert.resolved", now, trace_id=alert.trace_id)
-
-
-def _assessment(event: ReportAssessed) -> dict[str, Any]:
-    return {"report_id": event.report_id, "score": event.score, "level": event.level.value,
-            "rubric_version": event.rubric_version, "assessed_at": event.assessed_at.isoformat(),
-            "reasons": [reason.model_dump() for reason in event.reasons]}
-
-
-# --- routing and notifying -----------------------------------------------------------------------------------------
 
 
 def body_ref(body: Body) -> BodyRef:
@@ -159,43 +73,197 @@ def body_ref(body: Body) -> BodyRef:
                    region_code=body.region_code)
 
 
-async def _bodies_in_province(session: AsyncSession, region_code: str) -> dict[str, Body]:
-    rows = await session.scalars(
-        select(Body).where(Body.active.is_(True), Body.region_code.startswith(region_code[:2]))
+async def create_body(session: AsyncSession, payload: BodyCreate, now: datetime) -> BodyCreated:
+    """Register a body with its channels; its token is returned once and stored only as a hash."""
+    token = new_token("body")
+    body = Body(id=str(uuid.uuid4()), name=payload.name, kind=payload.kind.value, level=payload.level.value,
+                region_code=payload.region_code, channels=[c.model_dump() for c in payload.channels],
+                token_hash=hash_token(token), active=True, created_at=now, updated_at=now)
+    repository.add(session, body)
+    await repository.flush(session)
+    return BodyCreated(body_id=body.id, token=token)
+
+
+async def list_bodies(session: AsyncSession, *, region_code: str | None, include_inactive: bool) -> list[BodyView]:
+    bodies = await repository.list_bodies(session, region_prefix=region_code, include_inactive=include_inactive)
+    return [body_view(body) for body in bodies]
+
+
+async def get_body(session: AsyncSession, body_id: str, caller: Caller) -> BodyView:
+    """A body, for the admin or the body itself; anyone else is told there is no such body."""
+    if not caller.is_admin and caller.body_id != body_id:
+        raise NotFound(NO_SUCH_BODY)
+    body = await repository.get_body(session, body_id)
+    if body is None:
+        raise NotFound(NO_SUCH_BODY)
+    return body_view(body)
+
+
+async def update_body(session: AsyncSession, body_id: str, payload: BodyUpdate, now: datetime) -> BodyView:
+    body = await repository.get_body(session, body_id, for_update=True)
+    if body is None:
+        raise NotFound(NO_SUCH_BODY)
+    if payload.name is not None:
+        body.name = payload.name
+    if payload.channels is not None:
+        body.channels = [c.model_dump() for c in payload.channels]
+    if payload.active is not None:
+        body.active = payload.active
+    body.updated_at = now
+    await repository.flush(session)
+    return body_view(body)
+
+
+async def deactivate_body(session: AsyncSession, body_id: str, now: datetime) -> None:
+    body = await repository.get_body(session, body_id, for_update=True)
+    if body is None:
+        raise NotFound(NO_SUCH_BODY)
+    body.active = False
+    body.updated_at = now
+    await repository.flush(session)
+
+
+# --- consuming assessments -----------------------------------------------------------------------------------------
+
+
+def snapshot(alert: Alert) -> AlertSnapshot:
+    """The lifecycle's view of an alert row."""
+    return AlertSnapshot(
+        level=RiskLevel(alert.level), state=AlertState(alert.state), report_ids=tuple(alert.report_ids),
+        updated_at=alert.updated_at, region_code=alert.region_code, deadline_seconds=alert.deadline_seconds,
+        ack_deadline=alert.ack_deadline, escalation_exhausted=alert.escalation_exhausted,
+        highest_union_level=BodyLevel(alert.highest_union_level) if alert.highest_union_level else None,
     )
-    return {body.id: body for body in rows}
 
 
-async def _routing_targets(session: AsyncSession, policy: Policy, level: RiskLevel, report: Report) -> list[Body]:
-    bodies = await _bodies_in_province(session, report.region_code)
-    refs = resolve_targets(policy.routing, level, report, [body_ref(body) for body in bodies.values()])
-    return [bodies[ref.body_id] for ref in refs]
+async def handle_assessed(session: AsyncSession, event: ReportAssessed, policy: Policy, now: datetime) -> list[str]:
+    """Apply one assessment; returns the ids of the alerts it changed. A redelivered event changes nothing."""
+    if not await repository.mark_processed(session, str(event.event_id), now) or event.replay:
+        return []  # a copy, or a what-if re-score: recorded by risk, notifies nobody here
+    report = event.report
+    alert = await repository.unresolved_alert_for_update(session, report.enterprise.credit_code, report.kind.value)
+    current = None if alert is None else snapshot(alert)
+    assessed = Assessed(report_id=event.report_id, level=event.level, report=report,
+                        ack_deadline_seconds=event.ack_deadline_seconds, replay=event.replay)
+    bodies: dict[str, Body] = {}
+    if lifecycle.needs_targets(current, assessed, now, policy):
+        bodies = await repository.active_bodies_in_province(session, report.region_code)
+    decision = lifecycle.on_assessment(current, assessed, [body_ref(body) for body in bodies.values()], now, policy)
+    match decision:
+        case lifecycle.Ignore():
+            return []
+        case lifecycle.Open():
+            return [await _open(session, event, decision, bodies, policy, now)]
+        case lifecycle.Join():
+            assert alert is not None
+            _add_report(alert, event, now)
+            return [alert.id]
+        case lifecycle.RaiseLevel():
+            assert alert is not None
+            await _raise(session, alert, event, decision, bodies, policy, now)
+            return [alert.id]
+        case lifecycle.Expire():
+            assert alert is not None
+            _close_expired(session, alert, policy, now)
+            await repository.flush(session)  # the partial unique index must see it resolved before a new one opens
+            if decision.then is None:
+                return []
+            return [await _open(session, event, decision.then, bodies, policy, now)]
+    raise AssertionError(f"unhandled decision {decision!r}")
+
+
+async def _open(session: AsyncSession, event: ReportAssessed, decision: lifecycle.Open, bodies: dict[str, Body],
+                policy: Policy, now: datetime) -> str:
+    report = event.report
+    alert = Alert(
+        id=str(uuid.uuid4()), credit_code=report.enterprise.credit_code, kind=report.kind.value,
+        level=decision.level.value, state=AlertState.open.value, report_ids=[event.report_id],
+        trace_id=event.trace_id, enterprise_name=report.enterprise.name, region_code=report.region_code,
+        score=event.score, report=report.model_dump(mode="json"), assessment=_assessment(event),
+        first_accepted_at=event.accepted_at, opened_at=now, updated_at=now,
+        deadline_seconds=event.ack_deadline_seconds, ack_deadline=decision.ack_deadline, escalation_exhausted=False,
+        highest_union_level=decision.highest_union_level.value if decision.highest_union_level else None,
+    )
+    repository.add(session, alert)
+    await repository.flush(session)
+    targets = [bodies[ref.body_id] for ref in decision.targets]
+    await _notify(session, alert, targets, reason="routing", event_type="alert.opened", policy=policy, now=now)
+    _publish(session, alert, "alert.opened", now, trace_id=event.trace_id, report_id=event.report_id,
+             body_ids=[body.id for body in targets])
+    ALERTS_OPENED.labels(level=alert.level).inc()
+    return alert.id
+
+
+def _add_report(alert: Alert, event: ReportAssessed, now: datetime) -> None:
+    alert.report_ids = [*alert.report_ids, event.report_id]
+    alert.updated_at = now
+
+
+async def _raise(session: AsyncSession, alert: Alert, event: ReportAssessed, decision: lifecycle.RaiseLevel,
+                 bodies: dict[str, Body], policy: Policy, now: datetime) -> None:
+    """The alert takes the higher level, needs acknowledging again, and every target of the new level hears."""
+    _add_report(alert, event, now)
+    alert.level = decision.level.value
+    alert.score = event.score
+    alert.report = event.report.model_dump(mode="json")
+    alert.assessment = _assessment(event)
+    alert.state = AlertState.open.value
+    alert.deadline_seconds = event.ack_deadline_seconds
+    alert.ack_deadline = decision.ack_deadline
+    alert.escalation_exhausted = False
+    alert.highest_union_level = decision.highest_union_level.value if decision.highest_union_level else None
+    targets = [bodies[ref.body_id] for ref in decision.targets]
+    await _notify(session, alert, targets, reason="level_raised", event_type="alert.level_raised", policy=policy,
+                  now=now)
+    _publish(session, alert, "alert.level_raised", now, trace_id=event.trace_id, report_id=event.report_id,
+             body_ids=[body.id for body in targets])
+    ALERTS_LEVEL_RAISED.labels(level=alert.level).inc()
+
+
+def _close_expired(session: AsyncSession, alert: Alert, policy: Policy, now: datetime) -> None:
+    alert.state = AlertState.resolved.value
+    alert.resolved_at = now
+    alert.outcome = lifecycle.EXPIRED_OUTCOME
+    alert.note = policy.expired_note()
+    alert.updated_at = now
+    _publish(session, alert, "alert.resolved", now, trace_id=alert.trace_id)
+
+
+def _assessment(event: ReportAssessed) -> dict[str, Any]:
+    return AssessmentView(
+        report_id=event.report_id, score=event.score, level=event.level, rubric_version=event.rubric_version,
+        assessed_at=event.assessed_at.isoformat(), reasons=list(event.reasons),
+    ).model_dump(mode="json")
+
+
+# --- notifying -----------------------------------------------------------------------------------------------------
 
 
 async def _notify(session: AsyncSession, alert: Alert, bodies: Sequence[Body], *, reason: str, event_type: str,
                   policy: Policy, now: datetime) -> None:
-    """Record who is told, raise the highest union level reached, and queue one delivery per channel."""
-    for body in bodies:
-        session.add(Notification(alert_id=alert.id, body_id=body.id, reason=reason, event_type=event_type, at=now))
-        if body.kind == BodyKind.union.value and (
-            alert.highest_union_level is None or BodyLevel(body.level).rank > BodyLevel(alert.highest_union_level).rank
-        ):
-            alert.highest_union_level = body.level
-    await session.flush()
+    """Record who is told and queue one delivery per channel, each carrying the same webhook payload."""
+    repository.add(session, *(Notification(alert_id=alert.id, body_id=body.id, reason=reason,
+                                           event_type=event_type, at=now) for body in bodies))
+    await repository.flush(session)
     if not bodies:
         return
-    payload = json.dumps(
-        {"event": event_type, "alert": await alert_view(session, alert, policy=policy),
-         "report": alert.report, "assessment": alert.assessment},
-        ensure_ascii=False, separators=(",", ":"),
+    payload = (await webhook_payload(session, alert, event_type, policy)).model_dump_json()
+    repository.add(session, *(
+        Delivery(id=str(uuid.uuid4()), alert_id=alert.id, body_id=body.id, event_type=event_type,
+                 channel_type=channel["type"], channel=channel, payload=payload, state=DeliveryState.pending.value,
+                 attempts=0, created_at=now, next_attempt_at=now)
+        for body in bodies for channel in body.channels
+    ))
+
+
+async def webhook_payload(session: AsyncSession, alert: Alert, event_type: str, policy: Policy) -> WebhookPayload:
+    """What every delivery of this change carries: the event, the alert (with the inbox link), the report behind
+    its level and its assessment."""
+    (view,) = await alert_views(session, [alert])
+    return WebhookPayload(
+        event=event_type, alert=WebhookAlert(**view.model_dump(), inbox_url=policy.inbox_url),
+        report=alert.report, assessment=AssessmentView.model_validate(alert.assessment),
     )
-    for body in bodies:
-        for channel in body.channels:
-            session.add(Delivery(
-                id=str(uuid.uuid4()), alert_id=alert.id, body_id=body.id, event_type=event_type,
-                channel_type=channel["type"], channel=channel, payload=payload, state="pending", attempts=0,
-                created_at=now, next_attempt_at=now,
-            ))
 
 
 def _publish(session: AsyncSession, alert: Alert, event_type: str, now: datetime, *, trace_id: str,
@@ -206,7 +274,7 @@ def _publish(session: AsyncSession, alert: Alert, event_type: str, now: datetime
         state=AlertState(alert.state), report_ids=list(alert.report_ids), report_id=report_id,
         body_ids=list(body_ids),
     )
-    session.add(outbox_row(OutboxMessage, Topic.alerts.value, event, now))
+    repository.add(session, outbox_row(OutboxMessage, Topic.alerts.value, event, now))
 
 
 # --- escalation ----------------------------------------------------------------------------------------------------
@@ -214,117 +282,199 @@ def _publish(session: AsyncSession, alert: Alert, event_type: str, now: datetime
 
 async def escalate_due(session: AsyncSession, policy: Policy, now: datetime, limit: int = 100) -> int:
     """Escalate open alerts past their deadline; returns how many were handled (escalated or exhausted)."""
-    due = (await session.scalars(
-        select(Alert).where(Alert.state == AlertState.open.value, Alert.escalation_exhausted.is_(False),
-                            Alert.ack_deadline <= now)
-        .order_by(Alert.ack_deadline).limit(limit).with_for_update(skip_locked=True)
-    )).all()
+    due = await repository.due_alerts_for_update(session, now, limit)
     for alert in due:
-        bodies = await _bodies_in_province(session, alert.region_code)
-        current = BodyLevel(alert.highest_union_level) if alert.highest_union_level else None
-        target = escalation_target([body_ref(body) for body in bodies.values()], alert.region_code, current)
-        if target is None:
-            alert.escalation_exhausted = True  # nobody above: it stays overdue on the dashboards
-            continue
-        body = bodies[target.body_id]
-        session.add(Escalation(alert_id=alert.id, body_id=body.id, from_level=alert.highest_union_level,
-                               to_level=body.level, at=now))
-        alert.updated_at = now
-        alert.ack_deadline = policy.deadline(alert.deadline_seconds, now)
-        await _notify(session, alert, [body], reason="escalation", event_type="alert.escalated", policy=policy,
-                      now=now)
-        _publish(session, alert, "alert.escalated", now, trace_id=alert.trace_id, body_ids=[body.id])
-        ESCALATIONS.inc()
+        bodies = await repository.active_bodies_in_province(session, alert.region_code)
+        decision = lifecycle.on_deadline(snapshot(alert), [body_ref(body) for body in bodies.values()], now, policy)
+        match decision:
+            case lifecycle.Exhausted():
+                alert.escalation_exhausted = True  # nobody above: it stays overdue on the dashboards
+            case lifecycle.Escalate():
+                body = bodies[decision.body.body_id]
+                repository.add(session, Escalation(
+                    alert_id=alert.id, body_id=body.id,
+                    from_level=decision.from_level.value if decision.from_level else None, to_level=body.level,
+                    at=now))
+                alert.updated_at = now
+                alert.ack_deadline = decision.ack_deadline
+                alert.highest_union_level = decision.body.level.value
+                await _notify(session, alert, [body], reason="escalation", event_type="alert.escalated",
+                              policy=policy, now=now)
+                _publish(session, alert, "alert.escalated", now, trace_id=alert.trace_id, body_ids=[body.id])
+                ESCALATIONS.inc()
+            case lifecycle.Ignore():
+                pass
     return len(due)
 
 
 # --- acting on alerts ----------------------------------------------------------------------------------------------
 
 
-async def _alert_for_action(session: AsyncSession, alert_id: str, caller: Caller) -> Alert:
+async def _alert_for_action(session: AsyncSession, alert_id: str, caller: Caller) -> tuple[Alert, bool]:
     if caller.is_admin:
-        raise Forbidden("只有收到预警的机构可以确认或办结 / Only a notified body can acknowledge or resolve an alert")
-    alert = await session.get(Alert, alert_id, with_for_update=True)
-    if alert is None or not await was_notified(session, alert_id, caller.body_id):
-        raise NotFound("没有该预警 / No such alert")
-    return alert
+        raise Forbidden(ONLY_NOTIFIED)
+    alert = await repository.get_alert(session, alert_id, for_update=True)
+    if alert is None:
+        raise NotFound(NO_SUCH_ALERT)
+    assert caller.body_id is not None
+    return alert, await repository.was_notified(session, alert_id, caller.body_id)
 
 
-async def acknowledge(session: AsyncSession, alert_id: str, caller: Caller, now: datetime) -> Alert:
+def _refuse(decision: lifecycle.ActionDecision) -> None:
+    match decision:
+        case lifecycle.NotAllowed():
+            raise Forbidden(ONLY_NOTIFIED)
+        case lifecycle.NotVisible():
+            raise NotFound(NO_SUCH_ALERT)
+        case lifecycle.Conflict():
+            raise Conflict(ALREADY_RESOLVED)
+
+
+async def acknowledge(session: AsyncSession, alert_id: str, caller: Caller, now: datetime) -> AlertDetail:
     """Open → acknowledged (stops escalation). Acknowledging again changes nothing."""
-    alert = await _alert_for_action(session, alert_id, caller)
-    if alert.state == AlertState.resolved.value:
-        raise Conflict("该预警已办结 / The alert is already resolved")
-    if alert.state == AlertState.open.value:
+    alert, notified = await _alert_for_action(session, alert_id, caller)
+    decision = lifecycle.on_acknowledge(snapshot(alert), caller.body_id, notified=notified)
+    _refuse(decision)
+    if isinstance(decision, lifecycle.Acknowledge):
         alert.state = AlertState.acknowledged.value
         alert.acknowledged_at = now
-        alert.acknowledged_by = caller.body_id
+        alert.acknowledged_by = decision.body_id
         alert.updated_at = now
-        _publish(session, alert, "alert.acknowledged", now, trace_id=alert.trace_id, body_ids=[caller.body_id or ""])
-    return alert
+        _publish(session, alert, "alert.acknowledged", now, trace_id=alert.trace_id, body_ids=[decision.body_id])
+        await repository.flush(session)
+    return await _detail(session, alert)
 
 
-async def resolve(session: AsyncSession, alert_id: str, caller: Caller, *, outcome: str, note: str,
-                  now: datetime) -> Alert:
+async def resolve(session: AsyncSession, alert_id: str, caller: Caller, *, outcome: Outcome, note: str,
+                  now: datetime) -> AlertDetail:
     """Open or acknowledged → resolved, with the outcome and a note."""
-    alert = await _alert_for_action(session, alert_id, caller)
-    if alert.state == AlertState.resolved.value:
-        raise Conflict("该预警已办结 / The alert is already resolved")
-    alert.state = AlertState.resolved.value
-    alert.resolved_at = now
-    alert.resolved_by = caller.body_id
-    alert.outcome = outcome
-    alert.note = note
-    alert.updated_at = now
-    _publish(session, alert, "alert.resolved", now, trace_id=alert.trace_id, body_ids=[caller.body_id or ""])
-    return alert
-
-
-async def was_notified(session: AsyncSession, alert_id: str, body_id: str | None) -> bool:
-    found = await session.scalar(
-        select(Notification.id).where(Notification.alert_id == alert_id, Notification.body_id == body_id).limit(1)
-    )
-    return found is not None
+    alert, notified = await _alert_for_action(session, alert_id, caller)
+    decision = lifecycle.on_resolve(snapshot(alert), caller.body_id, notified=notified, outcome=outcome, note=note)
+    _refuse(decision)
+    if isinstance(decision, lifecycle.Close):
+        alert.state = AlertState.resolved.value
+        alert.resolved_at = now
+        alert.resolved_by = decision.body_id
+        alert.outcome = decision.outcome
+        alert.note = decision.note
+        alert.updated_at = now
+        _publish(session, alert, "alert.resolved", now, trace_id=alert.trace_id, body_ids=[decision.body_id])
+        await repository.flush(session)
+    return await _detail(session, alert)
 
 
 # --- views ---------------------------------------------------------------------------------------------------------
 
 
-async def alert_view(session: AsyncSession, alert: Alert, *, policy: Policy | None = None,
-                     deliveries: bool = False) -> dict[str, Any]:
-    """The alert as `GET /v1/alerts/{id}` shows it (and as webhooks carry it): no personal data."""
-    notified = (await session.scalars(
-        select(Notification).where(Notification.alert_id == alert.id).order_by(Notification.id)
-    )).all()
-    escalations = (await session.scalars(
-        select(Escalation).where(Escalation.alert_id == alert.id).order_by(Escalation.id)
-    )).all()
-    view: dict[str, Any] = {
-        "alert_id": alert.id, "credit_code": alert.credit_code, "kind": alert.kind, "level": alert.level,
-        "state": alert.state, "report_ids": list(alert.report_ids), "enterprise_name": alert.enterprise_name,
-        "region_code": alert.region_code, "score": alert.score, "reasons": alert.assessment.get("reasons", []),
-        "opened_at": _iso(alert.opened_at), "updated_at": _iso(alert.updated_at),
-        "ack_deadline": _iso(alert.ack_deadline) if alert.state == AlertState.open.value else None,
-        "acknowledged_at": _iso(alert.acknowledged_at), "resolved_at": _iso(alert.resolved_at),
-        "outcome": alert.outcome, "note": alert.note,
-        "notified": [{"body_id": n.body_id, "at": _iso(n.at), "reason": n.reason} for n in notified],
-        "escalations": [{"body_id": e.body_id, "from_level": e.from_level, "to_level": e.to_level, "at": _iso(e.at)}
-                        for e in escalations],
-    }
-    if policy is not None:
-        view["inbox_url"] = policy.inbox_url
-    if deliveries:
-        rows = (await session.scalars(
-            select(Delivery).where(Delivery.alert_id == alert.id).order_by(Delivery.created_at, Delivery.id)
-        )).all()
-        view["deliveries"] = [
-            {"delivery_id": d.id, "body_id": d.body_id, "event": d.event_type, "channel": d.channel_type,
-             "state": d.state, "attempts": d.attempts, "last_status": d.last_status, "last_error": d.last_error,
-             "next_attempt_at": _iso(d.next_attempt_at) if d.state == "pending" else None,
-             "delivered_at": _iso(d.delivered_at)} for d in rows
-        ]
-    return view
+async def get_alert(session: AsyncSession, alert_id: str, caller: Caller) -> AlertDetail:
+    """One alert with who was notified and why, its deliveries and escalations (admin, or a notified body)."""
+    alert = await repository.get_alert(session, alert_id)
+    if alert is None or not (caller.is_admin or await repository.was_notified(session, alert_id, caller.body_id or "")):
+        raise NotFound(NO_SUCH_ALERT)
+    return await _detail(session, alert)
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+async def list_alerts(session: AsyncSession, caller: Caller, *, state: AlertState | None, level: RiskLevel | None,
+                      limit: int, offset: int) -> AlertPage:
+    """A page of alerts, most severe first, then oldest first: a body sees those it was notified of, admin all.
+    Four queries whatever the page size."""
+    alerts = await repository.alerts_page(
+        session, visible_to=caller.body_id, state=state.value if state else None,
+        level=level.value if level else None, offset=offset, limit=limit + 1,
+    )
+    items = await alert_views(session, alerts[:limit])
+    return AlertPage(items=items, next_cursor=str(offset + limit) if len(alerts) > limit else None)
+
+
+async def _detail(session: AsyncSession, alert: Alert) -> AlertDetail:
+    (view,) = await alert_views(session, [alert])
+    deliveries = (await repository.deliveries_of(session, [alert.id])).get(alert.id, [])
+    return AlertDetail(**view.model_dump(), deliveries=[_delivery_view(d) for d in deliveries])
+
+
+async def alert_views(session: AsyncSession, alerts: Sequence[Alert]) -> list[AlertView]:
+    """The alerts as the API shows them, with who was notified and the escalations: two queries for all of them."""
+    if not alerts:
+        return []
+    ids = [alert.id for alert in alerts]
+    notifications = await repository.notifications_of(session, ids)
+    escalations = await repository.escalations_of(session, ids)
+    return [_alert_view(alert, notifications.get(alert.id, []), escalations.get(alert.id, [])) for alert in alerts]
+
+
+def _alert_view(alert: Alert, notified: Sequence[Notification], escalations: Sequence[Escalation]) -> AlertView:
+    return AlertView(
+        alert_id=alert.id, credit_code=alert.credit_code, kind=ReportKind(alert.kind), level=RiskLevel(alert.level),
+        state=AlertState(alert.state), report_ids=list(alert.report_ids), enterprise_name=alert.enterprise_name,
+        region_code=alert.region_code, score=alert.score,
+        reasons=AssessmentView.model_validate(alert.assessment).reasons,
+        opened_at=alert.opened_at, updated_at=alert.updated_at,
+        ack_deadline=alert.ack_deadline if alert.state == AlertState.open.value else None,
+        acknowledged_at=alert.acknowledged_at, resolved_at=alert.resolved_at, outcome=alert.outcome, note=alert.note,
+        notified=[NotifiedView(body_id=n.body_id, at=n.at, reason=n.reason) for n in notified],
+        escalations=[EscalationView(body_id=e.body_id, from_level=e.from_level, to_level=e.to_level, at=e.at)
+                     for e in escalations],
+    )
+
+
+def _delivery_view(delivery: Delivery) -> DeliveryView:
+    state = DeliveryState(delivery.state)
+    return DeliveryView(
+        delivery_id=delivery.id, body_id=delivery.body_id, event=delivery.event_type, channel=delivery.channel_type,
+        state=state, attempts=delivery.attempts, last_status=delivery.last_status, last_error=delivery.last_error,
+        next_attempt_at=delivery.next_attempt_at if state == DeliveryState.pending else None,
+        delivered_at=delivery.delivered_at,
+    )
+
+
+# --- delivering ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    """What one attempt leads to: delivered, retried at `next_attempt_at`, or abandoned (state failed)."""
+
+    name: str  # delivered | retrying | abandoned: the metric's outcome label
+    state: DeliveryState
+    next_attempt_at: datetime | None
+
+
+def attempt_outcome(result: DeliveryResult, created_at: datetime, attempts: int, now: datetime,
+                    settings: AlertsSettings) -> AttemptOutcome:
+    """After attempt number `attempts`: done if it worked, else retry with backoff until the retry window ends."""
+    if result.ok:
+        return AttemptOutcome("delivered", DeliveryState.delivered, None)
+    if should_give_up(created_at, now, attempts):
+        return AttemptOutcome("abandoned", DeliveryState.failed, None)
+    delay = next_delay(attempts, base=settings.retry_base_seconds, max_delay=settings.retry_max_seconds)
+    return AttemptOutcome("retrying", DeliveryState.pending, now + timedelta(seconds=delay))
+
+
+async def claim_deliveries(session: AsyncSession, now: datetime, settings: AlertsSettings) -> list[Delivery]:
+    """Lease due deliveries for sending (a lease that runs out, because the process died, makes them due again)."""
+    lease = now + timedelta(seconds=settings.delivery_lease_seconds)
+    return await repository.claim_due_deliveries(session, now, lease, settings.delivery_concurrency)
+
+
+async def record_attempt(session: AsyncSession, delivery: Delivery, result: DeliveryResult, outcome: AttemptOutcome,
+                         now: datetime) -> datetime | None:
+    """Store the attempt; on the alert's first success, returns its report's acceptance time (for the latency)."""
+    values: dict[str, Any] = {"attempts": delivery.attempts + 1, "last_attempt_at": now,
+                              "last_status": result.status, "last_error": result.error}
+    if outcome.state == DeliveryState.delivered:
+        values |= {"state": DeliveryState.delivered.value, "delivered_at": now}
+    elif outcome.state == DeliveryState.failed:
+        values |= {"state": DeliveryState.failed.value}
+    else:
+        values |= {"next_attempt_at": outcome.next_attempt_at}
+    await repository.record_attempt(session, delivery.id, **values)
+    if outcome.state == DeliveryState.delivered:
+        return await repository.set_first_delivered(session, delivery.alert_id, now)
+    return None
+
+
+async def gauges(session: AsyncSession, now: datetime) -> tuple[dict[str, int], dict[str, int], int]:
+    """Open alerts by level, overdue open alerts by level, pending deliveries."""
+    return (await repository.open_alerts_by_level(session),
+            await repository.open_alerts_by_level(session, overdue_at=now),
+            await repository.pending_deliveries(session))

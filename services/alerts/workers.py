@@ -9,16 +9,15 @@ recognises a repeat by its stable `X-Delivery-Id`. A success is recorded at once
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import func, select, update
+from pydantic import ValidationError
 
-from services.alerts import channels
-from services.alerts.backoff import next_delay, should_give_up
+from services.alerts import channels, service
+from services.alerts.lifecycle import Policy
+from services.alerts.messages import MessageInput
 from services.alerts.metrics import (
     DELIVERIES,
     DELIVERIES_PENDING,
@@ -26,11 +25,10 @@ from services.alerts.metrics import (
     REPORT_TO_DELIVERY,
     UNACKNOWLEDGED,
 )
-from services.alerts.models import Alert, Delivery
-from services.alerts.service import Policy, escalate_due
+from services.alerts.models import Delivery
 from services.alerts.settings import AlertsSettings
 from shared.db import SessionFactory, transaction
-from shared.events import AlertState, RiskLevel, utcnow
+from shared.events import RiskLevel, utcnow
 from shared.logging import trace_context
 from shared.runtime import PollingWorker
 
@@ -69,23 +67,15 @@ class DeliveryWorker(_Loop):
         return len(claimed) == self._settings.delivery_concurrency
 
     async def _claim(self) -> list[Delivery]:
-        now = utcnow()
         async with transaction(self._sessions) as session:
-            due = (
-                select(Delivery.id).where(Delivery.state == "pending", Delivery.next_attempt_at <= now)
-                .order_by(Delivery.next_attempt_at).limit(self._settings.delivery_concurrency)
-                .with_for_update(skip_locked=True)
-            )
-            lease = now + timedelta(seconds=self._settings.delivery_lease_seconds)
-            rows = await session.scalars(
-                update(Delivery).where(Delivery.id.in_(due.scalar_subquery())).values(next_attempt_at=lease)
-                .returning(Delivery)
-            )
-            return list(rows.all())
+            return await service.claim_deliveries(session, utcnow(), self._settings)
 
     async def _attempt(self, delivery: Delivery) -> None:
-        payload = json.loads(delivery.payload)
-        with trace_context(payload.get("alert", {}).get("report_ids", [None])[0]):
+        try:
+            payload = MessageInput.model_validate_json(delivery.payload)
+        except ValidationError:  # never written by this service; a webhook still gets the bytes as they are
+            payload = MessageInput()
+        with trace_context(payload.alert.report_ids[0] if payload.alert.report_ids else None):
             try:
                 result = await self._send(delivery, payload)
             except Exception as error:  # a bug in one channel must not stop the others
@@ -93,57 +83,38 @@ class DeliveryWorker(_Loop):
                 result = channels.DeliveryResult(ok=False, status=None, error=f"{type(error).__name__}")
             await self._record(delivery, result)
 
-    async def _send(self, delivery: Delivery, payload: dict[str, object]) -> channels.DeliveryResult:
+    async def _send(self, delivery: Delivery, payload: MessageInput) -> channels.DeliveryResult:
         assert self._client is not None
-        config = delivery.channel
+        config = channels.channel_config_adapter.validate_python(delivery.channel)
         timeout = self._settings.delivery_timeout_seconds
-        match delivery.channel_type:
-            case "webhook":
+        match config:
+            case channels.WebhookChannel():
                 return await channels.send_webhook(
-                    self._client, config["url"], config["secret"], delivery.payload.encode(),
+                    self._client, config.url, config.secret, delivery.payload.encode(),
                     alert_id=delivery.alert_id, delivery_id=delivery.id, timeout=timeout,
                 )
-            case "wecom":
-                return await channels.send_wecom(self._client, config["url"], payload, timeout=timeout)
-            case "dingtalk":
-                return await channels.send_dingtalk(self._client, config["url"], config.get("secret"), payload,
-                                                    timeout=timeout)
-            case "email":
+            case channels.WecomChannel():
+                return await channels.send_wecom(self._client, config.url, payload, timeout=timeout)
+            case channels.DingtalkChannel():
+                return await channels.send_dingtalk(self._client, config.url, config.secret, payload, timeout=timeout)
+            case channels.EmailChannel():
                 return await channels.send_email(
-                    self._settings.smtp_host, self._settings.smtp_port, self._settings.smtp_from, config["address"],
+                    self._settings.smtp_host, self._settings.smtp_port, self._settings.smtp_from, config.address,
                     payload, timeout=timeout,
                 )
         return channels.DeliveryResult(ok=False, status=None, error=f"unknown channel {delivery.channel_type}")
 
     async def _record(self, delivery: Delivery, result: channels.DeliveryResult) -> None:
         now = utcnow()
-        attempts = delivery.attempts + 1
-        values: dict[str, object] = {"attempts": attempts, "last_attempt_at": now, "last_status": result.status,
-                                     "last_error": result.error}
-        if result.ok:
-            values |= {"state": "delivered", "delivered_at": now}
-            outcome = "delivered"
-        elif should_give_up(delivery.created_at, now, attempts):
-            values |= {"state": "failed"}
-            outcome = "abandoned"
-        else:
-            delay = next_delay(attempts, base=self._settings.retry_base_seconds,
-                               max_delay=self._settings.retry_max_seconds)
-            values |= {"next_attempt_at": now + timedelta(seconds=delay)}
-            outcome = "retrying"
+        outcome = service.attempt_outcome(result, delivery.created_at, delivery.attempts + 1, now, self._settings)
         async with transaction(self._sessions) as session:
-            await session.execute(update(Delivery).where(Delivery.id == delivery.id).values(**values))
-            if result.ok:
-                accepted_at = await session.scalar(
-                    update(Alert).where(Alert.id == delivery.alert_id, Alert.first_delivered_at.is_(None))
-                    .values(first_delivered_at=now).returning(Alert.first_accepted_at)
-                )
-                if accepted_at is not None:
-                    REPORT_TO_DELIVERY.observe(max((now - accepted_at).total_seconds(), 0.0))
-        DELIVERIES.labels(channel=delivery.channel_type, outcome=outcome).inc()
+            accepted_at = await service.record_attempt(session, delivery, result, outcome, now)
+        if accepted_at is not None:
+            REPORT_TO_DELIVERY.observe(max((now - accepted_at).total_seconds(), 0.0))
+        DELIVERIES.labels(channel=delivery.channel_type, outcome=outcome.name).inc()
         if not result.ok:
-            log.warning("delivery %s to %s failed (attempt %d): %s", delivery.id, delivery.channel_type, attempts,
-                        result.error or result.status)
+            log.warning("delivery %s to %s failed (attempt %d): %s", delivery.id, delivery.channel_type,
+                        delivery.attempts + 1, result.error or result.status)
 
 
 class EscalationWorker(_Loop):
@@ -156,7 +127,7 @@ class EscalationWorker(_Loop):
 
     async def tick(self) -> bool:
         async with transaction(self._sessions) as session:
-            handled = await escalate_due(session, self._policy, utcnow())
+            handled = await service.escalate_due(session, self._policy, utcnow())
         if handled:
             self._on_change()
         return handled > 0
@@ -171,19 +142,10 @@ class GaugeRefresher(_Loop):
         self._sessions = sessions
 
     async def tick(self) -> bool:
-        now: datetime = utcnow()
         async with transaction(self._sessions) as session:
-            open_by_level = dict((await session.execute(
-                select(Alert.level, func.count()).where(Alert.state == AlertState.open.value).group_by(Alert.level)
-            )).all())
-            overdue_by_level = dict((await session.execute(
-                select(Alert.level, func.count()).where(Alert.state == AlertState.open.value,
-                                                        Alert.ack_deadline < now).group_by(Alert.level)
-            )).all())
-            pending = await session.scalar(select(func.count()).select_from(Delivery)
-                                           .where(Delivery.state == "pending"))
+            open_by_level, overdue_by_level, pending = await service.gauges(session, utcnow())
         for level in RiskLevel:
             UNACKNOWLEDGED.labels(level=level.value).set(open_by_level.get(level.value, 0))
             OVERDUE.labels(level=level.value).set(overdue_by_level.get(level.value, 0))
-        DELIVERIES_PENDING.set(pending or 0)
+        DELIVERIES_PENDING.set(pending)
         return False

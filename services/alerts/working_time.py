@@ -26,7 +26,8 @@ from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo
 
 import yaml
-from prometheus_client import Counter
+
+from services.alerts.metrics import CALENDAR_FALLBACK
 
 __all__ = [
     "CALENDAR_FALLBACK",
@@ -59,14 +60,6 @@ DeadlineRule = Literal["clock_hours", "next_working_day", "next_working_day_week
 
 # Levels whose deadline is the next working day (TASK7: yellow); every other level runs on the clock.
 NEXT_WORKING_DAY_LEVELS: Final = frozenset({"yellow"})
-
-# Bounded label: a year is only ever the one after the last listed year or so (deadlines are computed for now).
-# Belongs with the other alerts metrics in services/alerts/metrics.py; defined here until that file is free.
-CALENDAR_FALLBACK: Final = Counter(
-    "alerts_calendar_fallback_total",
-    "Working-day deadlines computed by weekends only because the official calendar does not cover the year",
-    ["year"],
-)
 
 _SATURDAY: Final = 5
 # A next working day is never further than this: the longest break (Spring Festival) is 9 days.

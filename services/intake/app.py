@@ -15,13 +15,13 @@ from services.intake.consumer import StatusHandler
 from services.intake.context import IntakeContext
 from services.intake.metrics import count_rejected_submission
 from services.intake.models import SCHEMA
+from services.intake.ratelimit import RateLimiter
 from services.intake.relay import intake_relay
 from services.intake.screening.api import router as screening_router
 from services.intake.settings import IntakeSettings
 from shared.events import Topic
 from shared.http import create_service_app, on_validation_error
 from shared.kafka import BatchConsumer
-from shared.ratelimit import RateLimiter
 from shared.runtime import service_infrastructure
 from shared.webpages import install_static
 

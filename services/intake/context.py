@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from cryptography.fernet import Fernet
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.intake.ratelimit import RateLimiter
 from services.intake.settings import IntakeSettings
 from shared.db import SessionFactory
 from shared.kafka import BatchConsumer, EventProducer
 from shared.outbox import OutboxRelay
-from shared.ratelimit import RateLimiter
 from shared.runtime import Workers
 
 

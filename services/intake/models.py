@@ -1,4 +1,4 @@
-"""Tables of the intake schema."""
+"""Tables of the intake schema: units, reports, idempotency keys and the outbox (`shared.outbox.OutboxMixin`)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, LargeBinary, MetaData, String, Text
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, LargeBinary, MetaData, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared.outbox import OutboxMixin
 
 SCHEMA = "intake"
 
@@ -69,15 +71,7 @@ class IdempotencyKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class OutboxMessage(Base):
+class OutboxMessage(OutboxMixin, Base):
     """An event written in the same transaction as its report; the relay publishes it and marks it sent."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_unsent", "id", postgresql_where="sent_at IS NULL"),)
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    event_id: Mapped[str] = mapped_column(String(36), unique=True)
-    topic: Mapped[str] = mapped_column(String(100))
-    payload: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

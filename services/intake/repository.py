@@ -17,8 +17,9 @@ async def add_unit(session: AsyncSession, unit: Unit) -> None:
     await session.flush()
 
 
-async def unit_by_key_hash(session: AsyncSession, key_hash: str) -> Unit | None:
-    return await session.scalar(select(Unit).where(Unit.key_hash == key_hash, Unit.active.is_(True)))
+async def active_unit_id_by_key_hash(session: AsyncSession, key_hash: str) -> str | None:
+    """The id of the active unit whose API key has this hash (a deactivated unit's key is refused)."""
+    return await session.scalar(select(Unit.id).where(Unit.key_hash == key_hash, Unit.active.is_(True)))
 
 
 async def claim_idempotency_key(session: AsyncSession, record: IdempotencyKey) -> bool:

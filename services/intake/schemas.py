@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from services.intake.validation import region_code_problem
+from shared.regions import region_code_problem
 
 
 class UnitCreate(BaseModel):

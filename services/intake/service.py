@@ -1,14 +1,16 @@
 """Business rules of intake: units and their keys, accepting reports durably, who may read what, and the
-status a report reaches as the risk and alerts services report back on Kafka."""
+status a report reaches as the risk and alerts services report back on Kafka. Flush only: the caller (route,
+consumer) owns the transaction."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.fernet import Fernet
@@ -16,26 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake import repository
 from services.intake.models import IdempotencyKey, OutboxMessage, Report, Unit
+from services.intake.schemas import ReportPage, ReportSummary, ReportView
 from services.intake.validation import ReportSubmission
-from shared.auth import hash_token, new_token
+from shared.auth import Caller, hash_token, new_token
 from shared.events import AlertChanged, ReportAccepted, ReportAssessed, Topic
-from shared.http import Conflict, Forbidden, NotFound
+from shared.http import ApiError, Conflict, NotFound
+from shared.outbox import outbox_row
 
 STATUS_RANK = {"accepted": 0, "assessed": 1, "alerted": 2}
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is calling: the admin, or one reporting unit."""
-
-    unit_id: str | None
-
-    @property
-    def is_admin(self) -> bool:
-        return self.unit_id is None
-
-
-ADMIN = Caller(unit_id=None)
 
 
 @dataclass(frozen=True)
@@ -52,8 +42,9 @@ async def create_unit(session: AsyncSession, *, name: str, region_code: str, now
     return unit, api_key
 
 
-async def unit_for_key(session: AsyncSession, api_key: str) -> Unit | None:
-    return await repository.unit_by_key_hash(session, hash_token(api_key))
+async def active_unit_id(session: AsyncSession, key_hash: str) -> str | None:
+    """Who holds the API key with this hash: an active unit's id, or None (the caller lookup of `api`)."""
+    return await repository.active_unit_id_by_key_hash(session, key_hash)
 
 
 def request_fingerprint(raw_body: bytes) -> str:
@@ -100,8 +91,7 @@ async def accept_report(
             contact_encrypted=cipher.encrypt(contact.model_dump_json().encode()) if contact else None,
             status="accepted", assessment=None, alert_ids=[], updated_at=now,
         ),
-        OutboxMessage(event_id=str(event.event_id), topic=Topic.reports.value, payload=event.model_dump_json(),
-                      created_at=now),
+        outbox_row(OutboxMessage, Topic.reports.value, event, now),
     )
     return Accepted(report_id=report_id, replayed=False)
 
@@ -121,19 +111,52 @@ def decrypt_contact(report: Report, cipher: Fernet) -> dict[str, Any] | None:
     return decoded
 
 
-async def list_reports(
-    session: AsyncSession, *, caller: Caller, since: datetime | None, kind: str | None, region_code: str | None,
-    before: tuple[datetime, str] | None, limit: int,
-) -> Sequence[Report]:
-    return await repository.list_reports(
-        session, unit_id=caller.unit_id, since=since, kind=kind, region_code=region_code, before=before,
-        limit=limit,
+def report_view(report: Report, cipher: Fernet) -> ReportView:
+    """A report as its unit and the admin see it, contact included."""
+    return ReportView(
+        report_id=report.id, unit_id=report.unit_id, status=report.status,
+        accepted_at=report.accepted_at, report=report.body,
+        contact=decrypt_contact(report, cipher), assessment=report.assessment,
+        alert_ids=report.alert_ids,
     )
 
 
-def require_admin(caller: Caller) -> None:
-    if not caller.is_admin:
-        raise Forbidden("仅管理员可执行此操作 / Only the administrator may do this")
+async def list_reports(
+    session: AsyncSession, *, caller: Caller, since: datetime | None, kind: str | None, region_code: str | None,
+    cursor: str | None, limit: int,
+) -> ReportPage:
+    """One page of reports newest first (a unit's own, or all for the admin) and the cursor of the next page."""
+    rows = await repository.list_reports(
+        session, unit_id=caller.unit_id, since=since, kind=kind, region_code=region_code,
+        before=_decode_cursor(cursor), limit=limit + 1,
+    )
+    items = [_summary(row) for row in rows[:limit]]
+    next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    return ReportPage(items=items, next_cursor=next_cursor)
+
+
+def _summary(report: Report) -> ReportSummary:
+    assessment = report.assessment or {}
+    return ReportSummary(
+        report_id=report.id, status=report.status, kind=report.kind,
+        region_code=report.region_code, enterprise_name=report.body["enterprise"]["name"],
+        accepted_at=report.accepted_at, occurred_at=report.body["occurred_at"], level=assessment.get("level"),
+        score=assessment.get("score"), alert_ids=report.alert_ids,
+    )
+
+
+def _encode_cursor(report: Report) -> str:
+    return base64.urlsafe_b64encode(f"{report.accepted_at.isoformat()}|{report.id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    if cursor is None:
+        return None
+    try:
+        at, report_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(at).astimezone(UTC), report_id
+    except ValueError as error:
+        raise ApiError("无效的分页游标 / Invalid cursor") from error
 
 
 async def record_downstream_events(

@@ -1,5 +1,5 @@
-"""What intake checks beyond the shared report schema: check characters, region codes, the time window, the kind
-block, and the personal `contact` block that only intake ever sees.
+"""What intake checks beyond the shared report schema: check characters, region codes (`shared.regions`), the
+time window, the kind block, and the personal `contact` block that only intake ever sees.
 
 Every message is zh-CN first with English beside it, and every error is raised on the field it is about, so that
 the API can name the field (`enterprise.credit_code`, `arrears`, ...) in its 422 answer.
@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
+from shared.regions import region_code_problem
 from shared.report import (
     KIND_BLOCKS,
     ArrearsDetails,
@@ -27,13 +28,6 @@ from shared.report import (
 # GB 32100-2015: 18 characters from this alphabet (no I, O, Z, S, V); the last is a check character.
 CREDIT_CODE_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 CREDIT_CODE_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
-
-# GB/T 2260 provinces: Beijing 11 … Xinjiang 65, Taiwan 71, Hong Kong 81, Macao 82.
-PROVINCE_PREFIXES = frozenset(
-    ["11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37",
-     "41", "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65",
-     "71", "81", "82"]
-)
 
 MAX_FUTURE = timedelta(minutes=10)
 MAX_PAST = timedelta(days=5 * 365 + 2)  # five years, leap days included
@@ -57,20 +51,6 @@ def credit_code_is_valid(code: str) -> bool:
 def make_credit_code(body: str) -> str:
     """A valid code from 17 characters (for tests and examples)."""
     return body + credit_code_check_character(body)
-
-
-def region_code_problem(code: str) -> str | None:
-    """Why `code` is not a county-level region code, or None when it is one."""
-    if len(code) != 6 or not code.isdigit():
-        return "应为 6 位数字的县级行政区划代码 / must be a six-digit county-level region code"
-    if code[:2] not in PROVINCE_PREFIXES:
-        return f"前两位 {code[:2]} 不是有效的省级代码 / {code[:2]} is not a valid province code"
-    # Hong Kong, Macao and Taiwan have no city level: their districts are 810001, 820001, ...
-    no_city_level = code[:2] in {"71", "81", "82"}
-    if code[4:6] == "00" or (code[2:4] == "00" and not no_city_level):
-        return ("应为县级代码,而非省级或地市级代码 / must be a county-level code, "
-                "not a province or city code")
-    return None
 
 
 class Contact(StrictModel):

@@ -1,5 +1,9 @@
 """Tables of the risk schema: assessments (keyed by report id), re-scores under other rubric versions, and the
-alert lifecycle as far as scoring needs it (which enterprises have an unresolved alert)."""
+alert lifecycle as far as scoring needs it (which enterprises have an unresolved alert).
+
+Each table class is named after its table (`assessments` → `AssessmentRecord`, `alert_states` →
+`AlertStateRecord`): `Assessment` is the scoring result (`services.risk.scoring`) and `AlertState` the event enum
+(`shared.events`)."""
 
 from __future__ import annotations
 
@@ -17,8 +21,9 @@ class Base(DeclarativeBase):
     metadata = MetaData(schema=SCHEMA)
 
 
-class Assessment(Base):
-    """One report as scored when it arrived. The primary key makes a redelivered report change nothing."""
+class AssessmentRecord(Base):
+    """One report as scored when it arrived (the stored form of a scoring `Assessment`). The primary key makes a
+    redelivered report change nothing."""
 
     __tablename__ = "assessments"
     __table_args__ = (
@@ -58,7 +63,7 @@ class Rescore(Base):
     assessed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class KnownAlert(Base):
+class AlertStateRecord(Base):
     """The latest known state of each alert, from `alerts.v1` (for criterion C17)."""
 
     __tablename__ = "alert_states"

@@ -1,4 +1,6 @@
-"""Assessing reports: history from the risk schema, the rubric engine, and the stored assessment.
+"""Business rules of risk: assessing reports (history from the risk schema, the rubric engine, the stored
+assessment), keeping alert states for C17, showing an assessment and the trends, and re-scoring stored reports
+for what-if and replay. Flush only: the caller (route, consumer, command line) owns the transaction.
 
 Idempotent by report id: a report already assessed is not scored again; its stored `report.assessed` event (same
 event id) is returned so that it can be published again — alerts drops the copy by event id.
@@ -8,25 +10,25 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
-from datetime import datetime, timedelta
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.risk import repository
 from services.risk.metrics import ASSESSMENTS, SCORING_DURATION
-from services.risk.models import Assessment, KnownAlert
-from services.risk.scoring.engine import score_report
-from services.risk.scoring.rubric import History, Rubric
+from services.risk.models import AssessmentRecord
+from services.risk.rescoring import OpenAlertReader, rescore
+from services.risk.schemas import AssessmentView, TrendBucket, TrendGroup, TrendPeriod, Trends
+from services.risk.scoring import HISTORY_WINDOW, Assessment, History, Rubric, score_report
 from shared.events import AlertChanged, Reason, ReportAccepted, ReportAssessed, RiskLevel
+from shared.http import NotFound
 from shared.report import Report
 
-HISTORY_WINDOW = timedelta(days=90)
+RESCORE_CHUNK = 500
 
 
-def assessed_event(row: Assessment) -> ReportAssessed:
+def assessed_event(row: AssessmentRecord) -> ReportAssessed:
     """The `report.assessed` event of a stored assessment (always the same event id)."""
     return ReportAssessed(
         event_id=uuid.UUID(row.event_id), trace_id=row.trace_id, occurred_at=row.assessed_at,
@@ -46,13 +48,13 @@ async def assess_batch(
     each report scored counts for the next one on the same enterprise (C16).
     """
     ids = [accepted.report_id for accepted in batch]
-    found = await session.scalars(select(Assessment).where(Assessment.report_id.in_(ids)))
-    stored = {row.report_id: row for row in found}
+    stored = {row.report_id: row for row in await repository.assessments_by_report_ids(session, ids)}
     fresh = [accepted for accepted in _unique(batch) if accepted.report_id not in stored]
-    rows: dict[str, Assessment] = {}
+    rows: dict[str, AssessmentRecord] = {}
     if fresh:
         history = await _history(session, [accepted.report for accepted in fresh])
-        open_alerts = await _open_alert_codes(session, {accepted.report.enterprise.credit_code for accepted in fresh})
+        open_alerts = await repository.enterprises_with_open_alert(
+            session, {accepted.report.enterprise.credit_code for accepted in fresh})
         for order, accepted in enumerate(fresh):
             report = accepted.report
             earlier = history.setdefault(report.enterprise.credit_code, [])
@@ -66,17 +68,13 @@ async def assess_batch(
             earlier.append(report.occurred_at)
             # Assessment times strictly increase within a batch, so "assessed before" (C16) stays well defined.
             assessed_at = now + timedelta(microseconds=order)
-            rows[accepted.report_id] = _row(accepted, rubric, outcome.score, outcome.level, outcome.reasons,
-                                            assessed_at)
-        inserted = set(await session.scalars(
-            insert(Assessment).values([_columns(row) for row in rows.values()])
-            .on_conflict_do_nothing(index_elements=["report_id"]).returning(Assessment.report_id)
-        ))
+            rows[accepted.report_id] = _record(accepted, rubric, outcome, assessed_at)
+        inserted = await repository.insert_new_assessments(session, list(rows.values()))
         for report_id in inserted:
             ASSESSMENTS.labels(kind=rows[report_id].kind, level=rows[report_id].level).inc()
         lost = [report_id for report_id in rows if report_id not in inserted]
         if lost:  # another worker stored them a moment ago (during a rebalance): theirs stand
-            for row in await session.scalars(select(Assessment).where(Assessment.report_id.in_(lost))):
+            for row in await repository.assessments_by_report_ids(session, lost):
                 rows[row.report_id] = row
     return [assessed_event(stored.get(report_id) or rows[report_id]) for report_id in dict.fromkeys(ids)]
 
@@ -93,51 +91,78 @@ async def _history(session: AsyncSession, reports: Sequence[Report]) -> dict[str
     """When earlier reports on these enterprises occurred (only what can fall in a 90-day window of the batch)."""
     earliest = min(report.occurred_at for report in reports) - HISTORY_WINDOW
     latest = max(report.occurred_at for report in reports)
-    rows = await session.execute(
-        select(Assessment.credit_code, Assessment.occurred_at).where(
-            Assessment.credit_code.in_({report.enterprise.credit_code for report in reports}),
-            Assessment.occurred_at >= earliest, Assessment.occurred_at <= latest,
-        )
-    )
     history: dict[str, list[datetime]] = {}
-    for code, occurred_at in rows:
+    codes = {report.enterprise.credit_code for report in reports}
+    for code, occurred_at in await repository.occurrences_of_enterprises(session, codes, earliest, latest):
         history.setdefault(code, []).append(occurred_at)
     return history
 
 
-async def _open_alert_codes(session: AsyncSession, codes: set[str]) -> set[str]:
-    """C17: enterprises with an alert that is not resolved."""
-    return set(await session.scalars(
-        select(KnownAlert.credit_code).where(KnownAlert.credit_code.in_(codes),
-                                             KnownAlert.state != "resolved").distinct()
-    ))
-
-
-def _row(accepted: ReportAccepted, rubric: Rubric, score: int, level: RiskLevel, reasons: Sequence[Reason],
-         now: datetime) -> Assessment:
+def _record(accepted: ReportAccepted, rubric: Rubric, outcome: Assessment, now: datetime) -> AssessmentRecord:
     report = accepted.report
-    return Assessment(
+    return AssessmentRecord(
         report_id=accepted.report_id, event_id=str(uuid.uuid4()), trace_id=accepted.trace_id,
         credit_code=report.enterprise.credit_code, kind=report.kind.value, region_code=report.region_code,
         industry=report.enterprise.industry, occurred_at=report.occurred_at, accepted_at=accepted.accepted_at,
-        assessed_at=now, score=score, level=level.value, rubric_version=rubric.version,
-        reasons=[reason.model_dump() for reason in reasons],
-        ack_deadline_seconds=rubric.ack_deadline_seconds(level), report=report.model_dump(mode="json"),
+        assessed_at=now, score=outcome.score, level=outcome.level.value, rubric_version=rubric.version,
+        reasons=[reason.model_dump() for reason in outcome.reasons],
+        ack_deadline_seconds=rubric.ack_deadline_seconds(outcome.level), report=report.model_dump(mode="json"),
     )
-
-
-def _columns(row: Assessment) -> dict[str, Any]:
-    return {column.key: getattr(row, column.key) for column in Assessment.__table__.columns}
 
 
 async def record_alert(session: AsyncSession, event: AlertChanged) -> None:
     """Keep the latest state of each alert (events of one enterprise arrive in order on one partition)."""
-    statement = insert(KnownAlert).values(
-        alert_id=event.alert_id, credit_code=event.credit_code, kind=event.kind.value, state=event.state.value,
-        updated_at=event.occurred_at,
+    await repository.upsert_alert_state(
+        session, alert_id=event.alert_id, credit_code=event.credit_code, kind=event.kind.value,
+        state=event.state.value, updated_at=event.occurred_at,
     )
-    await session.execute(statement.on_conflict_do_update(
-        index_elements=["alert_id"],
-        set_={"state": statement.excluded.state, "updated_at": statement.excluded.updated_at},
-        where=KnownAlert.updated_at <= statement.excluded.updated_at,
-    ))
+
+
+async def get_assessment(session: AsyncSession, report_id: str) -> AssessmentView:
+    """The stored assessment of a report as the API shows it; NotFound before the report is assessed."""
+    row = await repository.assessment_by_report_id(session, report_id)
+    if row is None:
+        raise NotFound("尚未评估该报告 / No assessment for this report (yet)")
+    return AssessmentView(
+        report_id=row.report_id, score=row.score, level=RiskLevel(row.level), rubric_version=row.rubric_version,
+        reasons=[Reason.model_validate(reason) for reason in row.reasons], assessed_at=row.assessed_at,
+        kind=row.kind, credit_code=row.credit_code, region_code=row.region_code, occurred_at=row.occurred_at,
+    )
+
+
+async def trends(session: AsyncSession, *, zone: str, group_by: TrendGroup, period: TrendPeriod,
+                 since: date) -> Trends:
+    """Reports per level, per group and period of `occurred_at` in `zone`; every level appears in each bucket."""
+    buckets: dict[tuple[date, str], dict[str, int]] = {}
+    for started, group, level, count in await repository.level_counts(
+        session, zone=zone, period=period, group_by=group_by, since=since,
+    ):
+        counts = buckets.setdefault((started, group), {level.value: 0 for level in RiskLevel})
+        counts[level] = count
+    return Trends(
+        group_by=group_by, period=period, since=since, timezone=zone,
+        buckets=[TrendBucket(period_start=key[0], group=key[1], counts=counts, total=sum(counts.values()))
+                 for key, counts in buckets.items()],
+    )
+
+
+async def rescored(session: AsyncSession, rubric: Rubric, since: datetime | None,
+                   until: datetime | None) -> AsyncIterator[list[tuple[AssessmentRecord, Assessment]]]:
+    """Re-scores under `rubric` of the stored assessments in range (by `occurred_at`), in chunks, each with the
+    history it had when it was assessed. Makes the session's transaction read-only: call it first."""
+    open_alert = OpenAlertReader(rubric)
+    await repository.make_read_only(session)
+    async for chunk in repository.assessments_in_range(session, since, until, window=HISTORY_WINDOW,
+                                                       chunk=RESCORE_CHUNK):
+        yield [(row, rescore(rubric, row, earlier, open_alert(row))) for row, earlier in chunk]
+
+
+async def store_rescores(session: AsyncSession, rubric: Rubric, events: Sequence[ReportAssessed],
+                         now: datetime) -> set[str]:
+    """Store the re-scores (replay events) not stored yet; returns the report ids stored now."""
+    return await repository.insert_new_rescores(session, [
+        {"report_id": event.report_id, "rubric_version": rubric.version, "event_id": str(event.event_id),
+         "score": event.score, "level": event.level.value,
+         "reasons": [reason.model_dump() for reason in event.reasons], "assessed_at": now}
+        for event in events
+    ])

@@ -230,7 +230,7 @@ async def test_wecom_sends_a_markdown_message(receiver: Receiver, client: httpx.
     assert sent["msgtype"] == "markdown"
     content = sent["markdown"]["content"]
     assert "南京某建筑工程有限公司" in content
-    assert content.index("红色预警") < content.index("RED alert")
+    assert content.index("红色(I级)预警") < content.index("red (level I) alert")
 
 
 @pytest.mark.asyncio
@@ -281,7 +281,7 @@ async def test_dingtalk_signs_the_url_when_a_secret_is_set(receiver: Receiver, c
     assert query["sign"] == [expected]
     sent = request.json()
     assert sent["msgtype"] == "markdown"
-    assert sent["markdown"]["title"].startswith("【红色预警 I级】")
+    assert sent["markdown"]["title"].startswith("【红色(I级)预警】")
     assert "al_01HZX4K" in sent["markdown"]["text"]
 
 
@@ -333,7 +333,7 @@ async def test_email_is_received_with_chinese_first(smtp: tuple[int, _Inbox]) ->
     [(recipients, mail)] = inbox.messages
     assert recipients == ["union@nanjing.example"]
     assert mail["From"] == "alerts@platform.example"
-    assert str(mail["Subject"]).startswith("【红色预警 I级】欠薪 · 南京某建筑工程有限公司")
+    assert str(mail["Subject"]).startswith("【红色(I级)预警】欠薪 · 南京某建筑工程有限公司")
     assert mail.get_content_type() == "text/plain"
     assert mail.get_content_charset() == "utf-8"
     text = mail.get_content()

@@ -57,15 +57,17 @@ def make_payload(event: str = "alert.opened", level: str = "red") -> dict[str, A
 
 
 def test_title_names_level_kind_and_enterprise_zh_first() -> None:
-    assert title(make_payload()) == "【红色预警 I级】欠薪 · 南京某建筑工程有限公司 / [RED alert] Wage arrears"
+    assert title(make_payload()) == ("【红色(I级)预警】欠薪 · 南京某建筑工程有限公司 / "
+                                     "[red (level I) alert] Wage arrears")
 
 
 @pytest.mark.parametrize(
     ("event", "level", "zh", "en"),
     [
-        ("alert.opened", "orange", "【橙色预警 II级】欠薪", "[ORANGE alert] Wage arrears"),
-        ("alert.level_raised", "red", "【红色预警 I级】预警等级提升", "[RED alert] Alert level raised"),
-        ("alert.escalated", "yellow", "【黄色预警 III级】逾期未确认，升级上报", "[YELLOW alert] Escalated"),
+        ("alert.opened", "orange", "【橙色(II级)预警】欠薪", "[orange (level II) alert] Wage arrears"),
+        ("alert.level_raised", "red", "【红色(I级)预警】预警等级提升", "[red (level I) alert] Alert level raised"),
+        ("alert.escalated", "yellow", "【黄色(III级)预警】逾期未确认，升级上报",
+         "[yellow (level III) alert] Escalated"),
     ],
 )
 def test_title_says_what_happened(event: str, level: str, zh: str, en: str) -> None:
@@ -98,7 +100,7 @@ def test_email_has_the_chinese_part_before_the_english_part() -> None:
     assert body.index("请于 2025-01-20 10:30") < body.index("Please acknowledge by 2025-01-20 10:30")
     assert "al_01HZX4K" in body
     assert "待确认" in body
-    assert "State: open" in body
+    assert "State: Open" in body
 
 
 @pytest.mark.parametrize("render", [title, markdown, lambda p: "\n".join(email_text(p))])

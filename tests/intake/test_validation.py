@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from pydantic import ValidationError
@@ -12,8 +12,8 @@ from services.intake.validation import (
     ReportSubmission,
     credit_code_is_valid,
     make_credit_code,
-    region_code_problem,
 )
+from shared.regions import region_code_problem
 from shared.validation_errors import describe_validation_errors
 from tests.factories import credit_code, make_report_body
 
@@ -49,6 +49,16 @@ def test_wrong_check_character_length_or_alphabet_fails(code: str) -> None:
 )
 def test_region_code_must_be_county_level_in_a_real_province(code: str, valid: bool) -> None:
     assert (region_code_problem(code) is None) is valid
+
+
+@pytest.mark.parametrize(
+    ("code", "level", "valid"),
+    [("320100", "city", True), ("320102", "city", False), ("320000", "city", False), ("990100", "city", False),
+     ("810100", "city", False), ("320000", "province", True), ("810000", "province", True),
+     ("320100", "province", False), ("990000", "province", False), ("3200", "province", False)],
+)
+def test_region_code_of_a_city_or_province(code: str, level: Literal["city", "province"], valid: bool) -> None:
+    assert (region_code_problem(code, level) is None) is valid
 
 
 def test_a_valid_body_has_no_problems_and_its_report_has_no_contact() -> None:

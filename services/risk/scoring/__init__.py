@@ -3,6 +3,7 @@
 from services.risk.scoring.engine import Assessment, score_report
 from services.risk.scoring.rubric import (
     DEFAULT_VERSION,
+    HISTORY_WINDOW,
     History,
     Rubric,
     RubricError,
@@ -13,6 +14,7 @@ from services.risk.scoring.rubric import (
 
 __all__ = [
     "DEFAULT_VERSION",
+    "HISTORY_WINDOW",
     "Assessment",
     "History",
     "Rubric",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import string
 import types
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import Enum
 from functools import cached_property
 from importlib import resources
@@ -36,6 +36,9 @@ from shared.report import Report, ReportKind
 
 RUBRICS_PACKAGE = "services.risk.rubrics"
 DEFAULT_VERSION = "task7-v1"
+
+
+HISTORY_WINDOW = timedelta(days=90)  # how far back `history.earlier_reports_in_90_days` counts (C16)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""A token bucket per caller, kept in the process (each replica enforces the limit on its own share)."""
+"""The per-unit rate limit of intake: a token bucket per caller, kept in the process (each replica enforces the
+limit on its own share)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,5 @@
+"""`python -m bench`: every speed figure from one run (see `bench.run`)."""
+
+from bench.run import main
+
+main()

@@ -1,0 +1,69 @@
+"""The alerts API documents itself: every route declares its answer, its errors in the real `{"error": ...}` shape,
+and the bearer scheme behind the docs' Authorize button."""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+import pytest
+
+from services.alerts.app import create_app
+from services.alerts.schemas import Outcome
+from services.alerts.settings import AlertsSettings
+from shared.labels import BODY_OUTCOMES
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def openapi() -> dict[str, Any]:
+    settings = AlertsSettings(environment="test", database_url="postgresql+asyncpg://nobody@127.0.0.1:9/none",
+                              admin_token="t" * 32)
+    schema: dict[str, Any] = create_app(settings).openapi()
+    return schema
+
+
+def operations(openapi: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(method, path, op) for path, ops in openapi["paths"].items() if path.startswith("/v1/")
+            for method, op in ops.items()]
+
+
+def test_every_route_declares_its_response_model(openapi: dict[str, Any]) -> None:
+    for method, path, op in operations(openapi):
+        success = [status for status in op["responses"] if status.startswith("2")]
+        assert len(success) == 1, (method, path)
+        if success[0] != "204":
+            schema = op["responses"][success[0]]["content"]["application/json"]["schema"]
+            assert schema.get("$ref") or schema.get("items", {}).get("$ref"), (method, path, schema)
+
+
+def test_every_route_declares_its_errors_in_the_real_shape(openapi: dict[str, Any]) -> None:
+    for method, path, op in operations(openapi):
+        errors = {status: answer for status, answer in op["responses"].items() if not status.startswith("2")}
+        assert {"401", "422", "503"} <= set(errors), (method, path)
+        for status, answer in errors.items():
+            ref = answer["content"]["application/json"]["schema"]["$ref"]
+            assert ref.endswith("/ErrorBody"), (method, path, status)
+
+
+def test_the_acting_routes_declare_forbidden_missing_and_conflict(openapi: dict[str, Any]) -> None:
+    for action in ("ack", "resolve"):
+        assert {"403", "404", "409"} <= set(openapi["paths"][f"/v1/alerts/{{alert_id}}/{action}"]["post"]["responses"])
+
+
+def test_alerts_are_typed_not_free_form(openapi: dict[str, Any]) -> None:
+    schemas = openapi["components"]["schemas"]
+    assert schemas["AlertPage"]["properties"]["items"]["items"]["$ref"].endswith("/AlertView")
+    assert {"alert_id", "level", "state", "notified", "escalations"} <= set(schemas["AlertView"]["properties"])
+    assert "deliveries" in schemas["AlertDetail"]["properties"]
+
+
+def test_every_route_is_behind_the_bearer_scheme(openapi: dict[str, Any]) -> None:
+    assert openapi["components"]["securitySchemes"]["bearer"] == {
+        **openapi["components"]["securitySchemes"]["bearer"], "type": "http", "scheme": "bearer"}
+    for method, path, op in operations(openapi):
+        assert op.get("security") == [{"bearer": []}], (method, path)
+
+
+def test_a_body_resolves_with_the_outcomes_of_the_label_catalogue() -> None:
+    assert get_args(Outcome) == BODY_OUTCOMES
