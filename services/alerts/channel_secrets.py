@@ -3,8 +3,9 @@ encrypted (Fernet: AES-128-CBC + HMAC-SHA256, with a key from `ALERTS_SECRET_KEY
 
 A stored channel (the JSON kept in `bodies.channels`) carries `secret_encrypted` (a Fernet token) instead of
 `secret`. `seal_channel` turns a channel as the API received it into its stored form; `channel_secret` gives the
-plain secret back for a send. A stored channel that still has a plain `secret` (written before the migration
-that encrypts them) is read as it is, so a delivery never fails during a rolling upgrade.
+plain secret back for a send, `unseal_channel` the whole channel as the API received it (in memory only). A stored
+channel that still has a plain `secret` (written before the migration that encrypts them) is read as it is, so a
+delivery never fails during a rolling upgrade.
 
 Key rotation: `ALERTS_SECRET_KEY` may list several keys separated by commas; the first encrypts, all decrypt
 (`MultiFernet`), so a new key goes first and the old one stays until the rows were re-encrypted.
@@ -63,15 +64,20 @@ def channel_secret(channel: Mapping[str, Any], cipher: MultiFernet) -> str | Non
 
 
 def public_channel(channel: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored channel as the API shows it: no secret in any form, only whether it has one."""
-    view = {key: value for key, value in channel.items() if key not in (SECRET_FIELD, ENCRYPTED_FIELD)}
-    return view
+    """A stored channel as the API shows it: no secret in any form."""
+    return {key: value for key, value in channel.items() if key not in (SECRET_FIELD, ENCRYPTED_FIELD)}
+
+
+def unseal_channel(channel: Mapping[str, Any], cipher: MultiFernet) -> dict[str, Any]:
+    """A stored channel with its plain `secret` again, as the API received it: for a sender, in memory only (never
+    store or log it). Raises `SecretUnreadable` if no configured key decrypts it."""
+    secret = channel_secret(channel, cipher)
+    plain = public_channel(channel)
+    if secret is not None:
+        plain[SECRET_FIELD] = secret
+    return plain
 
 
 def reseal_channel(channel: Mapping[str, Any], cipher: MultiFernet) -> dict[str, Any]:
     """`channel` with its secret encrypted under the first key (plain or under an older key before)."""
-    secret = channel_secret(channel, cipher)
-    plain = {key: value for key, value in channel.items() if key not in (SECRET_FIELD, ENCRYPTED_FIELD)}
-    if secret is not None:
-        plain[SECRET_FIELD] = secret
-    return seal_channel(plain, cipher)
+    return seal_channel(unseal_channel(channel, cipher), cipher)

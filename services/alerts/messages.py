@@ -88,6 +88,10 @@ def message_input(payload: Payload) -> MessageInput:
 def title(payload: Payload) -> str:
     """One line, e.g. "【红色(I级)预警】欠薪 · 南京某建筑工程有限公司 / [red (level I) alert] Wage arrears"."""
     message = message_input(payload)
+    return _title(message, _text(message.report.enterprise.name))
+
+
+def _title(message: MessageInput, name: str) -> str:
     level = label("level", _level(message))
     kind = label("kind", _kind(message))
     event = _text(message.event)
@@ -95,24 +99,28 @@ def title(payload: Payload) -> str:
     if event in ("alert.level_raised", "alert.escalated"):
         what = label("event", event)
         prefix_zh, prefix_en = (f"{what.zh} · ", f"{what.en}: ")
-    zh = f"【{level.zh}预警】{prefix_zh}{kind.zh} · {_text(message.report.enterprise.name)}"
+    zh = f"【{level.zh}预警】{prefix_zh}{kind.zh} · {name}"
     return f"{zh} / [{level.en} alert] {prefix_en}{kind.en}"
 
 
 def markdown(payload: Payload) -> str:
-    """The WeCom/DingTalk markdown message: what happened, where, how serious, why, and by when to acknowledge."""
+    """The WeCom/DingTalk markdown message: what happened, where, how serious, why, and by when to acknowledge.
+    Text that comes from a report (enterprise name, codes, reasons) goes through `escape_markdown`."""
     message = message_input(payload)
     alert, report, assessment = message.alert, message.report, message.assessment
     event_zh, event_en = _both(label("event", _text(message.event)))
+    safe = escape_markdown
+    name = safe(_text(report.enterprise.name))
     lines = [
-        f"### {title(message)}",
+        f"### {_title(message, name)}",
         f"- 事件 / Event: {event_zh} / {event_en}",
-        f"- 企业 / Enterprise: {_text(report.enterprise.name)}（{_text(alert.credit_code)}）",
-        f"- 地区 / Region: {_text(report.region_code)}",
+        f"- 企业 / Enterprise: {name}（{safe(_text(alert.credit_code))}）",
+        f"- 地区 / Region: {safe(_text(report.region_code))}",
         f"- 涉及职工 / Workers involved: {_workers(report)} / {_workers(report, english=True)}",
-        f"- 风险分 / Score: **{_text(assessment.score)}**/100（{_text(assessment.rubric_version)}）",
+        f"- 风险分 / Score: **{_text(assessment.score)}**/100（{safe(_text(assessment.rubric_version))}）",
         "- 主要原因 / Top reasons:",
-        *(f"  {n}. {zh} / {en}（+{points}）" for n, (zh, en, points) in enumerate(_top_reasons(message), start=1)),
+        *(f"  {n}. {safe(zh)} / {safe(en)}（+{points}）"
+          for n, (zh, en, points) in enumerate(_top_reasons(message), start=1)),
         f"- 确认时限 / Acknowledge by: **{_deadline(alert.ack_deadline)}**",
         f"- 预警编号 / Alert ID: `{_text(alert.alert_id)}`",
     ]
@@ -160,6 +168,21 @@ def email_text(payload: Payload) -> tuple[str, str]:
         f"Alert ID: {_text(alert.alert_id)}",
     ]
     return title(message), "\n".join([*zh, "", "-" * 40, "", *en]) + "\n"
+
+
+# Characters that open markup in the robots' markdown (links, images, emphasis, code, headings, quotes, tables,
+# HTML such as WeCom's <font>), mapped to their full-width forms. The robots do not reliably honour backslash
+# escapes (WeCom shows the backslash), and full-width punctuation reads the same to a person in a Chinese text.
+_MARKDOWN_SAFE = str.maketrans({
+    "\\": "＼", "`": "｀", "*": "＊", "_": "＿", "[": "［", "]": "］", "(": "（", ")": "）", "<": "＜", ">": "＞",
+    "#": "＃", "|": "｜", "~": "～", "!": "！", "{": "｛", "}": "｝",
+})
+
+
+def escape_markdown(text: str) -> str:
+    """`text` (one line, from a report: an enterprise name, a note...) made inert in robot markdown: no link,
+    image, emphasis, code, heading, quote, table or HTML can start in it, and no bare URL is auto-linked."""
+    return _WHITESPACE.sub(" ", text).strip().translate(_MARKDOWN_SAFE).replace("://", "：//")
 
 
 def _text(value: object) -> str:
