@@ -158,7 +158,8 @@ def stack(infra: Infra, services: tuple[str, ...], *, prepare: Callable[[dict[st
             "ENVIRONMENT": "test", "DATABASE_URL": database_url, "ADMIN_TOKEN": ADMIN_TOKEN,
             "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap_servers,
             "KAFKA_TOPIC_PREFIX": fresh_topic_prefix(infra.kafka_bootstrap_servers),
-            "INTAKE_CONTACT_KEY": Fernet.generate_key().decode(), "LOG_LEVEL": "INFO",
+            "INTAKE_CONTACT_KEY": Fernet.generate_key().decode(), "ALERTS_SECRET_KEY": Fernet.generate_key().decode(),
+            "LOG_LEVEL": "INFO",
             # One unit sends every report of the benchmark: the per-unit limit (600/min) must not be what is measured.
             "UNIT_RATE_LIMIT": str(10**9),
             **extra_env,

@@ -24,26 +24,41 @@ Semantics (kept from the services): the admin token is compared with `hmac.compa
 unknown token is `shared.http.Unauthorized` (401, `WWW-Authenticate: Bearer`, JSON error shape); the lookup must
 return only ACTIVE principals, so a deactivated unit/body is refused like an unknown token; an authenticated
 caller without the right is `Forbidden` (403). The lookup runs in the request's one session (`shared.deps.SessionDep`),
-the same session the route receives. Every dependency here declares the `bearer` security scheme, so the OpenAPI
+the same session the route receives.
+
+Failed authentication is rate-limited per client address (`AuthFailureLimiter`): a presented token that is neither
+the admin's nor an active principal's is a failure; after `AUTH_FAILURE_LIMIT` failures within
+`AUTH_FAILURE_WINDOW_SECONDS` (20 per minute by default) every request of that address that presents a token is
+answered 429 with `Retry-After` until the oldest failure leaves the window, BEFORE the token is checked (so that a
+guess cannot be confirmed while blocked). A request without any token is a plain 401 and is not counted (a page
+loading before sign-in is no guess). The address is the TCP peer; `X-Forwarded-For` is believed only from peers
+listed in `TRUSTED_PROXIES` (then the right-most address that is not a trusted proxy is the client). The counts
+are per process: with N replicas an address gets at most N x the limit, still far from a useful guessing rate
+against 256-bit tokens. Every dependency here declares the `bearer` security scheme, so the OpenAPI
 has `components.securitySchemes.bearer` (HTTP bearer), each protected route lists it under `security`, and /docs
 shows the Authorize button.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import ipaddress
+import math
 import secrets
-from collections.abc import Awaitable, Callable
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.deps import SessionDep, service_context
-from shared.http import Forbidden, Unauthorized
+from shared.http import Forbidden, RateLimited, Unauthorized
 
 
 def new_token(prefix: str) -> str:
@@ -120,6 +135,107 @@ def _admin_token(request: Request) -> str:
     return token
 
 
+DEFAULT_AUTH_FAILURE_LIMIT = 20
+DEFAULT_AUTH_FAILURE_WINDOW_SECONDS = 60.0
+
+
+class AuthFailureLimiter:
+    """Failed authentications per client address in a sliding window; blocks an address that reached the limit.
+
+    Memory is bounded: at most `limit` timestamps per address and `max_addresses` addresses (stale ones are dropped
+    first, then the least recently added)."""
+
+    def __init__(self, limit: int = DEFAULT_AUTH_FAILURE_LIMIT,
+                 window_seconds: float = DEFAULT_AUTH_FAILURE_WINDOW_SECONDS, *, max_addresses: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.window = window_seconds
+        self._max_addresses = max_addresses
+        self._clock = clock
+        self._failures: dict[str, deque[float]] = {}
+
+    def retry_after(self, address: str) -> float:
+        """Seconds until `address` may try again; 0 when it is not blocked."""
+        failures = self._failures.get(address)
+        if failures is None:
+            return 0.0
+        now = self._clock()
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        if not failures:
+            del self._failures[address]
+            return 0.0
+        return failures[0] + self.window - now if len(failures) >= self.limit else 0.0
+
+    def record_failure(self, address: str) -> None:
+        now = self._clock()
+        failures = self._failures.get(address)
+        if failures is None:
+            if len(self._failures) >= self._max_addresses:
+                self._evict(now)
+            failures = self._failures[address] = deque(maxlen=self.limit)
+        failures.append(now)
+
+    def _evict(self, now: float) -> None:
+        for address in [a for a, times in self._failures.items() if not times or times[-1] <= now - self.window]:
+            del self._failures[address]
+        while len(self._failures) >= self._max_addresses:
+            del self._failures[next(iter(self._failures))]
+
+
+@functools.lru_cache(maxsize=16)
+def _networks_of(spec: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(item.strip(), strict=False) for item in spec.split(",") if item.strip())
+
+
+def _networks(spec: str | Sequence[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return _networks_of(spec if isinstance(spec, str) else ",".join(spec))
+
+
+def _is_trusted(address: str, proxies: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return False
+    return any(ip in network for network in proxies)
+
+
+def client_address(peer: str | None, forwarded_for: str | None, trusted_proxies: str | Sequence[str] = ()) -> str:
+    """The client's address: the TCP peer, unless the peer is a trusted proxy and says whom it forwards for."""
+    address = peer or "unknown"
+    proxies = _networks(trusted_proxies)
+    if not proxies or not forwarded_for or not _is_trusted(address, proxies):
+        return address
+    # Right to left: each trusted proxy appended the address it received from; the first untrusted one is the client.
+    for hop in reversed([part.strip() for part in forwarded_for.split(",") if part.strip()]):
+        if not _is_trusted(hop, proxies):
+            return hop
+    return address
+
+
+def _auth_limits(request: Request) -> tuple[AuthFailureLimiter, str]:
+    """The app's limiter (made on first use from the service's settings) and the request's client address."""
+    settings: Any = service_context(request).settings
+    state = request.app.state
+    limiter: AuthFailureLimiter | None = getattr(state, "auth_failure_limiter", None)
+    if limiter is None:
+        limiter = AuthFailureLimiter(
+            int(getattr(settings, "auth_failure_limit", DEFAULT_AUTH_FAILURE_LIMIT)),
+            float(getattr(settings, "auth_failure_window_seconds", DEFAULT_AUTH_FAILURE_WINDOW_SECONDS)),
+        )
+        state.auth_failure_limiter = limiter
+    address = client_address(request.client.host if request.client else None,
+                             request.headers.get("x-forwarded-for"), getattr(settings, "trusted_proxies", ""))
+    return limiter, address
+
+
+def _refuse_if_blocked(limiter: AuthFailureLimiter, address: str) -> None:
+    wait = limiter.retry_after(address)
+    if wait > 0:
+        raise RateLimited(math.ceil(wait))
+
+
+
 CSRF_HEADER = "X-Requested-With"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -163,6 +279,9 @@ def caller_dependency(
 
     async def get_caller(request: Request, session: SessionDep, credentials: Credentials) -> Caller:
         token = presented_token(credentials)
+        limiter, address = _auth_limits(request)
+        if token is not None:  # checked before the token, so that a blocked address learns nothing from it
+            _refuse_if_blocked(limiter, address)
         if is_admin_token(token, _admin_token(request)):
             return ADMIN
         if token is None and session_cookie is not None:
@@ -173,6 +292,8 @@ def caller_dependency(
                 return Caller(cookie_principal)
         principal_id = await lookup(session, hash_token(token)) if token is not None else None
         if principal_id is None:
+            if token is not None:
+                limiter.record_failure(address)
             if on_rejected is not None:
                 on_rejected()
             raise Unauthorized()
@@ -206,6 +327,9 @@ async def require_admin(request: Request, credentials: Credentials) -> Caller:
     token = presented_token(credentials)
     if token is None:
         raise Unauthorized()
+    limiter, address = _auth_limits(request)
+    _refuse_if_blocked(limiter, address)
     if not is_admin_token(token, _admin_token(request)):
+        limiter.record_failure(address)
         raise Forbidden()
     return ADMIN

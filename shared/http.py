@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 import asyncpg
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.db import is_database_unavailable, ping
+from shared.input_guard import reject_unsafe_input
 from shared.metrics import DEPENDENCY_UP, HTTP_DURATION, HTTP_REQUESTS
 from shared.validation_errors import describe_validation_errors
 
@@ -68,6 +69,17 @@ class Unauthorized(ApiError):
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
+
+
+class InvalidInput(ApiError):
+    """A 422 found by a rule beyond the request model (e.g. a webhook target that resolves to a private address);
+    `problems` are `(location, field, type, reason)` as the request validation's details are."""
+
+    status_code, code, message = 422, "validation_error", "请求内容有误 / The request is invalid"
+
+    def __init__(self, problems: list[tuple[str, str, str, str]]) -> None:
+        super().__init__(details=[{"field": field, "location": location, "type": kind, "reason": reason}
+                                  for location, field, kind, reason in problems])
 
 
 class Forbidden(ApiError):
@@ -379,7 +391,9 @@ def context_checks(app: FastAPI) -> Callable[[], Mapping[str, ReadinessCheck]]:
 def create_service_app(*, title: str, description: str, version: str, lifespan: Any,
                        checks: Callable[[], Mapping[str, ReadinessCheck]] | None = None,
                        required: Collection[str] = DEFAULT_REQUIRED) -> FastAPI:
-    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    # Every route, dependency included, sees input without NUL characters or oversized parameters (422 otherwise).
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan,
+                  dependencies=[Depends(reject_unsafe_input)])
     install_error_handlers(app)
     install_operational_routes(app, checks or context_checks(app), required)
     app.add_middleware(ObservabilityMiddleware)

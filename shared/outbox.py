@@ -3,7 +3,20 @@ to Kafka by a relay that marks them sent.
 
 Kafka being down delays publication, never loses it: rows stay unsent and are retried. A crash between the
 broker's acknowledgement and the `sent_at` update publishes a row twice; its event id is stable, so consumers
-drop the copy. Replicas running the relay skip each other's rows (`FOR UPDATE SKIP LOCKED`).
+drop the copy.
+
+Order: rows are published in id order, and only ONE relay per outbox table publishes at a time. Each batch is
+claimed under a transaction-scoped PostgreSQL advisory lock named after the table (`pg_try_advisory_xact_lock`);
+a replica that does not get it publishes nothing in that tick and stands by (it tries again at its next tick, so
+it takes over at once when the publishing replica dies: the lock goes with its transaction). The earlier scheme,
+every replica claiming its own rows with `FOR UPDATE SKIP LOCKED`, let two replicas publish adjacent batches
+concurrently, so a later report of one enterprise could reach Kafka before an earlier one.
+Why one publisher rather than partitions owned by key hash (advisory locks per partition): the per-key variant
+keeps order too and spreads the work, but needs the key in the table, a partition count fixed across replicas and
+a hand-over protocol when replicas come and go, while one relay already publishes whole batches (up to
+`batch_size` rows per producer round trip), which is ample for the rate reports are accepted at; partitioning is
+the next step only if one publisher ever falls behind. The lock is per transaction, so no session-level lock can
+leak through the connection pool.
 
 A service declares its outbox table with the mixin (the same columns and partial index in every schema) and builds
 rows only with `outbox_row()`:
@@ -18,6 +31,7 @@ rows only with `outbox_row()`:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol
@@ -68,6 +82,14 @@ def outbox_row(model: Any, topic: str, event: EventBase, now: datetime) -> Any:
     return model(event_id=str(event.event_id), topic=topic, payload=event.model_dump_json(), created_at=now)
 
 
+def relay_lock_key(model: Any) -> int:
+    """The advisory lock key of `model`'s relay: a signed 64-bit number derived from its schema-qualified table
+    name, so each service's outbox has its own publisher and the key collides with nothing else by chance."""
+    table = model.__table__
+    name = f"outbox-relay:{table.schema or 'public'}.{table.name}".encode()
+    return int.from_bytes(hashlib.sha256(name).digest()[:8], "big", signed=True)
+
+
 class OutboxRelay(PollingWorker):
     def __init__(
         self, *, sessions: SessionFactory, producer: EventProducer, model: Any, batch_size: int = 500,
@@ -91,10 +113,13 @@ class OutboxRelay(PollingWorker):
         """Publish up to one batch of unsent rows; returns how many were published."""
         model = self._model
         async with transaction(self._sessions) as session:
+            # One publisher per table at a time (see the module docstring): another replica holding the lock is
+            # publishing; this one publishes nothing now and still reports the backlog below.
+            publisher = bool(await session.scalar(select(func.pg_try_advisory_xact_lock(relay_lock_key(model)))))
             rows = (await session.scalars(
                 select(model).where(model.sent_at.is_(None)).order_by(model.id).limit(self._batch_size)
-                .with_for_update(skip_locked=True)
-            )).all()
+                .with_for_update()
+            )).all() if publisher else []
             if rows:
                 await self._producer.send_events([(row.topic, parse_event(row.payload.encode())) for row in rows])
                 now = datetime.now(UTC)

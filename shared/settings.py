@@ -6,9 +6,10 @@ a service's own variables carry its prefix (`INTAKE_`, `RISK_`, `ALERTS_`) unles
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_ADMIN_TOKEN = "dev-admin-token"
@@ -52,6 +53,19 @@ class ServiceSettings(BaseSettings):
     admin_token: str = Field(default=DEVELOPMENT_ADMIN_TOKEN, validation_alias="ADMIN_TOKEN")
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     run_migrations: bool = Field(default=True, validation_alias="RUN_MIGRATIONS")
+    # Failed authentications per client address before 429 (shared.auth); a sliding window.
+    auth_failure_limit: int = Field(default=20, ge=1, validation_alias="AUTH_FAILURE_LIMIT")
+    auth_failure_window_seconds: float = Field(default=60.0, gt=0, validation_alias="AUTH_FAILURE_WINDOW_SECONDS")
+    # Comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed; empty: none.
+    trusted_proxies: str = Field(default="", validation_alias="TRUSTED_PROXIES")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: str) -> str:
+        for item in value.split(","):
+            if item.strip():
+                ipaddress.ip_network(item.strip(), strict=False)  # ValueError names the bad entry
+        return value
 
     @property
     def is_development(self) -> bool:

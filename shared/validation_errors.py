@@ -15,6 +15,7 @@ _REASONS: dict[str, str] = {
     "string_type": "应为字符串 / must be a string",
     "string_too_short": "长度至少为 {min_length} / must have at least {min_length} characters",
     "string_too_long": "长度不能超过 {max_length} / must have at most {max_length} characters",
+    "string_nul": "不能包含 NUL 字符 / must not contain NUL characters",
     "string_pattern_mismatch": "格式不正确 / has the wrong format",
     "int_type": "应为整数 / must be an integer",
     "int_parsing": "应为整数 / must be an integer",

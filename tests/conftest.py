@@ -27,6 +27,7 @@ __all__ = ["ADMIN_TOKEN", "Infra", "KafkaReader", "StartService", "fresh_databas
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdefghij"
 CONTACT_KEY = Fernet.generate_key().decode()
+ALERTS_SECRET_KEY = Fernet.generate_key().decode()
 
 
 @pytest.fixture(scope="session")
@@ -97,6 +98,7 @@ def make_service_env(database_url: str, kafka_bootstrap: str, topic_prefix: str)
         "KAFKA_TOPIC_PREFIX": topic_prefix,
         "ADMIN_TOKEN": ADMIN_TOKEN,
         "INTAKE_CONTACT_KEY": CONTACT_KEY,
+        "ALERTS_SECRET_KEY": ALERTS_SECRET_KEY,
         "LOG_LEVEL": "INFO",
     }
 

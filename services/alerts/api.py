@@ -24,6 +24,7 @@ from services.alerts.schemas import (
     AlertPage,
     BodyCreate,
     BodyCreated,
+    BodyToken,
     BodyUpdate,
     BodyView,
     CoveragePage,
@@ -59,9 +60,11 @@ ADMIN_ERRORS = error_responses(401, 403, 422, 503)
 
 @router.post("/bodies", status_code=201, response_model=BodyCreated, dependencies=[AdminOnly], tags=["bodies"],
              responses=ADMIN_ERRORS)
-async def create_body(payload: BodyCreate, session: SessionDep) -> BodyCreated:
-    """Register a union federation, mediation centre or other body, with its delivery channels."""
-    return await service.create_body(session, payload, utcnow())
+async def create_body(payload: BodyCreate, session: SessionDep, context: Context) -> BodyCreated:
+    """Register a union federation, mediation centre or other body, with its delivery channels. Webhooks must
+    resolve to public addresses (unless private targets are allowed), robots use their official hosts; channel
+    secrets are stored encrypted and never shown."""
+    return await service.create_body(session, payload, utcnow(), context.settings)
 
 
 @router.get("/bodies", response_model=list[BodyView], dependencies=[AdminOnly], tags=["bodies"],
@@ -86,9 +89,9 @@ async def get_me(caller: CallerDep, session: SessionDep) -> MeView:
 
 @router.patch("/bodies/{body_id}", response_model=BodyView, dependencies=[AdminOnly], tags=["bodies"],
               responses=error_responses(401, 403, 404, 422, 503))
-async def update_body(body_id: str, payload: BodyUpdate, session: SessionDep) -> BodyView:
+async def update_body(body_id: str, payload: BodyUpdate, session: SessionDep, context: Context) -> BodyView:
     """Rename, change channels, or (de)activate a body. A deactivated body is not routed to and cannot sign in."""
-    return await service.update_body(session, body_id, payload, utcnow())
+    return await service.update_body(session, body_id, payload, utcnow(), context.settings)
 
 
 @router.delete("/bodies/{body_id}", status_code=204, dependencies=[AdminOnly], tags=["bodies"],
@@ -96,6 +99,21 @@ async def update_body(body_id: str, payload: BodyUpdate, session: SessionDep) ->
 async def deactivate_body(body_id: str, session: SessionDep) -> Response:
     """Deactivate a body (its history stays: alerts it was told about still name it)."""
     await service.deactivate_body(session, body_id, utcnow())
+    return Response(status_code=204)
+
+
+@router.post("/bodies/{body_id}/token", response_model=BodyToken, dependencies=[AdminOnly], tags=["bodies"],
+             responses=error_responses(401, 403, 404, 422, 503))
+async def rotate_body_token(body_id: str, session: SessionDep) -> BodyToken:
+    """Issue the body a new token (shown once); the old one is refused at once. Reactivates a revoked body."""
+    return await service.rotate_token(session, body_id, utcnow())
+
+
+@router.delete("/bodies/{body_id}/token", status_code=204, dependencies=[AdminOnly], tags=["bodies"],
+               response_class=Response, responses=error_responses(401, 403, 404, 422, 503))
+async def revoke_body_token(body_id: str, session: SessionDep) -> Response:
+    """Revoke the body's token: it is refused at once and the body is deactivated until a new token is issued."""
+    await service.revoke_token(session, body_id, utcnow())
     return Response(status_code=204)
 
 

@@ -170,7 +170,7 @@ def _pick(language: MessageLanguage, zh: str, en: str) -> str:
     return f"{zh} / {en}"
 
 
-def title(payload: Payload, language: str | None = None) -> str:
+def title(payload: Payload, language: str | None = None, *, markdown_safe: bool = False) -> str:
     """One line, e.g. "【红色(I级)预警】欠薪 · 南京某建筑工程有限公司 / [red (level I) alert] Wage arrears" (zh-en); in
     `en` only "[red (level I) alert] Wage arrears · 南京某建筑工程有限公司" (the name is the enterprise's own)."""
     notice = notice_input(payload)
@@ -182,6 +182,8 @@ def title(payload: Payload, language: str | None = None) -> str:
     kind = label("kind", _kind(message))
     event = _text(message.event)
     name = _text(message.report.enterprise.name)
+    if markdown_safe:  # a heading of robot markdown: report text must not format or link
+        name = escape_markdown(name)
     prefix_zh, prefix_en = ("", "")
     if event in ("alert.level_raised", "alert.escalated"):
         what = label("event", event)
@@ -208,18 +210,19 @@ def markdown(payload: Payload, language: str | None = None) -> str:
     english = chosen == "en"
     open_paren, close_paren = (" (", ")") if english else ("（", "）")
     rule = _rule(alert.ack_deadline_rule, chosen)
+    safe = escape_markdown  # text that comes from a report (enterprise name, codes, reasons)
     lines = [
-        f"### {title(message, chosen)}",
+        f"### {title(message, chosen, markdown_safe=True)}",
         f"- {_pick(chosen, '事件', 'Event')}: {_pick(chosen, event_zh, event_en)}",
-        f"- {_pick(chosen, '企业', 'Enterprise')}: {_text(report.enterprise.name)}"
-        f"{open_paren}{_text(alert.credit_code)}{close_paren}",
-        f"- {_pick(chosen, '地区', 'Region')}: {_text(report.region_code)}",
+        f"- {_pick(chosen, '企业', 'Enterprise')}: {safe(_text(report.enterprise.name))}"
+        f"{open_paren}{safe(_text(alert.credit_code))}{close_paren}",
+        f"- {_pick(chosen, '地区', 'Region')}: {safe(_text(report.region_code))}",
         f"- {_pick(chosen, '涉及职工', 'Workers involved')}: "
         f"{_pick(chosen, _workers(report), _workers(report, english=True))}",
         f"- {_pick(chosen, '风险分', 'Score')}: **{_text(assessment.score)}**/100"
-        f"{open_paren}{_text(assessment.rubric_version)}{close_paren}",
+        f"{open_paren}{safe(_text(assessment.rubric_version))}{close_paren}",
         f"- {_pick(chosen, '主要原因', 'Top reasons')}:",
-        *(f"  {n}. {_pick(chosen, zh, en)}{open_paren}+{points}{close_paren}"
+        *(f"  {n}. {_pick(chosen, safe(zh), safe(en))}{open_paren}+{points}{close_paren}"
           for n, (zh, en, points) in enumerate(_top_reasons(message), start=1)),
         f"- {_pick(chosen, '确认时限', 'Acknowledge by')}: **{_deadline(alert.ack_deadline)}**"
         + (f"{open_paren}{rule}{close_paren}" if rule else ""),
@@ -243,12 +246,13 @@ def wecom_markdown(payload: Payload) -> str:
     message = message_input(payload)
     alert, report, assessment = message.alert, message.report, message.assessment
     event_zh, event_en = _both(label("event", _text(message.event)))
-    name = _text(report.enterprise.name)[:WECOM_NAME_MAX]
+    safe = escape_markdown
+    name = safe(_text(report.enterprise.name)[:WECOM_NAME_MAX])
     lines = [
-        f"### {title(message)[: WECOM_NAME_MAX * 2]}",
+        f"### {title(message, markdown_safe=True)[: WECOM_NAME_MAX * 2]}",
         f'> 事件 / Event: <font color="warning">{event_zh} / {event_en}</font>',
-        f"> 企业 / Enterprise: {name}（{_text(alert.credit_code)}）",
-        f"> 地区 / Region: {_text(report.region_code)}",
+        f"> 企业 / Enterprise: {name}（{safe(_text(alert.credit_code))}）",
+        f"> 地区 / Region: {safe(_text(report.region_code))}",
         f"> 涉及职工 / Workers involved: {_workers(report)} / {_workers(report, english=True)}",
         f"> 风险分 / Score: **{_text(assessment.score)}**/100（{_text(assessment.rubric_version)}）",
         f'> 确认时限 / Acknowledge by: <font color="warning">{_deadline(alert.ack_deadline)}</font>',
@@ -256,7 +260,8 @@ def wecom_markdown(payload: Payload) -> str:
         f"> 预警编号 / Alert ID: `{_text(alert.alert_id)}`",
         "",
         "**主要原因 / Top reasons**",
-        *(f"{n}. {zh} / {en}（+{points}）" for n, (zh, en, points) in enumerate(_top_reasons(message), start=1)),
+        *(f"{n}. {safe(zh)} / {safe(en)}（+{points}）"
+          for n, (zh, en, points) in enumerate(_top_reasons(message), start=1)),
         "",
         *(f"{name}: [{text}]({url})" for name, text, url in _links(alert)),
     ]
@@ -349,6 +354,21 @@ def _links(alert: MessageAlert, language: MessageLanguage = DEFAULT_LANGUAGE) ->
 def _link_target(url: str) -> str:
     """A URL safe inside a markdown link: no spaces, brackets or line breaks can end it early."""
     return "".join(f"%{ord(c):02X}" if c in " ()<>[]\"" or c.isspace() else c for c in url)
+
+
+# Characters that open markup in the robots' markdown (links, images, emphasis, code, headings, quotes, tables,
+# HTML such as WeCom's <font>), mapped to their full-width forms. The robots do not reliably honour backslash
+# escapes (WeCom shows the backslash), and full-width punctuation reads the same to a person in a Chinese text.
+_MARKDOWN_SAFE = str.maketrans({
+    "\\": "＼", "`": "｀", "*": "＊", "_": "＿", "[": "［", "]": "］", "(": "（", ")": "）", "<": "＜", ">": "＞",
+    "#": "＃", "|": "｜", "~": "～", "!": "！", "{": "｛", "}": "｝",
+})
+
+
+def escape_markdown(text: str) -> str:
+    """`text` (one line, from a report: an enterprise name, a note...) made inert in robot markdown: no link,
+    image, emphasis, code, heading, quote, table or HTML can start in it, and no bare URL is auto-linked."""
+    return _WHITESPACE.sub(" ", text).strip().translate(_MARKDOWN_SAFE).replace("://", "：//")
 
 
 def _text(value: object) -> str:

@@ -95,6 +95,11 @@ class BodyCreated(BaseModel):
     token: str = Field(description="Shown once: the body signs in to the inbox and the API with it")
 
 
+class BodyToken(BaseModel):
+    body_id: str
+    token: str = Field(description="Shown once: the body's new token; the previous one is refused from now on")
+
+
 class BodyView(BaseModel):
     body_id: str
     name: str

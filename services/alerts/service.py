@@ -5,6 +5,7 @@ the bodies directory. Flush only: the caller's transaction (a request, a Kafka b
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import csv
@@ -23,7 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts import lifecycle, messages, receipts, repository, timeline
 from services.alerts.backoff import next_delay, should_give_up
-from services.alerts.channels import DeliveryResult
+from services.alerts.channel_secrets import public_channel, seal_channel
+from services.alerts.channels import ChannelConfig, DeliveryResult, EmailChannel
 from services.alerts.lifecycle import AlertSnapshot, Assessed, Policy
 from services.alerts.messages import DEFAULT_LANGUAGE, MessageLanguage
 from services.alerts.metrics import ALERTS_LEVEL_RAISED, ALERTS_OPENED, ESCALATIONS, SCREENING_NOTICES
@@ -52,6 +54,7 @@ from services.alerts.schemas import (
     AssessmentView,
     BodyCreate,
     BodyCreated,
+    BodyToken,
     BodyUpdate,
     BodyView,
     CountyCoverage,
@@ -93,6 +96,7 @@ from services.alerts.schemas import (
     WebhookPayload,
 )
 from services.alerts.settings import AlertsSettings
+from services.alerts.targets import check_target
 from services.alerts.working_time import AckDeadline
 from shared import regions
 from shared.auth import Caller, hash_token, new_token
@@ -111,7 +115,7 @@ from shared.events import (
     Topic,
     utcnow,
 )
-from shared.http import ApiError, Conflict, Forbidden, NotFound
+from shared.http import ApiError, Conflict, Forbidden, InvalidInput, NotFound
 from shared.labels import INDUSTRIES, label
 from shared.outbox import outbox_row
 from shared.report import KIND_BLOCKS, Report, ReportKind
@@ -131,7 +135,7 @@ ADMIN_IS_NO_BODY = "管理员令牌不属于任何机构 / The admin token belon
 def body_view(body: Body) -> BodyView:
     return BodyView(
         body_id=body.id, name=body.name, kind=body.kind, level=body.level, region_code=body.region_code,
-        channels=[{k: v for k, v in channel.items() if k != "secret"} for channel in body.channels],
+        channels=[public_channel(channel) for channel in body.channels],
         active=body.active, created_at=body.created_at, language=_language(body),
     )
 
@@ -141,16 +145,36 @@ def _language(body: Body) -> MessageLanguage:
     return body.language if body.language in messages.LANGUAGES else DEFAULT_LANGUAGE
 
 
+async def stored_channels(channels: Sequence[ChannelConfig], settings: AlertsSettings) -> list[dict[str, Any]]:
+    """Channels as the API received them, checked and in their stored form: every target allowed
+    (`targets.check_target`: official robot hosts, webhooks to public addresses unless private targets are
+    allowed), secrets sealed (`channel_secrets`). A refused target is a 422 naming `channels.<n>.url`."""
+    allow_private = settings.private_targets_allowed
+    reasons = await asyncio.gather(*(
+        check_target(channel.url, allow_private=allow_private, channel_type=channel.type)
+        for channel in channels if not isinstance(channel, EmailChannel)
+    ))
+    with_url = [index for index, channel in enumerate(channels) if not isinstance(channel, EmailChannel)]
+    problems = [("body", f"channels.{index}.url", "target_refused", reason)
+                for index, reason in zip(with_url, reasons, strict=True) if reason is not None]
+    if problems:
+        raise InvalidInput(problems)
+    cipher = settings.channel_cipher()
+    return [seal_channel(channel.model_dump(exclude_none=True), cipher) for channel in channels]
+
+
 def body_ref(body: Body) -> BodyRef:
     return BodyRef(body_id=body.id, kind=BodyKind(body.kind), level=BodyLevel(body.level),
                    region_code=body.region_code)
 
 
-async def create_body(session: AsyncSession, payload: BodyCreate, now: datetime) -> BodyCreated:
+async def create_body(session: AsyncSession, payload: BodyCreate, now: datetime,
+                      settings: AlertsSettings) -> BodyCreated:
     """Register a body with its channels; its token is returned once and stored only as a hash."""
+    channels = await stored_channels(payload.channels, settings)
     token = new_token("body")
     body = Body(id=str(uuid.uuid4()), name=payload.name, kind=payload.kind.value, level=payload.level.value,
-                region_code=payload.region_code, channels=[c.model_dump() for c in payload.channels],
+                region_code=payload.region_code, channels=channels,
                 token_hash=hash_token(token), active=True, created_at=now, updated_at=now,
                 language=payload.language)
     repository.add(session, body)
@@ -184,14 +208,16 @@ async def get_me(session: AsyncSession, caller: Caller) -> MeView:
                   language=_language(body))
 
 
-async def update_body(session: AsyncSession, body_id: str, payload: BodyUpdate, now: datetime) -> BodyView:
+async def update_body(session: AsyncSession, body_id: str, payload: BodyUpdate, now: datetime,
+                      settings: AlertsSettings) -> BodyView:
+    channels = await stored_channels(payload.channels, settings) if payload.channels is not None else None
     body = await repository.get_body(session, body_id, for_update=True)
     if body is None:
         raise NotFound(NO_SUCH_BODY)
     if payload.name is not None:
         body.name = payload.name
-    if payload.channels is not None:
-        body.channels = [c.model_dump() for c in payload.channels]
+    if channels is not None:
+        body.channels = channels
     if payload.active is not None:
         body.active = payload.active
     if payload.language is not None:
@@ -207,6 +233,30 @@ async def deactivate_body(session: AsyncSession, body_id: str, now: datetime) ->
         raise NotFound(NO_SUCH_BODY)
     body.active = False
     body.updated_at = now
+    await repository.flush(session)
+
+
+async def rotate_token(session: AsyncSession, body_id: str, now: datetime) -> BodyToken:
+    """A new token for the body, returned once; the old one is refused from this transaction's commit on. Issuing
+    a token also reactivates a body whose token was revoked (the admin's way back)."""
+    body = await repository.get_body(session, body_id, for_update=True)
+    if body is None:
+        raise NotFound(NO_SUCH_BODY)
+    token = new_token("body")
+    body.token_hash = hash_token(token)
+    body.active = True
+    body.updated_at = now
+    await repository.flush(session)
+    return BodyToken(body_id=body.id, token=token)
+
+
+async def revoke_token(session: AsyncSession, body_id: str, now: datetime) -> None:
+    """Revoke the body's token: the body is deactivated (as `deactivate_body`) and its token replaced by one
+    nobody knows, so that reactivating it later does not bring the old token back."""
+    await deactivate_body(session, body_id, now)
+    body = await repository.get_body(session, body_id)
+    assert body is not None
+    body.token_hash = hash_token(new_token("revoked"))
     await repository.flush(session)
 
 

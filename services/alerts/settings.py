@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from cryptography.fernet import MultiFernet
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from services.alerts.channel_secrets import DEVELOPMENT_SECRET_KEY, cipher_for
 from shared.settings import ServiceSettings, placeholder_reason
 
 # The receipt links' development default: accepted in development and test only (it is published here).
@@ -54,3 +56,43 @@ class AlertsSettings(ServiceSettings):
                 raise ValueError(f"ALERTS_LINK_SECRET must be at least {MIN_LINK_SECRET_LENGTH} characters outside "
                                  "development")
         return self
+
+    secret_key: str | None = Field(
+        default=None, repr=False,
+        description="Fernet key(s) encrypting channel secrets at rest, comma-separated (the first encrypts); "
+                    "required outside development",
+    )
+    allow_private_targets: bool | None = Field(
+        default=None,
+        description="Allow webhooks to loopback/private/link-local addresses; default: only in development and test",
+    )
+
+    @model_validator(mode="after")
+    def _secret_key_outside_development(self) -> AlertsSettings:
+        if self.secret_key is None:
+            if not self.is_development:
+                raise ValueError("ALERTS_SECRET_KEY is required outside development (a Fernet key)")
+        elif not self.is_development:
+            for key in self.secret_key.split(","):
+                reason = placeholder_reason(key.strip())
+                if reason is None and key.strip() == DEVELOPMENT_SECRET_KEY:
+                    reason = "it is the development default"
+                if reason is not None:
+                    raise ValueError(f"ALERTS_SECRET_KEY must be a real secret outside development: {reason}")
+        try:
+            self.channel_cipher()
+        except ValueError as error:
+            raise ValueError("ALERTS_SECRET_KEY must be Fernet keys (32 url-safe base64-encoded bytes), "
+                             "comma-separated") from error
+        return self
+
+    def channel_cipher(self) -> MultiFernet:
+        """The cipher of channel secrets (see `channel_secrets`)."""
+        return cipher_for(self.secret_key or DEVELOPMENT_SECRET_KEY)
+
+    @property
+    def private_targets_allowed(self) -> bool:
+        """Whether webhooks may target private addresses: as configured, else only in development and test."""
+        if self.allow_private_targets is not None:
+            return self.allow_private_targets
+        return self.environment in ("development", "test")

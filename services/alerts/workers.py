@@ -16,6 +16,7 @@ import httpx
 from pydantic import ValidationError
 
 from services.alerts import channels, service
+from services.alerts.channel_secrets import unseal_channel
 from services.alerts.lifecycle import Policy
 from services.alerts.messages import MessageInput, NoticeInput
 from services.alerts.metrics import (
@@ -52,6 +53,7 @@ class DeliveryWorker(_Loop):
         super().__init__(settings.delivery_poll_seconds)
         self._sessions = sessions
         self._settings = settings
+        self._cipher = settings.channel_cipher()
         self._client: httpx.AsyncClient | None = None
         for channel in CHANNELS:
             for outcome in OUTCOMES:
@@ -84,7 +86,8 @@ class DeliveryWorker(_Loop):
 
     async def _send(self, delivery: Delivery, payload: MessageInput | NoticeInput) -> channels.DeliveryResult:
         assert self._client is not None
-        config = channels.channel_config_adapter.validate_python(delivery.channel)
+        # Stored channels carry their secret encrypted (channel_secrets); the sender needs it in plain text.
+        config = channels.channel_config_adapter.validate_python(unseal_channel(delivery.channel, self._cipher))
         timeout = self._settings.delivery_timeout_seconds
         match config:
             case channels.WebhookChannel():

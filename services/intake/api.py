@@ -8,12 +8,19 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from services.intake import service
 from services.intake.context import IntakeContext
 from services.intake.metrics import REPORTS_ACCEPTED, REPORTS_REJECTED
-from services.intake.schemas import ReportAcceptedResponse, ReportPage, ReportView, UnitCreate, UnitCreated
+from services.intake.schemas import (
+    ReportAcceptedResponse,
+    ReportPage,
+    ReportView,
+    UnitCreate,
+    UnitCreated,
+    UnitKey,
+)
 from services.intake.signin.service import COOKIE_AUTH
 from services.intake.validation import ReportSubmission
 from shared.auth import Caller, caller_dependency, ensure_admin
@@ -58,6 +65,25 @@ async def create_unit(body: UnitCreate, caller: CallerDep, session: SessionDep) 
     ensure_admin(caller)
     unit, api_key = await service.create_unit(session, name=body.name, region_code=body.region_code, now=utcnow())
     return UnitCreated(unit_id=unit.id, name=unit.name, region_code=unit.region_code, api_key=api_key)
+
+
+@router.post("/units/{unit_id}/key", response_model=UnitKey, tags=["units"],
+             responses=error_responses(401, 403, 404, 422, 429, 503))
+async def rotate_unit_key(unit_id: str, caller: CallerDep, session: SessionDep) -> UnitKey:
+    """Issue the unit a new API key (admin only; shown once). The old key is refused at once; a unit whose key was
+    revoked is active again."""
+    ensure_admin(caller)
+    return await service.rotate_key(session, unit_id)
+
+
+@router.delete("/units/{unit_id}/key", status_code=204, response_class=Response, tags=["units"],
+               responses=error_responses(401, 403, 404, 422, 429, 503))
+async def revoke_unit_key(unit_id: str, caller: CallerDep, session: SessionDep) -> Response:
+    """Revoke the unit's key (admin only): it is refused at once and the unit is inactive until a new key is
+    issued."""
+    ensure_admin(caller)
+    await service.revoke_key(session, unit_id)
+    return Response(status_code=204)
 
 
 @router.post("/reports", status_code=202, response_model=ReportAcceptedResponse, tags=["reports"],
@@ -121,7 +147,7 @@ async def list_reports(
     kind: ReportKind | None = None,
     region_code: Annotated[str | None, Query(pattern=r"^[0-9]{6}$")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(max_length=200, description="From the previous page's next_cursor")] = None,
 ) -> ReportPage:
     """Reports newest first: a unit sees its own, the admin sees all. Paginate with `cursor`."""
     return await service.list_reports(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -20,6 +21,26 @@ async def add_unit(session: AsyncSession, unit: Unit) -> None:
 async def active_unit_id_by_key_hash(session: AsyncSession, key_hash: str) -> str | None:
     """The id of the active unit whose API key has this hash (a deactivated unit's key is refused)."""
     return await session.scalar(select(Unit.id).where(Unit.key_hash == key_hash, Unit.active.is_(True)))
+
+
+async def unit_by_id(session: AsyncSession, unit_id: str, *, for_update: bool = False) -> Unit | None:
+    return await session.get(Unit, unit_id, with_for_update=for_update)
+
+
+async def flush(session: AsyncSession) -> None:
+    await session.flush()
+
+
+async def lock_enterprise(session: AsyncSession, credit_code: str) -> None:
+    """Hold the enterprise's advisory lock until the transaction ends: reports of one credit code are then accepted
+    one after another, so their outbox ids follow their commit (acceptance) order and the relay, which publishes
+    in id order, keeps it on Kafka. Reports of different enterprises do not wait for each other."""
+    await session.execute(select(func.pg_advisory_xact_lock(enterprise_lock_key(credit_code))))
+
+
+def enterprise_lock_key(credit_code: str) -> int:
+    """The advisory lock key of one enterprise's report order (a signed 64-bit number)."""
+    return int.from_bytes(hashlib.sha256(f"report-order:{credit_code}".encode()).digest()[:8], "big", signed=True)
 
 
 async def claim_idempotency_key(session: AsyncSession, record: IdempotencyKey) -> bool:

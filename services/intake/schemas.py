@@ -34,6 +34,11 @@ class UnitCreated(BaseModel):
     api_key: str = Field(description="Shown once; store it safely. Only its hash is kept.")
 
 
+class UnitKey(BaseModel):
+    unit_id: str
+    api_key: str = Field(description="Shown once: the unit's new key; the previous one is refused from now on")
+
+
 class ReportAcceptedResponse(BaseModel):
     report_id: str
     status: Literal["accepted"] = "accepted"

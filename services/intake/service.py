@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake import repository
 from services.intake.models import IdempotencyKey, OutboxMessage, Report, Unit
-from services.intake.schemas import ReportPage, ReportSummary, ReportView
+from services.intake.schemas import ReportPage, ReportSummary, ReportView, UnitKey
 from services.intake.validation import ReportSubmission
 from shared.auth import Caller, hash_token, new_token
 from shared.events import AlertChanged, ReportAccepted, ReportAssessed, Topic
@@ -26,6 +26,7 @@ from shared.http import ApiError, Conflict, NotFound
 from shared.outbox import outbox_row
 
 STATUS_RANK = {"accepted": 0, "assessed": 1, "alerted": 2}
+NO_SUCH_UNIT = "没有该上报单位 / No such reporting unit"
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,30 @@ async def create_unit(session: AsyncSession, *, name: str, region_code: str, now
     unit = Unit(name=name, region_code=region_code, key_hash=hash_token(api_key), active=True, created_at=now)
     await repository.add_unit(session, unit)
     return unit, api_key
+
+
+async def rotate_key(session: AsyncSession, unit_id: str) -> UnitKey:
+    """A new API key for the unit, returned once; the old one is refused from this transaction's commit on.
+    Issuing a key also reactivates a unit whose key was revoked (the admin's way back)."""
+    unit = await repository.unit_by_id(session, unit_id, for_update=True)
+    if unit is None:
+        raise NotFound(NO_SUCH_UNIT)
+    api_key = new_token("unit")
+    unit.key_hash = hash_token(api_key)
+    unit.active = True
+    await repository.flush(session)
+    return UnitKey(unit_id=unit.id, api_key=api_key)
+
+
+async def revoke_key(session: AsyncSession, unit_id: str) -> None:
+    """Revoke the unit's key: the unit is deactivated (refused like an unknown key) and its key replaced by one
+    nobody knows, so that reactivating it later does not bring the old key back."""
+    unit = await repository.unit_by_id(session, unit_id, for_update=True)
+    if unit is None:
+        raise NotFound(NO_SUCH_UNIT)
+    unit.key_hash = hash_token(new_token("revoked"))
+    unit.active = False
+    await repository.flush(session)
 
 
 async def active_unit_id(session: AsyncSession, key_hash: str) -> str | None:
@@ -80,6 +105,8 @@ async def accept_report(
             return Accepted(report_id=first.report_id, replayed=True)
 
     report = submission.to_report()
+    # One enterprise's reports are accepted one at a time, so that they reach Kafka in acceptance order.
+    await repository.lock_enterprise(session, report.enterprise.credit_code)
     event = ReportAccepted(trace_id=report_id, report_id=report_id, unit_id=unit.unit_id, accepted_at=now,
                            report=report, occurred_at=now)
     contact = submission.contact
@@ -154,7 +181,8 @@ def _decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
         return None
     try:
         at, report_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(at).astimezone(UTC), report_id
+        # A report id is a UUID: anything else (a NUL, a long text) never reaches the database.
+        return datetime.fromisoformat(at).astimezone(UTC), str(uuid.UUID(report_id))
     except ValueError as error:
         raise ApiError("无效的分页游标 / Invalid cursor") from error
 

@@ -25,7 +25,7 @@ from services.risk.scoring.rubric import load_rubric
 from shared.events import ReportAssessed, Topic
 from shared.kafka import EventProducer
 from shared.report import Report
-from tests.conftest import ADMIN_TOKEN, Infra, fresh_database, fresh_topic_prefix
+from tests.conftest import ADMIN_TOKEN, ALERTS_SECRET_KEY, Infra, fresh_database, fresh_topic_prefix
 from tests.factories import make_report_body
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -117,6 +117,7 @@ def alerts_settings(env: dict[str, str], **overrides: Any) -> AlertsSettings:
         "kafka_bootstrap_servers": env["KAFKA_BOOTSTRAP_SERVERS"], "kafka_topic_prefix": env["KAFKA_TOPIC_PREFIX"],
         "admin_token": ADMIN_TOKEN, "delivery_poll_seconds": 0.1, "retry_base_seconds": 0.2,
         "retry_max_seconds": 1.0, "escalation_poll_seconds": 0.2, "smtp_port": 9,
+        "secret_key": ALERTS_SECRET_KEY,
     }
     return AlertsSettings(**{**values, **overrides})
 

@@ -155,7 +155,7 @@ async def test_only_a_notified_body_acknowledges_and_resolves(alerts: AlertsWorl
 async def test_body_tokens_are_shown_once_and_secrets_never(alerts: AlertsWorld) -> None:
     body = await alerts.body(region_code="330106", channels=[
         {"type": "webhook", "url": "http://127.0.0.1:9/hook", "secret": "s" * 24},
-        {"type": "dingtalk", "url": "http://127.0.0.1:9/robot", "secret": "d" * 20},
+        {"type": "dingtalk", "url": "https://oapi.dingtalk.com/robot/send?access_token=t", "secret": "d" * 20},
     ])
 
     view = await alerts.client.get(f"/v1/bodies/{body['body_id']}", headers={"Authorization": body["auth"]})

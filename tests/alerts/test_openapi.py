@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, get_args
 
 import pytest
+from cryptography.fernet import Fernet
 
 from services.alerts.app import create_app
 from services.alerts.schemas import Outcome, WebhookAlert
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.unit
 @pytest.fixture(scope="module")
 def openapi() -> dict[str, Any]:
     settings = AlertsSettings(environment="test", database_url="postgresql+asyncpg://nobody@127.0.0.1:9/none",
-                              admin_token="t" * 32)
+                              admin_token="t" * 32, secret_key=Fernet.generate_key().decode())
     schema: dict[str, Any] = create_app(settings).openapi()
     return schema
 

@@ -25,12 +25,12 @@ SERVICE_ENV = {
     "risk": frozenset({"RISK_HOST", "RISK_PORT", "RUBRIC_VERSION", "RUBRIC_PATH"}),
     "alerts": frozenset({
         "ALERTS_HOST", "ALERTS_PORT", "ACK_DEADLINE_SCALE", "SMTP_HOST", "SMTP_PORT", "SMTP_FROM", "ALERTS_INBOX_URL",
-        "ALERTS_LINK_SECRET",
+        "ALERTS_LINK_SECRET", "ALERTS_SECRET_KEY", "ALERTS_ALLOW_PRIVATE_TARGETS",
     }),
 }
 # Variables that carry secrets: never a literal value in Kubernetes manifests, only a secretKeyRef.
 SECRET_ENV = {"DATABASE_URL": "database-url", "ADMIN_TOKEN": "admin-token", "INTAKE_CONTACT_KEY": "intake-contact-key",
-              "ALERTS_LINK_SECRET": "alerts-link-secret"}
+              "ALERTS_LINK_SECRET": "alerts-link-secret", "ALERTS_SECRET_KEY": "alerts-secret-key"}
 SECRET_NAME = "labour-risk-secrets"
 
 

@@ -129,7 +129,8 @@ def test_deployment_runs_as_non_root(resources: list[dict[str, Any]], name: str)
 def test_secrets_only_by_reference(resources: list[dict[str, Any]], name: str) -> None:
     main = container(of_kind(resources, "Deployment")[name])
     env = {item["name"]: item for item in main.get("env", [])}
-    needed = {"DATABASE_URL", "ADMIN_TOKEN"} | ({"INTAKE_CONTACT_KEY"} if name == "intake" else set())
+    needed = {"DATABASE_URL", "ADMIN_TOKEN"} | {"intake": {"INTAKE_CONTACT_KEY"}, "alerts": {"ALERTS_SECRET_KEY"}}.get(
+        name, set())
     assert needed <= set(env)
     for variable, item in env.items():
         if variable in SECRET_ENV:

@@ -16,6 +16,8 @@ EXPECTED = {
     ("post", "/v1/reports"): ("202", "ReportAcceptedResponse", {"400", "401", "409", "413", "422", "429", "503"}),
     ("get", "/v1/reports/{report_id}"): ("200", "ReportView", {"401", "404", "429", "503"}),
     ("get", "/v1/reports"): ("200", "ReportPage", {"400", "401", "422", "429", "503"}),
+    ("post", "/v1/units/{unit_id}/key"): ("200", "UnitKey", {"401", "403", "404", "422", "429", "503"}),
+    ("delete", "/v1/units/{unit_id}/key"): ("204", "", {"401", "403", "404", "422", "429", "503"}),
 }
 
 
@@ -66,7 +68,11 @@ def test_route_declares_its_answer_errors_and_bearer_security(openapi: dict[str,
     success, model, errors = EXPECTED[(method, path)]
     operation = openapi["paths"][path][method]
     responses = operation["responses"]
-    assert responses[success]["content"]["application/json"]["schema"] == {"$ref": f"#/components/schemas/{model}"}
+    if success == "204":
+        assert "content" not in responses[success]
+    else:
+        assert responses[success]["content"]["application/json"]["schema"] == {
+            "$ref": f"#/components/schemas/{model}"}
     assert errors <= set(responses)
     for status in errors:
         content = responses[status]["content"]["application/json"]
