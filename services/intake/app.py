@@ -10,6 +10,7 @@ from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
+from services.intake import service
 from services.intake.api import router
 from services.intake.consumer import StatusHandler
 from services.intake.context import IntakeContext
@@ -33,6 +34,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service.configure_key_cache(settings.key_cache_seconds)
         async with service_infrastructure(settings, migrations_dir=HERE / "migrations", schema=SCHEMA) as infra:
             sessions, producer = infra.sessions, infra.producer
             context = IntakeContext(
@@ -60,6 +62,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         description="基层工会上报劳动争议、欠薪和职工队伍稳定风险 / Reports of labour disputes, wage arrears and "
         "workforce-stability risks from grassroots union units.",
         version="1.0.0", lifespan=lifespan,
+        body_limits={"/v1/reports/batch": service.BATCH_MAX_BYTES},
     )
     on_validation_error(app, count_rejected_submission)
     app.include_router(router)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,9 +39,49 @@ async def idempotency_key(session: AsyncSession, unit_id: str, key: str) -> Idem
     return await session.get(IdempotencyKey, (unit_id, key))
 
 
-async def add_report_with_event(session: AsyncSession, report: Report, outbox: OutboxMessage) -> None:
-    session.add_all([report, outbox])
-    await session.flush()
+# The submission hot path speaks Core (no ORM objects, no unit of work, no identity map): one INSERT per table, and
+# for a batch one executemany per table (asyncpg pipelines it).
+_REPORTS = cast(Table, Report.__table__)
+_OUTBOX = cast(Table, OutboxMessage.__table__)
+_KEYS = cast(Table, IdempotencyKey.__table__)
+
+
+async def claim_idempotency_keys(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Insert a unit's keys (`unit_id, key, request_hash, report_id, created_at`); returns the keys claimed now.
+    A key not returned was used before: its existing row holds the first answer. Rows are inserted in key order
+    so that two batches sharing keys wait for each other instead of deadlocking."""
+    if not rows:
+        return set()
+    ordered = sorted(rows, key=lambda row: str(row["key"]))
+    statement = (
+        insert(_KEYS).values(ordered).on_conflict_do_nothing(index_elements=[_KEYS.c.unit_id, _KEYS.c.key])
+        .returning(_KEYS.c.key)
+    )
+    return set((await session.scalars(statement)).all())
+
+
+async def idempotency_keys(session: AsyncSession, unit_id: str, keys: Sequence[str]) -> dict[str, IdempotencyKey]:
+    """The stored rows of these keys of a unit, by key."""
+    if not keys:
+        return {}
+    rows = await session.scalars(
+        select(IdempotencyKey).where(IdempotencyKey.unit_id == unit_id, IdempotencyKey.key.in_(sorted(set(keys))))
+    )
+    return {row.key: row for row in rows}
+
+
+async def insert_reports_with_events(
+    session: AsyncSession, reports: Sequence[Mapping[str, Any]], outbox: Sequence[Mapping[str, Any]]
+) -> None:
+    """Insert report rows and their outbox rows (column values as dicts), in the session's transaction."""
+    if not reports:
+        return
+    if len(reports) == 1:
+        await session.execute(insert(_REPORTS), dict(reports[0]))
+        await session.execute(insert(_OUTBOX), dict(outbox[0]))
+        return
+    await session.execute(insert(_REPORTS), [dict(row) for row in reports])
+    await session.execute(insert(_OUTBOX), [dict(row) for row in outbox])
 
 
 async def report_by_id(session: AsyncSession, report_id: str) -> Report | None:

@@ -21,6 +21,11 @@ class IntakeSettings(ServiceSettings):
     contact_key: str | None = Field(default=None, description="Fernet key that encrypts personal data at rest")
     relay_batch_size: int = 500
     relay_idle_seconds: float = 0.5
+    # A busier pool than the shared default (10): 64 concurrent submissions keep ~20 transactions in flight.
+    database_pool_size: int = Field(default=20, ge=1, validation_alias="DATABASE_POOL_SIZE")
+    key_cache_seconds: float = Field(
+        default=5.0, ge=0, description="How long a unit key lookup is trusted in this process (0: no cache). A key "
+        "revoked on another replica is refused here within this time; on this one at once.")
 
     @model_validator(mode="after")
     def _contact_key_outside_development(self) -> IntakeSettings:
