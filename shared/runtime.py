@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -148,3 +149,81 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
     configure_logging(settings.service_name, settings.log_level)
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
                 timeout_graceful_shutdown=10)
+
+
+# ----------------------------------------------------------------------------------- PostgreSQL LISTEN/NOTIFY
+
+def asyncpg_dsn(database_url: str) -> str:
+    """The plain `postgresql://` DSN asyncpg takes, from a SQLAlchemy URL (`postgresql+asyncpg://...`)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class NotificationListener:
+    """A worker holding one PostgreSQL connection that LISTENs on `channel` and calls `on_notify()` for every
+    notification (e.g. `PollingWorker.wake`), so that work committed by any replica is picked up at once.
+
+    Notifications are a hint, never the only path: they are lost while the connection is down, so after every
+    (re)connection `on_notify()` is called once to catch up, and the woken workers keep polling as a safety net.
+    A lost connection (database restart) is re-opened after `retry_seconds`; it never stops the service.
+    """
+
+    def __init__(self, database_url: str, channel: str, on_notify: Callable[[], None], *,
+                 retry_seconds: float = 1.0, connect_timeout: float = 5.0) -> None:
+        self._dsn = asyncpg_dsn(database_url)
+        self.channel = channel
+        self._on_notify = on_notify
+        self._retry_seconds = retry_seconds
+        self._connect_timeout = connect_timeout
+        self._stopping = asyncio.Event()
+        self.connected = asyncio.Event()
+
+    def _notified(self, *_: object) -> None:
+        self._on_notify()
+
+    async def run(self) -> None:
+        import asyncpg
+
+        while not self._stopping.is_set():
+            lost = asyncio.Event()
+            try:
+                connection = await asyncpg.connect(self._dsn, timeout=self._connect_timeout)
+            except Exception as error:  # database down or starting: try again later
+                log.info("listener for %s cannot connect (%s); retrying", self.channel, type(error).__name__)
+                await self._sleep(self._retry_seconds)
+                continue
+            try:
+                connection.add_termination_listener(functools.partial(_set_event, lost))
+                await connection.add_listener(self.channel, self._notified)
+                self.connected.set()
+                self._on_notify()  # whatever was committed while nobody listened
+                stop = asyncio.create_task(self._stopping.wait())
+                gone = asyncio.create_task(lost.wait())
+                try:
+                    while not (stop.done() or gone.done()):
+                        await asyncio.wait({stop, gone}, timeout=self._retry_seconds)
+                        if connection.is_closed():
+                            break
+                finally:
+                    stop.cancel()
+                    gone.cancel()
+            except Exception as error:
+                log.warning("listener for %s lost its connection (%s)", self.channel, type(error).__name__)
+            finally:
+                self.connected.clear()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(connection.close(), self._connect_timeout)
+            if not self._stopping.is_set():
+                await self._sleep(self._retry_seconds)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+
+def _set_event(event: asyncio.Event, *_: object) -> None:
+    event.set()
