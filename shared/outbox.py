@@ -68,6 +68,12 @@ def outbox_row(model: Any, topic: str, event: EventBase, now: datetime) -> Any:
     return model(**outbox_values(topic, event, now))
 
 
+def outbox_channel(schema: str) -> str:
+    """The PostgreSQL notification channel on which a schema's outbox writers announce committed rows
+    (`shared.runtime.NotificationListener`: its relay listens, and its writers `notify()` after their commits)."""
+    return f"{schema}_outbox"
+
+
 def outbox_values(topic: str, event: EventBase, now: datetime) -> dict[str, Any]:
     """The column values of an outbox row carrying `event`, for a Core `insert()` (hot paths, batches)."""
     return {"event_id": str(event.event_id), "topic": topic, "payload": event.model_dump_json(), "created_at": now}

@@ -10,7 +10,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import uvicorn
 from fastapi import FastAPI
@@ -161,12 +161,21 @@ def asyncpg_dsn(database_url: str) -> str:
 
 
 class NotificationListener:
-    """A worker holding one PostgreSQL connection that LISTENs on `channel` and calls `on_notify()` for every
-    notification (e.g. `PollingWorker.wake`), so that work committed by any replica is picked up at once.
+    """One PostgreSQL connection that LISTENs on `channel` and calls `on_notify()` for every notification sent by
+    ANOTHER connection (e.g. `PollingWorker.wake` of an outbox relay), and that sends this process's own
+    notifications (`notify()`), so that work committed on any replica is picked up at once.
 
-    Notifications are a hint, never the only path: they are lost while the connection is down, so after every
-    (re)connection `on_notify()` is called once to catch up, and the woken workers keep polling as a safety net.
-    A lost connection (database restart) is re-opened after `retry_seconds`; it never stops the service.
+    Sending: call `notify()` after a commit that wrote work for the channel (the local worker is woken in-process
+    by the caller). It never blocks and never fails the caller: the NOTIFY goes out on this connection, after that
+    commit, at most one at a time, and every `notify()` that arrives while one is in flight is folded into the
+    next. Why not a `pg_notify()` inside each writing transaction: PostgreSQL serialises the commits of notifying
+    transactions on one global lock held through the commit's WAL flush; measured on the 2-core bench box, 32
+    clients inserting one row per transaction committed 4,240–5,987 tx/s without it and 589–1,550 tx/s with it.
+
+    Notifications are a hint, never the only path: they are lost while the connection is down (and a process
+    that dies between its commit and its NOTIFY sends none), so after every (re)connection `on_notify()` is called
+    once to catch up, and the woken workers keep polling as the safety net. A lost connection (database restart)
+    is re-opened after `retry_seconds`; it never stops the service.
     """
 
     def __init__(self, database_url: str, channel: str, on_notify: Callable[[], None], *,
@@ -177,10 +186,17 @@ class NotificationListener:
         self._retry_seconds = retry_seconds
         self._connect_timeout = connect_timeout
         self._stopping = asyncio.Event()
+        self._pending = asyncio.Event()
+        self._own_pid: int | None = None
         self.connected = asyncio.Event()
 
-    def _notified(self, *_: object) -> None:
-        self._on_notify()
+    def notify(self) -> None:
+        """Ask for a NOTIFY on the channel (after the caller's commit); coalesced, never blocks."""
+        self._pending.set()
+
+    def _notified(self, _connection: object, pid: int, _channel: str, _payload: str) -> None:
+        if pid != self._own_pid:
+            self._on_notify()
 
     async def run(self) -> None:
         import asyncpg
@@ -195,19 +211,11 @@ class NotificationListener:
                 continue
             try:
                 connection.add_termination_listener(functools.partial(_set_event, lost))
+                self._own_pid = connection.get_server_pid()
                 await connection.add_listener(self.channel, self._notified)
                 self.connected.set()
                 self._on_notify()  # whatever was committed while nobody listened
-                stop = asyncio.create_task(self._stopping.wait())
-                gone = asyncio.create_task(lost.wait())
-                try:
-                    while not (stop.done() or gone.done()):
-                        await asyncio.wait({stop, gone}, timeout=self._retry_seconds)
-                        if connection.is_closed():
-                            break
-                finally:
-                    stop.cancel()
-                    gone.cancel()
+                await self._serve(connection, lost)
             except Exception as error:
                 log.warning("listener for %s lost its connection (%s)", self.channel, type(error).__name__)
             finally:
@@ -216,6 +224,24 @@ class NotificationListener:
                     await asyncio.wait_for(connection.close(), self._connect_timeout)
             if not self._stopping.is_set():
                 await self._sleep(self._retry_seconds)
+
+    async def _serve(self, connection: Any, lost: asyncio.Event) -> None:
+        """Send the requested NOTIFYs until the connection is lost or the worker stops."""
+        waits = {asyncio.ensure_future(self._stopping.wait()), asyncio.ensure_future(lost.wait())}
+        try:
+            while not (self._stopping.is_set() or lost.is_set() or connection.is_closed()):
+                pending = asyncio.ensure_future(self._pending.wait())
+                try:
+                    await asyncio.wait({pending, *waits}, timeout=self._retry_seconds,
+                                       return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    pending.cancel()
+                if self._pending.is_set() and not self._stopping.is_set():
+                    self._pending.clear()
+                    await connection.execute("SELECT pg_notify($1, '')", self.channel)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -156,14 +156,14 @@ async def submit_batch(
 async def _accepted_batch(context: IntakeContext, kinds: list[str]) -> None:
     for kind in kinds:
         REPORTS_ACCEPTED.labels(kind=kind).inc()
-    context.relay.wake()
+    context.outbox_committed()
     log.info("report batch accepted", extra={"accepted": len(kinds)})
 
 
 async def _accepted(context: IntakeContext, body: ReportSubmission, report_id: str) -> None:
     # async: Starlette would run a plain function in a thread, and the relay's wake-up event is not thread-safe.
     REPORTS_ACCEPTED.labels(kind=body.kind.value).inc()
-    context.relay.wake()
+    context.outbox_committed()
     log.info("report accepted", extra={"trace_id": report_id, "kind": body.kind.value,
                                        "region_code": body.region_code})
 

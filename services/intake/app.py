@@ -23,7 +23,8 @@ from services.intake.settings import IntakeSettings
 from shared.events import Topic
 from shared.http import create_service_app, on_validation_error
 from shared.kafka import BatchConsumer
-from shared.runtime import service_infrastructure
+from shared.outbox import outbox_channel
+from shared.runtime import NotificationListener, service_infrastructure
 from shared.webpages import install_static
 
 HERE = Path(__file__).parent
@@ -37,10 +38,11 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         service.configure_key_cache(settings.key_cache_seconds)
         async with service_infrastructure(settings, migrations_dir=HERE / "migrations", schema=SCHEMA) as infra:
             sessions, producer = infra.sessions, infra.producer
+            relay = intake_relay(sessions=sessions, producer=producer, batch_size=settings.relay_batch_size,
+                                 idle_seconds=settings.relay_idle_seconds)
             context = IntakeContext(
                 settings=settings, engine=infra.engine, sessions=sessions, producer=producer,
-                relay=intake_relay(sessions=sessions, producer=producer, batch_size=settings.relay_batch_size,
-                                  idle_seconds=settings.relay_idle_seconds),
+                relay=relay,
                 status_consumer=BatchConsumer(
                     name="intake-status", topics=[Topic.assessments, Topic.alerts], group_id="intake-status",
                     bootstrap_servers=settings.kafka_bootstrap_servers, producer=producer,
@@ -48,9 +50,11 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
                 ),
                 cipher=Fernet(settings.effective_contact_key.encode()),
                 rate_limiter=RateLimiter(settings.unit_rate_limit),
+                outbox_listener=NotificationListener(settings.database_url, outbox_channel(SCHEMA), relay.wake),
             )
             app.state.context = context
             context.workers.start("outbox-relay", context.relay)
+            context.workers.start("outbox-listener", context.outbox_listener)
             context.workers.start("status-consumer", context.status_consumer)
             try:
                 yield
