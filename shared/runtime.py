@@ -144,9 +144,17 @@ async def service_infrastructure(
         await engine.dispose()
 
 
-def serve(app: FastAPI, settings: ServiceSettings) -> None:
-    """Run the app with uvicorn on the settings' host and port, logging JSON lines."""
+def serve(app: FastAPI | str, settings: ServiceSettings, *, workers: int = 1) -> None:
+    """Run the app with uvicorn on the settings' host and port, logging JSON lines. With `workers` > 1, `app` is
+    the import string of an app factory (`"package.module:function"`, which configures its own logging): uvicorn
+    then runs that many processes on the one port, each with its own lifespan (engine, producer, workers)."""
     configure_logging(settings.service_name, settings.log_level)
+    if workers > 1:
+        if not isinstance(app, str):
+            raise TypeError("several workers need the app factory's import string")
+        uvicorn.run(app, factory=True, workers=workers, host=settings.host, port=settings.port, log_config=None,
+                    access_log=False, timeout_graceful_shutdown=10)
+        return
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
                 timeout_graceful_shutdown=10)
 

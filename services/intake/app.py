@@ -23,6 +23,7 @@ from services.intake.settings import IntakeSettings
 from shared.events import Topic
 from shared.http import create_service_app, on_validation_error
 from shared.kafka import BatchConsumer
+from shared.logging import configure_logging
 from shared.outbox import outbox_channel
 from shared.runtime import NotificationListener, service_infrastructure
 from shared.webpages import install_static
@@ -79,3 +80,10 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         return HTMLResponse((HERE / "pages" / "index.html").read_text(encoding="utf-8"))
 
     return app
+
+
+def worker_app() -> FastAPI:
+    """The app of one uvicorn worker process when `INTAKE_WORKERS` > 1 (settings and logging from the environment)."""
+    settings = IntakeSettings()
+    configure_logging(settings.service_name, settings.log_level)
+    return create_app(settings)

@@ -147,13 +147,18 @@ async def accept_report(
 
     With an `Idempotency-Key`, the same key and body give the first answer again; another body is a conflict.
     """
-    [outcome] = await accept_reports(session, unit=unit, submissions=[Submission(submission, fingerprint,
-                                                                                 idempotency_key)],
-                                     cipher=cipher, now=now)
-    if outcome.error is not None:
-        raise outcome.error
-    assert outcome.report_id is not None
-    return Accepted(report_id=outcome.report_id, replayed=outcome.replayed)
+    assert unit.unit_id is not None
+    report_id = str(uuid.uuid4())
+    report_row, event_row = _report_rows(unit.unit_id, report_id, submission, cipher, now)
+    if await repository.accept_one(session, key=idempotency_key, request_hash=fingerprint, report=report_row,
+                                   outbox=event_row):
+        return Accepted(report_id=report_id, replayed=False)
+    assert idempotency_key is not None
+    first = await repository.idempotency_key(session, unit.unit_id, idempotency_key)
+    assert first is not None
+    if first.request_hash != fingerprint:
+        raise Conflict(IDEMPOTENCY_CONFLICT)
+    return Accepted(report_id=first.report_id, replayed=True)
 
 
 async def accept_reports(

@@ -23,6 +23,9 @@ class IntakeSettings(ServiceSettings):
     relay_idle_seconds: float = 0.5
     # A busier pool than the shared default (10): 64 concurrent submissions keep ~20 transactions in flight.
     database_pool_size: int = Field(default=20, ge=1, validation_alias="DATABASE_POOL_SIZE")
+    workers: int = Field(default=1, ge=1, le=32, description="uvicorn worker processes of `python -m services.intake` "
+                         "(INTAKE_WORKERS). Each has its own relay, status consumer, key cache and rate limiter: the "
+                         "per-unit limit is then enforced per process, as it is per replica.")
     key_cache_seconds: float = Field(
         default=5.0, ge=0, description="How long a unit key lookup is trusted in this process (0: no cache). A key "
         "revoked on another replica is refused here within this time; on this one at once.")
