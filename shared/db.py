@@ -31,6 +31,7 @@ def create_engine(
     database_url: str,
     *,
     pool_size: int = 10,
+    max_overflow: int | None = None,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
     pool_timeout: float = DEFAULT_POOL_TIMEOUT,
@@ -38,7 +39,7 @@ def create_engine(
     engine = create_async_engine(
         database_url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
         # No `pool_pre_ping`: it costs a round trip per checkout (per request). Dead connections are caught instead
         # by `_discard_closed_connections` (free) and by SQLAlchemy's disconnect handling (below).
         pool_pre_ping=False,

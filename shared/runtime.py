@@ -131,7 +131,7 @@ async def service_infrastructure(
     if settings.run_migrations:
         await upgrade_async(database_url=settings.database_url, migrations_dir=migrations_dir, schema=schema)
     engine = create_engine(
-        settings.database_url, pool_size=settings.database_pool_size,
+        settings.database_url, pool_size=settings.database_pool_size, max_overflow=settings.database_max_overflow,
         connect_timeout=settings.database_connect_timeout, command_timeout=settings.database_command_timeout,
         pool_timeout=settings.database_pool_timeout,
     )
