@@ -83,9 +83,9 @@ class OutboxRelay(PollingWorker):
     def __init__(
         self, *, sessions: SessionFactory, producer: EventProducer, model: Any, batch_size: int = 500,
         idle_seconds: float = 0.5, on_published: Callable[[int], None] | None = None,
-        on_backlog: Callable[[int, float], None] | None = None,
+        on_backlog: Callable[[int, float], None] | None = None, linger_seconds: float = 0.0,
     ) -> None:
-        super().__init__(idle_seconds)
+        super().__init__(idle_seconds, linger_seconds)
         self._sessions = sessions
         self._producer = producer
         self._model = model

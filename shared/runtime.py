@@ -35,10 +35,14 @@ class Worker(Protocol):
 
 class PollingWorker:
     """A worker that calls `tick()` again at once while it reports more work, otherwise after `poll_seconds` or as
-    soon as `wake()` is called. A failing tick is logged and retried after `retry_delay(failures)`."""
+    soon as `wake()` is called. A failing tick is logged and retried after `retry_delay(failures)`.
 
-    def __init__(self, poll_seconds: float) -> None:
+    `linger_seconds`: after a `wake()`, wait this long before the tick, so that the wake-ups of a burst (one per
+    commit) are served by one tick instead of one tick each (a relay tick is a transaction of its own)."""
+
+    def __init__(self, poll_seconds: float, linger_seconds: float = 0.0) -> None:
         self._poll_seconds = poll_seconds
+        self._linger_seconds = linger_seconds
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
 
@@ -74,6 +78,8 @@ class PollingWorker:
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
+        if self._wake.is_set() and self._linger_seconds > 0 and not self._stopping.is_set():
+            await asyncio.sleep(self._linger_seconds)
         self._wake.clear()
 
 

@@ -40,7 +40,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         async with service_infrastructure(settings, migrations_dir=HERE / "migrations", schema=SCHEMA) as infra:
             sessions, producer = infra.sessions, infra.producer
             relay = intake_relay(sessions=sessions, producer=producer, batch_size=settings.relay_batch_size,
-                                 idle_seconds=settings.relay_idle_seconds)
+                                 idle_seconds=settings.relay_idle_seconds,
+                                 linger_seconds=settings.relay_linger_seconds)
             context = IntakeContext(
                 settings=settings, engine=infra.engine, sessions=sessions, producer=producer,
                 relay=relay,
