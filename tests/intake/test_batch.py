@@ -219,3 +219,22 @@ async def test_every_accepted_item_reaches_kafka_once_without_personal_data(
     assert "赵六" not in raw
     assert "13700001111" not in raw
     assert "contact" not in raw
+
+
+async def test_a_cached_key_is_refused_at_once_once_its_unit_is_invalidated(
+    intake: httpx.AsyncClient, new_unit: NewUnit, intake_db: AsyncEngine
+) -> None:
+    from services.intake.service import invalidate_unit_key
+
+    unit = await new_unit()
+    auth = {"Authorization": unit["auth"]}
+    assert (await intake.get("/v1/reports", headers=auth)).status_code == 200  # the key is now cached
+    async with intake_db.begin() as connection:
+        await connection.execute(text("UPDATE intake.units SET active = false WHERE id = :id"),
+                                 {"id": unit["unit_id"]})
+
+    invalidate_unit_key(unit["unit_id"])
+
+    assert (await intake.get("/v1/reports", headers=auth)).status_code == 401
+    assert (await intake.post("/v1/reports/batch", json={"reports": [_item()]}, headers=auth)).status_code == 401
+    assert (await intake.post("/v1/reports", json=make_report_body(), headers=auth)).status_code == 401
