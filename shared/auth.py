@@ -333,3 +333,58 @@ async def require_admin(request: Request, credentials: Credentials) -> Caller:
         limiter.record_failure(address)
         raise Forbidden()
     return ADMIN
+
+
+# ------------------------------------------------------------------------------------- principal lookup cache
+
+class PrincipalCache:
+    """A short in-process cache in front of a `PrincipalLookup`: token hash → active principal id, for `ttl_seconds`.
+
+    It saves the key lookup on every request of a busy caller. What it must not weaken is revocation:
+    - only hits are cached (an unknown or inactive token is looked up every time, so a new key works at once and
+      guesses fill nothing);
+    - `invalidate(principal_id)` (or `invalidate()` for everything) drops entries on THIS process at once; call it
+      after the change that revokes or rotates a key has committed (a lookup that ran before the commit could
+      otherwise put the old answer back). Lookups that started before an invalidation never store their answer
+      (generation check), so an in-flight lookup cannot undo it either;
+    - other replicas do not hear of it: they converge within `ttl_seconds`, so keep it short (seconds).
+    """
+
+    def __init__(self, lookup: PrincipalLookup, *, ttl_seconds: float = 5.0, max_entries: int = 10_000,
+                 clock: Callable[[], float] | None = None) -> None:
+        import time
+
+        self._lookup = lookup
+        self.ttl_seconds = ttl_seconds
+        self._max_entries = max_entries
+        self._clock = clock or time.monotonic
+        self._entries: dict[str, tuple[str, float]] = {}
+        self._generation = 0
+
+    async def __call__(self, session: AsyncSession, token_hash: str) -> str | None:
+        """`lookup(session, token_hash)`, answered from the cache while an entry is fresh."""
+        entry = self._entries.get(token_hash)
+        now = self._clock()
+        if entry is not None and entry[1] > now:
+            return entry[0]
+        generation = self._generation
+        principal_id = await self._lookup(session, token_hash)
+        if principal_id is None or self.ttl_seconds <= 0:
+            self._entries.pop(token_hash, None)
+            return principal_id
+        if generation == self._generation:
+            if len(self._entries) >= self._max_entries:
+                self._entries = {key: value for key, value in self._entries.items() if value[1] > now}
+                if len(self._entries) >= self._max_entries:
+                    self._entries.clear()
+            self._entries[token_hash] = (principal_id, now + self.ttl_seconds)
+        return principal_id
+
+    def invalidate(self, principal_id: str | None = None) -> None:
+        """Forget `principal_id`'s keys (every key when None) on this process, effective for the next request."""
+        self._generation += 1
+        if principal_id is None:
+            self._entries.clear()
+            return
+        for token_hash in [key for key, (owner, _) in self._entries.items() if owner == principal_id]:
+            del self._entries[token_hash]

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -30,21 +31,44 @@ def create_engine(
     database_url: str,
     *,
     pool_size: int = 10,
+    max_overflow: int | None = None,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
     pool_timeout: float = DEFAULT_POOL_TIMEOUT,
 ) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         database_url,
         pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_pre_ping=True,
-        pool_recycle=1800,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
+        # No `pool_pre_ping`: it costs a round trip per checkout (per request). Dead connections are caught instead
+        # by `_discard_closed_connections` (free) and by SQLAlchemy's disconnect handling (below).
+        pool_pre_ping=False,
+        pool_recycle=POOL_RECYCLE_SECONDS,
         pool_timeout=pool_timeout,
         hide_parameters=True,
         # asyncpg: `timeout` bounds establishing a connection, `command_timeout` every statement.
         connect_args={"timeout": connect_timeout, "command_timeout": command_timeout},
     )
+    event.listen(engine.sync_engine, "checkout", _discard_closed_connections)
+    return engine
+
+
+# How a PostgreSQL restart (or a killed backend) is survived without a ping per checkout:
+# - a server that shuts down or terminates a backend sends a FATAL message and closes the socket; asyncpg sees the
+#   EOF on its event loop and marks the connection closed. `_discard_closed_connections` checks that flag (no round
+#   trip) at every checkout and makes the pool replace such a connection (DisconnectionError → a new connection);
+# - a connection that died silently (network cut, no FIN) fails on its first statement; SQLAlchemy then sees a
+#   disconnect error, invalidates that connection AND marks every older pooled one stale (`Pool._invalidate`), so
+#   one failed request (answered 503, see shared.http) resets the whole pool;
+# - `pool_recycle` replaces connections older than this, so that a pool never holds very old sessions.
+POOL_RECYCLE_SECONDS = 600
+
+
+def _discard_closed_connections(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    is_closed = getattr(driver, "is_closed", None)
+    if is_closed is not None and is_closed():
+        raise DisconnectionError("connection closed by the server")
 
 
 def session_factory(engine: AsyncEngine) -> SessionFactory:

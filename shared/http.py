@@ -198,11 +198,15 @@ def _route_template(scope: Scope) -> str:
 
 
 class ObservabilityMiddleware:
-    """Counts and times every request by route template (never the raw path), and caps request bodies."""
+    """Counts and times every request by route template (never the raw path), and caps request bodies:
+    `max_body_bytes` for every route except the paths given their own cap in `body_limits` (exact paths, e.g. a
+    batch endpoint)."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int = MAX_BODY_BYTES,
+                 body_limits: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_limits = dict(body_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -213,9 +217,10 @@ class ObservabilityMiddleware:
         started = time.perf_counter()
         status = 500
         headers = dict(scope.get("headers") or [])
+        limit = self.body_limits.get(scope.get("path", ""), self.max_body_bytes)
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self._too_large(send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._too_large(send, limit)
             self._observe(scope, 413, started)
             return
 
@@ -226,7 +231,7 @@ class ObservabilityMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > limit:
                     raise _BodyTooLarge
             return message
 
@@ -240,13 +245,17 @@ class ObservabilityMiddleware:
             await self.app(scope, limited_receive, recording_send)
         except _BodyTooLarge:
             status = 413
-            await self._too_large(send)
+            await self._too_large(send, limit)
         finally:
             self._observe(scope, status, started)
 
     @staticmethod
-    async def _too_large(send: Send) -> None:
-        response = JSONResponse(error_body(*_HTTP_CODES[413]), status_code=413)
+    async def _too_large(send: Send, limit: int = MAX_BODY_BYTES) -> None:
+        code, message = _HTTP_CODES[413]
+        if limit != MAX_BODY_BYTES:
+            size = f"{limit // (1024 * 1024)} MiB" if limit % (1024 * 1024) == 0 else f"{limit // 1024} KiB"
+            message = f"请求体超过 {size} / Request body larger than {size}"
+        response = JSONResponse(error_body(code, message), status_code=413)
         await response({"type": "http"}, _no_receive, send)
 
     @staticmethod
@@ -390,11 +399,14 @@ def context_checks(app: FastAPI) -> Callable[[], Mapping[str, ReadinessCheck]]:
 
 def create_service_app(*, title: str, description: str, version: str, lifespan: Any,
                        checks: Callable[[], Mapping[str, ReadinessCheck]] | None = None,
-                       required: Collection[str] = DEFAULT_REQUIRED) -> FastAPI:
+                       required: Collection[str] = DEFAULT_REQUIRED,
+                       body_limits: Mapping[str, int] | None = None) -> FastAPI:
+    """A service's app with the shared error shape, operational routes and middleware. `body_limits` raises
+    (or lowers) the 64 KiB body cap for the given exact paths."""
     # Every route, dependency included, sees input without NUL characters or oversized parameters (422 otherwise).
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan,
                   dependencies=[Depends(reject_unsafe_input)])
     install_error_handlers(app)
     install_operational_routes(app, checks or context_checks(app), required)
-    app.add_middleware(ObservabilityMiddleware)
+    app.add_middleware(ObservabilityMiddleware, body_limits=body_limits)
     return app

@@ -79,7 +79,18 @@ class OutboxMixin:
 
 def outbox_row(model: Any, topic: str, event: EventBase, now: datetime) -> Any:
     """A new row of `model` (an outbox table) carrying `event` for `topic`: the one way to build outbox rows."""
-    return model(event_id=str(event.event_id), topic=topic, payload=event.model_dump_json(), created_at=now)
+    return model(**outbox_values(topic, event, now))
+
+
+def outbox_channel(schema: str) -> str:
+    """The PostgreSQL notification channel on which a schema's outbox writers announce committed rows
+    (`shared.runtime.NotificationListener`: its relay listens, and its writers `notify()` after their commits)."""
+    return f"{schema}_outbox"
+
+
+def outbox_values(topic: str, event: EventBase, now: datetime) -> dict[str, Any]:
+    """The column values of an outbox row carrying `event`, for a Core `insert()` (hot paths, batches)."""
+    return {"event_id": str(event.event_id), "topic": topic, "payload": event.model_dump_json(), "created_at": now}
 
 
 def relay_lock_key(model: Any) -> int:
@@ -94,9 +105,9 @@ class OutboxRelay(PollingWorker):
     def __init__(
         self, *, sessions: SessionFactory, producer: EventProducer, model: Any, batch_size: int = 500,
         idle_seconds: float = 0.5, on_published: Callable[[int], None] | None = None,
-        on_backlog: Callable[[int, float], None] | None = None,
+        on_backlog: Callable[[int, float], None] | None = None, linger_seconds: float = 0.0,
     ) -> None:
-        super().__init__(idle_seconds)
+        super().__init__(idle_seconds, linger_seconds)
         self._sessions = sessions
         self._producer = producer
         self._model = model

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import uvicorn
 from fastapi import FastAPI
@@ -34,10 +35,14 @@ class Worker(Protocol):
 
 class PollingWorker:
     """A worker that calls `tick()` again at once while it reports more work, otherwise after `poll_seconds` or as
-    soon as `wake()` is called. A failing tick is logged and retried after `retry_delay(failures)`."""
+    soon as `wake()` is called. A failing tick is logged and retried after `retry_delay(failures)`.
 
-    def __init__(self, poll_seconds: float) -> None:
+    `linger_seconds`: after a `wake()`, wait this long before the tick, so that the wake-ups of a burst (one per
+    commit) are served by one tick instead of one tick each (a relay tick is a transaction of its own)."""
+
+    def __init__(self, poll_seconds: float, linger_seconds: float = 0.0) -> None:
         self._poll_seconds = poll_seconds
+        self._linger_seconds = linger_seconds
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
 
@@ -73,6 +78,8 @@ class PollingWorker:
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
+        if self._wake.is_set() and self._linger_seconds > 0 and not self._stopping.is_set():
+            await asyncio.sleep(self._linger_seconds)
         self._wake.clear()
 
 
@@ -130,7 +137,7 @@ async def service_infrastructure(
     if settings.run_migrations:
         await upgrade_async(database_url=settings.database_url, migrations_dir=migrations_dir, schema=schema)
     engine = create_engine(
-        settings.database_url, pool_size=settings.database_pool_size,
+        settings.database_url, pool_size=settings.database_pool_size, max_overflow=settings.database_max_overflow,
         connect_timeout=settings.database_connect_timeout, command_timeout=settings.database_command_timeout,
         pool_timeout=settings.database_pool_timeout,
     )
@@ -143,8 +150,120 @@ async def service_infrastructure(
         await engine.dispose()
 
 
-def serve(app: FastAPI, settings: ServiceSettings) -> None:
-    """Run the app with uvicorn on the settings' host and port, logging JSON lines."""
+def serve(app: FastAPI | str, settings: ServiceSettings, *, workers: int = 1) -> None:
+    """Run the app with uvicorn on the settings' host and port, logging JSON lines. With `workers` > 1, `app` is
+    the import string of an app factory (`"package.module:function"`, which configures its own logging): uvicorn
+    then runs that many processes on the one port, each with its own lifespan (engine, producer, workers)."""
     configure_logging(settings.service_name, settings.log_level)
+    if workers > 1:
+        if not isinstance(app, str):
+            raise TypeError("several workers need the app factory's import string")
+        uvicorn.run(app, factory=True, workers=workers, host=settings.host, port=settings.port, log_config=None,
+                    access_log=False, timeout_graceful_shutdown=10)
+        return
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
                 timeout_graceful_shutdown=10)
+
+
+# ----------------------------------------------------------------------------------- PostgreSQL LISTEN/NOTIFY
+
+def asyncpg_dsn(database_url: str) -> str:
+    """The plain `postgresql://` DSN asyncpg takes, from a SQLAlchemy URL (`postgresql+asyncpg://...`)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class NotificationListener:
+    """One PostgreSQL connection that LISTENs on `channel` and calls `on_notify()` for every notification sent by
+    ANOTHER connection (e.g. `PollingWorker.wake` of an outbox relay), and that sends this process's own
+    notifications (`notify()`), so that work committed on any replica is picked up at once.
+
+    Sending: call `notify()` after a commit that wrote work for the channel (the local worker is woken in-process
+    by the caller). It never blocks and never fails the caller: the NOTIFY goes out on this connection, after that
+    commit, at most one at a time, and every `notify()` that arrives while one is in flight is folded into the
+    next. Why not a `pg_notify()` inside each writing transaction: PostgreSQL serialises the commits of notifying
+    transactions on one global lock held through the commit's WAL flush; measured on the 2-core bench box, 32
+    clients inserting one row per transaction committed 4,240–5,987 tx/s without it and 589–1,550 tx/s with it.
+
+    Notifications are a hint, never the only path: they are lost while the connection is down (and a process
+    that dies between its commit and its NOTIFY sends none), so after every (re)connection `on_notify()` is called
+    once to catch up, and the woken workers keep polling as the safety net. A lost connection (database restart)
+    is re-opened after `retry_seconds`; it never stops the service.
+    """
+
+    def __init__(self, database_url: str, channel: str, on_notify: Callable[[], None], *,
+                 retry_seconds: float = 1.0, connect_timeout: float = 5.0) -> None:
+        self._dsn = asyncpg_dsn(database_url)
+        self.channel = channel
+        self._on_notify = on_notify
+        self._retry_seconds = retry_seconds
+        self._connect_timeout = connect_timeout
+        self._stopping = asyncio.Event()
+        self._pending = asyncio.Event()
+        self._own_pid: int | None = None
+        self.connected = asyncio.Event()
+
+    def notify(self) -> None:
+        """Ask for a NOTIFY on the channel (after the caller's commit); coalesced, never blocks."""
+        self._pending.set()
+
+    def _notified(self, _connection: object, pid: int, _channel: str, _payload: str) -> None:
+        if pid != self._own_pid:
+            self._on_notify()
+
+    async def run(self) -> None:
+        import asyncpg
+
+        while not self._stopping.is_set():
+            lost = asyncio.Event()
+            try:
+                connection = await asyncpg.connect(self._dsn, timeout=self._connect_timeout)
+            except Exception as error:  # database down or starting: try again later
+                log.info("listener for %s cannot connect (%s); retrying", self.channel, type(error).__name__)
+                await self._sleep(self._retry_seconds)
+                continue
+            try:
+                connection.add_termination_listener(functools.partial(_set_event, lost))
+                self._own_pid = connection.get_server_pid()
+                await connection.add_listener(self.channel, self._notified)
+                self.connected.set()
+                self._on_notify()  # whatever was committed while nobody listened
+                await self._serve(connection, lost)
+            except Exception as error:
+                log.warning("listener for %s lost its connection (%s)", self.channel, type(error).__name__)
+            finally:
+                self.connected.clear()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(connection.close(), self._connect_timeout)
+            if not self._stopping.is_set():
+                await self._sleep(self._retry_seconds)
+
+    async def _serve(self, connection: Any, lost: asyncio.Event) -> None:
+        """Send the requested NOTIFYs until the connection is lost or the worker stops."""
+        waits = {asyncio.ensure_future(self._stopping.wait()), asyncio.ensure_future(lost.wait())}
+        try:
+            while not (self._stopping.is_set() or lost.is_set() or connection.is_closed()):
+                pending = asyncio.ensure_future(self._pending.wait())
+                try:
+                    await asyncio.wait({pending, *waits}, timeout=self._retry_seconds,
+                                       return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    pending.cancel()
+                if self._pending.is_set() and not self._stopping.is_set():
+                    self._pending.clear()
+                    await connection.execute("SELECT pg_notify($1, '')", self.channel)
+        finally:
+            for wait in waits:
+                wait.cancel()
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+
+def _set_event(event: asyncio.Event, *_: object) -> None:
+    event.set()

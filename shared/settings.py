@@ -44,6 +44,8 @@ class ServiceSettings(BaseSettings):
         default="postgresql+asyncpg://postgres@127.0.0.1:55432/labour_risk", validation_alias="DATABASE_URL"
     )
     database_pool_size: int = Field(default=10, validation_alias="DATABASE_POOL_SIZE")
+    # Connections opened beyond the pool under a burst and closed again when returned; None: as many as the pool.
+    database_max_overflow: int | None = Field(default=None, ge=0, validation_alias="DATABASE_MAX_OVERFLOW")
     # Bounds that turn a database outage into quick 503s and retried batches instead of piled-up requests.
     database_connect_timeout: float = Field(default=5.0, gt=0, validation_alias="DATABASE_CONNECT_TIMEOUT")
     database_command_timeout: float = Field(default=30.0, gt=0, validation_alias="DATABASE_COMMAND_TIMEOUT")

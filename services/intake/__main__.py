@@ -1,8 +1,11 @@
-"""`python -m services.intake`: run the intake service."""
+"""`python -m services.intake`: run the intake service (`INTAKE_WORKERS` uvicorn processes, default 1)."""
 
 from services.intake.app import create_app
 from services.intake.settings import IntakeSettings
 from shared.runtime import serve
 
 settings = IntakeSettings()
-serve(create_app(settings), settings)
+if settings.workers > 1:
+    serve("services.intake.app:worker_app", settings, workers=settings.workers)
+else:
+    serve(create_app(settings), settings)

@@ -14,7 +14,9 @@ from services.intake import service
 from services.intake.context import IntakeContext
 from services.intake.metrics import REPORTS_ACCEPTED, REPORTS_REJECTED
 from services.intake.schemas import (
+    BatchResults,
     ReportAcceptedResponse,
+    ReportBatch,
     ReportPage,
     ReportView,
     UnitCreate,
@@ -24,7 +26,7 @@ from services.intake.schemas import (
 from services.intake.signin.service import COOKIE_AUTH
 from services.intake.validation import ReportSubmission
 from shared.auth import Caller, caller_dependency, ensure_admin
-from shared.deps import SessionDep, service_context
+from shared.deps import SessionDep, request_context
 from shared.events import utcnow
 from shared.http import ApiError, RateLimited
 from shared.openapi import error_responses
@@ -33,7 +35,7 @@ from shared.report import ReportKind
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
 
-Context = Annotated[IntakeContext, Depends(service_context)]
+Context = Annotated[IntakeContext, Depends(request_context)]
 
 
 def _count_unauthorized() -> None:
@@ -103,7 +105,8 @@ async def submit_report(
     """
     if caller.is_admin:
         raise ApiError("报告须由上报单位提交 / Reports are submitted with a unit's key")
-    fingerprint = service.request_fingerprint(await request.body())
+    # The fingerprint only matters with a key (it is what a retry is compared by).
+    fingerprint = service.request_fingerprint(await request.body()) if idempotency_key is not None else ""
     try:
         accepted = await service.accept_report(
             session, unit=caller, submission=body, fingerprint=fingerprint, idempotency_key=idempotency_key,
@@ -122,10 +125,68 @@ async def submit_report(
     )
 
 
+@router.post("/reports/batch", status_code=200, response_model=BatchResults, tags=["reports"],
+             responses=error_responses(400, 401, 413, 422, 429, 503))
+async def submit_batch(
+    body: ReportBatch,
+    caller: Annotated[Caller, Depends(authenticated_caller)],
+    context: Context,
+    session: SessionDep,
+    after_commit: BackgroundTasks,
+) -> JSONResponse:
+    """Submit up to 500 reports at once (partner systems: hotlines, labour-inspection systems); body ≤ 4 MiB.
+
+    Every item is checked like a single `POST /v1/reports` and answered in `results`, in input order: 202 with its
+    `report_id`, or 409/422 with the error a single submission would get (field names relative to the item). The
+    valid items are stored in one transaction, durably once this answers 200, even when other items are refused.
+    An item's `idempotency_key` works as the `Idempotency-Key` header, across batch and single submissions: the same
+    key with the same report gives the first report id again; with another report, 409. The rate limit counts
+    every item as one report (the whole batch is refused with 429 when the unit lacks that many).
+    """
+    if caller.is_admin:
+        raise ApiError("报告须由上报单位提交 / Reports are submitted with a unit's key")
+    assert caller.unit_id is not None
+    retry_after = context.rate_limiter.acquire(caller.unit_id, cost=len(body.reports))
+    if retry_after:
+        REPORTS_REJECTED.labels(reason="rate_limited").inc(len(body.reports))
+        raise RateLimited(int(retry_after))
+    items = [service.batch_item(raw) for raw in body.reports]
+    valid = [item for item in items if isinstance(item, service.Submission)]
+    outcomes = iter(await service.accept_reports(session, unit=caller, submissions=valid, cipher=context.cipher,
+                                                 now=utcnow()))
+    results: list[dict[str, object]] = []
+    accepted_kinds: list[str] = []
+    for index, item in enumerate(items):
+        if isinstance(item, service.Submission):
+            outcome = next(outcomes)
+            if outcome.error is None:
+                results.append({"index": index, "status": 202, "report_id": outcome.report_id,
+                                "replayed": outcome.replayed})
+                if not outcome.replayed:
+                    accepted_kinds.append(item.submission.kind.value)
+                continue
+            error: ApiError = outcome.error
+        else:
+            error = item
+        REPORTS_REJECTED.labels(reason=error.code).inc()
+        results.append({"index": index, "status": error.status_code,
+                        "error": {"code": error.code, "message": error.message, "details": error.details}})
+    if accepted_kinds:
+        after_commit.add_task(_accepted_batch, context, accepted_kinds)
+    return JSONResponse({"results": results})
+
+
+async def _accepted_batch(context: IntakeContext, kinds: list[str]) -> None:
+    for kind in kinds:
+        REPORTS_ACCEPTED.labels(kind=kind).inc()
+    context.outbox_committed()
+    log.info("report batch accepted", extra={"accepted": len(kinds)})
+
+
 async def _accepted(context: IntakeContext, body: ReportSubmission, report_id: str) -> None:
     # async: Starlette would run a plain function in a thread, and the relay's wake-up event is not thread-safe.
     REPORTS_ACCEPTED.labels(kind=body.kind.value).inc()
-    context.relay.wake()
+    context.outbox_committed()
     log.info("report accepted", extra={"trace_id": report_id, "kind": body.kind.value,
                                        "region_code": body.region_code})
 

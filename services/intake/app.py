@@ -10,6 +10,7 @@ from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
+from services.intake import service
 from services.intake.api import router
 from services.intake.consumer import StatusHandler
 from services.intake.context import IntakeContext
@@ -23,7 +24,9 @@ from services.intake.signin.api import router as signin_router
 from shared.events import Topic
 from shared.http import create_service_app, on_validation_error
 from shared.kafka import BatchConsumer
-from shared.runtime import service_infrastructure
+from shared.logging import configure_logging
+from shared.outbox import outbox_channel
+from shared.runtime import NotificationListener, service_infrastructure
 from shared.webpages import install_static
 
 HERE = Path(__file__).parent
@@ -34,12 +37,15 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service.configure_key_cache(settings.key_cache_seconds)
         async with service_infrastructure(settings, migrations_dir=HERE / "migrations", schema=SCHEMA) as infra:
             sessions, producer = infra.sessions, infra.producer
+            relay = intake_relay(sessions=sessions, producer=producer, batch_size=settings.relay_batch_size,
+                                 idle_seconds=settings.relay_idle_seconds,
+                                 linger_seconds=settings.relay_linger_seconds)
             context = IntakeContext(
                 settings=settings, engine=infra.engine, sessions=sessions, producer=producer,
-                relay=intake_relay(sessions=sessions, producer=producer, batch_size=settings.relay_batch_size,
-                                  idle_seconds=settings.relay_idle_seconds),
+                relay=relay,
                 status_consumer=BatchConsumer(
                     name="intake-status", topics=[Topic.assessments, Topic.alerts], group_id="intake-status",
                     bootstrap_servers=settings.kafka_bootstrap_servers, producer=producer,
@@ -47,9 +53,11 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
                 ),
                 cipher=Fernet(settings.effective_contact_key.encode()),
                 rate_limiter=RateLimiter(settings.unit_rate_limit),
+                outbox_listener=NotificationListener(settings.database_url, outbox_channel(SCHEMA), relay.wake),
             )
             app.state.context = context
             context.workers.start("outbox-relay", context.relay)
+            context.workers.start("outbox-listener", context.outbox_listener)
             context.workers.start("status-consumer", context.status_consumer)
             try:
                 yield
@@ -61,6 +69,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         description="基层工会上报劳动争议、欠薪和职工队伍稳定风险 / Reports of labour disputes, wage arrears and "
         "workforce-stability risks from grassroots union units.",
         version="1.0.0", lifespan=lifespan,
+        body_limits={"/v1/reports/batch": service.BATCH_MAX_BYTES},
     )
     on_validation_error(app, count_rejected_submission)
     app.include_router(router)
@@ -74,3 +83,10 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         return HTMLResponse((HERE / "pages" / "index.html").read_text(encoding="utf-8"))
 
     return app
+
+
+def worker_app() -> FastAPI:
+    """The app of one uvicorn worker process when `INTAKE_WORKERS` > 1 (settings and logging from the environment)."""
+    settings = IntakeSettings()
+    configure_logging(settings.service_name, settings.log_level)
+    return create_app(settings)

@@ -12,7 +12,7 @@ from services.intake.settings import IntakeSettings
 from shared.db import SessionFactory
 from shared.kafka import BatchConsumer, EventProducer
 from shared.outbox import OutboxRelay
-from shared.runtime import Workers
+from shared.runtime import NotificationListener, Workers
 
 
 @dataclass
@@ -25,4 +25,11 @@ class IntakeContext:
     status_consumer: BatchConsumer
     cipher: Fernet
     rate_limiter: RateLimiter
+    # LISTEN/NOTIFY on `intake_outbox`: wakes this relay when any replica commits outbox rows; `notify()` after ours.
+    outbox_listener: NotificationListener
     workers: Workers = field(default_factory=Workers)
+
+    def outbox_committed(self) -> None:
+        """Outbox rows were just committed: publish them now (this process's relay, and any replica's)."""
+        self.relay.wake()
+        self.outbox_listener.notify()

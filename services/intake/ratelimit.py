@@ -15,13 +15,14 @@ class RateLimiter:
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}
 
-    def acquire(self, caller: str) -> float:
-        """Take one token; returns 0 when allowed, else the seconds to wait before retrying."""
+    def acquire(self, caller: str, cost: int = 1) -> float:
+        """Take `cost` tokens (one per report); returns 0 when allowed, else the seconds to wait before retrying.
+        A cost above the whole capacity can never be met: it waits for a full bucket and is refused again."""
         now = self._clock()
         tokens, updated = self._buckets.get(caller, (self.capacity, now))
         tokens = min(self.capacity, tokens + (now - updated) * self.refill_per_second)
-        if tokens >= 1:
-            self._buckets[caller] = (tokens - 1, now)
+        if tokens >= cost:
+            self._buckets[caller] = (tokens - cost, now)
             return 0.0
         self._buckets[caller] = (tokens, now)
-        return math.ceil((1 - tokens) / self.refill_per_second)
+        return math.ceil((min(cost, self.capacity) - tokens) / self.refill_per_second) or 1

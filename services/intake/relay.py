@@ -15,6 +15,7 @@ def _backlog(pending: int, oldest_age: float) -> None:
 
 
 def intake_relay(*, sessions: SessionFactory, producer: EventProducer, batch_size: int,
-                 idle_seconds: float) -> OutboxRelay:
+                 idle_seconds: float, linger_seconds: float = 0.0) -> OutboxRelay:
     return OutboxRelay(sessions=sessions, producer=producer, model=OutboxMessage, batch_size=batch_size,
-                       idle_seconds=idle_seconds, on_published=OUTBOX_PUBLISHED.inc, on_backlog=_backlog)
+                       idle_seconds=idle_seconds, on_published=OUTBOX_PUBLISHED.inc, on_backlog=_backlog,
+                       linger_seconds=linger_seconds)

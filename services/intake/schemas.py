@@ -71,3 +71,35 @@ class ReportSummary(BaseModel):
 class ReportPage(BaseModel):
     items: list[ReportSummary]
     next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last page")
+
+
+class ReportBatch(BaseModel):
+    """The body of `POST /v1/reports/batch`: up to 500 reports (4 MiB at most). Each item is a report as
+    `POST /v1/reports` takes it, plus an optional `idempotency_key` (1–128 characters; the same key as the
+    `Idempotency-Key` header of a single submission). Items are checked one by one: a bad item is refused in the
+    answer, the others are still accepted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reports: Annotated[list[Any], Field(min_length=1, max_length=500,
+                                        description="Report bodies, each with an optional `idempotency_key`")]
+
+
+class BatchItemError(BaseModel):
+    code: str
+    message: str
+    details: list[dict[str, Any]]
+
+
+class BatchItemResult(BaseModel):
+    index: int = Field(description="Position of the item in `reports` (from 0)")
+    status: Literal[202, 409, 422] = Field(description="202 accepted (durable), 409 idempotency conflict, 422 "
+                                                       "invalid")
+    report_id: str | None = Field(default=None, description="With 202: the report's id (the first one on a replay)")
+    replayed: bool | None = Field(default=None, description="With 202: true when an earlier answer was replayed")
+    error: BatchItemError | None = Field(default=None, description="With 409/422: the error, as a single "
+                                                                   "submission would get it")
+
+
+class BatchResults(BaseModel):
+    results: list[BatchItemResult] = Field(description="One result per item, in input order")

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.unit
 EXPECTED = {
     ("post", "/v1/units"): ("201", "UnitCreated", {"401", "403", "413", "422", "429", "503"}),
     ("post", "/v1/reports"): ("202", "ReportAcceptedResponse", {"400", "401", "409", "413", "422", "429", "503"}),
+    ("post", "/v1/reports/batch"): ("200", "BatchResults", {"400", "401", "413", "422", "429", "503"}),
     ("get", "/v1/reports/{report_id}"): ("200", "ReportView", {"401", "404", "429", "503"}),
     ("get", "/v1/reports"): ("200", "ReportPage", {"400", "401", "422", "429", "503"}),
     ("post", "/v1/units/{unit_id}/key"): ("200", "UnitKey", {"401", "403", "404", "422", "429", "503"}),
