@@ -58,8 +58,13 @@ def test_rotation_new_key_first_old_still_decrypts_and_reseal_moves_to_the_new_k
     assert ENCRYPTED_FIELD in resealed
 
 
+# Production settings need a real receipt-link secret too (tested with the receipts); here it is given.
+LINK = "a-real-receipt-link-secret-0123456789abcdef"
+
+
 def test_settings_key_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ALERTS_SECRET_KEY", raising=False)
+    monkeypatch.setenv("ALERTS_LINK_SECRET", LINK)
     assert AlertsSettings(environment="development").channel_cipher() is not None  # the development default
     with pytest.raises(ValueError, match="ALERTS_SECRET_KEY is required"):
         AlertsSettings(environment="production", admin_token=ADMIN)
@@ -71,6 +76,7 @@ def test_settings_key_rules(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_private_targets_default_only_in_development_and_test(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ALERTS_ALLOW_PRIVATE_TARGETS", raising=False)
+    monkeypatch.setenv("ALERTS_LINK_SECRET", LINK)
     assert AlertsSettings(environment="development").private_targets_allowed
     assert AlertsSettings(environment="test", admin_token=ADMIN, secret_key=KEY).private_targets_allowed
     assert not AlertsSettings(environment="production", admin_token=ADMIN, secret_key=KEY).private_targets_allowed
