@@ -99,6 +99,14 @@ BODY_LEVELS: Mapping[str, Label] = {
     "province": Label("省级", "Province"),
 }
 
+# Where one delivery of an alert stands (the alert detail's `deliveries[].state`).
+DELIVERY_STATES: Mapping[str, Label] = {
+    "pending": Label("待发送/重试中", "Pending"),
+    "delivered": Label("已送达", "Delivered"),
+    "failed": Label("送达失败", "Failed"),
+    "cancelled": Label("已取消(机构已停用或删除渠道)", "Cancelled"),
+}
+
 CATALOGUE: Mapping[str, Mapping[str, Label]] = {
     "level": RISK_LEVELS,
     "kind": REPORT_KINDS,
@@ -108,6 +116,7 @@ CATALOGUE: Mapping[str, Mapping[str, Label]] = {
     "outcome": RESOLVE_OUTCOMES,
     "body_kind": BODY_KINDS,
     "body_level": BODY_LEVELS,
+    "delivery_state": DELIVERY_STATES,
 }
 """Every group by the prefix the pages use in their keys (`level.red`, `outcome.expired`, ...)."""
 

@@ -22,8 +22,16 @@ class AlertsSettings(ServiceSettings):
     smtp_port: int = Field(default=1025, validation_alias="SMTP_PORT")
     smtp_from: str = Field(default="alerts@labour-risk.local", validation_alias="SMTP_FROM")
     delivery_timeout_seconds: float = Field(default=10.0, gt=0)
-    delivery_concurrency: int = Field(default=20, ge=1)
-    delivery_poll_seconds: float = Field(default=0.5, gt=0)
+    delivery_concurrency: int = Field(default=64, ge=1, description="Deliveries claimed and in flight at most, per "
+                                      "process")
+    delivery_host_concurrency: int = Field(default=4, ge=1, description="Requests in flight at most to one target "
+                                           "host (host:port), per process")
+    delivery_host_queue: int = Field(default=8, ge=1, description="Claimed deliveries one target host may hold per "
+                                     "request slot (in flight or waiting); beyond it they go back to the queue")
+    delivery_host_busy_seconds: float = Field(default=1.0, gt=0, description="How soon a delivery sent back to the "
+                                              "queue because its host is saturated is claimed again")
+    delivery_poll_seconds: float = Field(default=0.5, gt=0, description="Fallback poll for retries falling due; "
+                                         "new deliveries wake the worker at once (in process and by NOTIFY)")
     delivery_lease_seconds: float = Field(default=60.0, gt=0, description="A claimed delivery not finished by "
                                           "then (the process died) is retried")
     retry_base_seconds: float = Field(default=5.0, gt=0, description="First retry delay; doubles, with jitter")

@@ -3,14 +3,21 @@ escalation worker (timers as rows with due times) and the gauges read from the d
 
 Deliveries are claimed with a lease (`next_attempt_at` moved forward, committed) before they are sent, so a
 process that dies mid-send leaves them to be retried when the lease runs out: at least once, and the receiver
-recognises a repeat by its stable `X-Delivery-Id`. A success is recorded at once and never repeated.
+recognises a repeat by its stable `X-Delivery-Id`. A success is recorded (in the next batch of results, within
+milliseconds) and never repeated.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import ValidationError
@@ -19,8 +26,10 @@ from services.alerts import channels, service
 from services.alerts.lifecycle import Policy
 from services.alerts.messages import MessageInput
 from services.alerts.metrics import (
+    ALERT_TO_DELIVERY,
     DELIVERIES,
     DELIVERIES_PENDING,
+    DELIVERY_ATTEMPT,
     OVERDUE,
     REPORT_TO_DELIVERY,
     UNACKNOWLEDGED,
@@ -35,7 +44,7 @@ from shared.runtime import PollingWorker
 log = logging.getLogger(__name__)
 
 CHANNELS = ("webhook", "email", "wecom", "dingtalk")
-OUTCOMES = ("delivered", "retrying", "abandoned")
+OUTCOMES = ("delivered", "retrying", "failed", "abandoned", "cancelled")
 
 
 class _Loop(PollingWorker):
@@ -45,47 +54,136 @@ class _Loop(PollingWorker):
         return min(self._poll_seconds * 4, 5.0)
 
 
-class DeliveryWorker(_Loop):
+class DeliveryWorker:
+    """Sends deliveries continuously: a claim loop keeps up to `delivery_concurrency` deliveries in hand, each sent
+    as its own task (at most `delivery_host_concurrency` at a time to one host), and a writer stores their results
+    many to a transaction. A slow or hanging receiver holds only its own host's slots, never the others' sends.
+
+    Woken at once when deliveries are committed (`wake()`: the consumer's commit in this process, NOTIFY from the
+    others); otherwise it looks for retries falling due every `delivery_poll_seconds`.
+    """
+
     def __init__(self, *, sessions: SessionFactory, settings: AlertsSettings) -> None:
-        super().__init__(settings.delivery_poll_seconds)
         self._sessions = sessions
         self._settings = settings
         self._client: httpx.AsyncClient | None = None
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._held = 0  # claimed and not yet recorded
+        self._claim_was_full = False
+        self._host_slots: dict[str, asyncio.Semaphore] = {}
+        self._host_held: Counter[str] = Counter()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._results: asyncio.Queue[_Finished] = asyncio.Queue()
         for channel in CHANNELS:
             for outcome in OUTCOMES:
                 DELIVERIES.labels(channel=channel, outcome=outcome)
 
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
     async def run(self) -> None:
-        async with httpx.AsyncClient(follow_redirects=False) as client:
+        limit = self._settings.delivery_concurrency
+        limits = httpx.Limits(max_connections=limit, max_keepalive_connections=limit)
+        async with httpx.AsyncClient(follow_redirects=False, limits=limits) as client:
             self._client = client
-            await super().run()
+            writer = asyncio.create_task(self._write_results(), name="delivery-results")
+            try:
+                await self._claim_loop()
+            finally:
+                await self._finish(writer)
 
-    async def tick(self) -> bool:
-        claimed = await self._claim()
-        if claimed:
-            await asyncio.gather(*(self._attempt(delivery) for delivery in claimed))
-        return len(claimed) == self._settings.delivery_concurrency
+    # --- claiming ------------------------------------------------------------------------------------------------
 
-    async def _claim(self) -> list[Delivery]:
+    async def _claim_loop(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            free = self._settings.delivery_concurrency - self._held
+            if free <= 0:
+                self._claim_was_full = True  # the writer wakes us when a slot frees
+                await self._pause(self._settings.delivery_poll_seconds)
+                continue
+            self._wake.clear()  # before claiming: a wake-up that comes during the claim is not lost
+            try:
+                claimed, cancelled = await self._claim(free)
+            except Exception as error:
+                failures += 1
+                delay = min(self._settings.delivery_poll_seconds * 2**failures, 5.0)
+                log.warning("claiming deliveries failed (%s); retrying in %.1f s", error, delay, exc_info=True)
+                await self._pause(delay)
+                continue
+            failures = 0
+            for delivery in cancelled:
+                DELIVERIES.labels(channel=delivery.channel_type, outcome="cancelled").inc()
+            for item in claimed:
+                self._dispatch(item)
+            self._claim_was_full = len(claimed) + len(cancelled) >= free
+            if not self._claim_was_full:
+                await self._pause(self._settings.delivery_poll_seconds)
+
+    async def _claim(self, limit: int) -> tuple[list[service.Claimed], list[Delivery]]:
         async with transaction(self._sessions) as session:
-            return await service.claim_deliveries(session, utcnow(), self._settings)
+            return await service.claim_for_sending(session, utcnow(), limit, self._settings)
 
-    async def _attempt(self, delivery: Delivery) -> None:
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    def _dispatch(self, item: service.Claimed) -> None:
+        """Start sending one claimed delivery, or hand it back at once when its host already holds its share."""
+        host = _host_of(item.channel)
+        self._held += 1
+        self._host_held[host] += 1
+        claimed_at = time.monotonic()
+        if self._host_held[host] > self._settings.delivery_host_concurrency * self._settings.delivery_host_queue:
+            self._results.put_nowait(_Finished(item, host, None, claimed_at))
+            return
+        task = asyncio.create_task(self._deliver(item, host, claimed_at))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- sending -------------------------------------------------------------------------------------------------
+
+    async def _deliver(self, item: service.Claimed, host: str, claimed_at: float) -> None:
+        slots = self._host_slots.setdefault(host, asyncio.Semaphore(self._settings.delivery_host_concurrency))
+        result: channels.DeliveryResult | None = None
+        async with slots:
+            # Waiting for the host must not eat the lease (another replica could then send it too): past half of
+            # it, the delivery goes back to the queue unsent.
+            if time.monotonic() - claimed_at < self._settings.delivery_lease_seconds / 2:
+                result = await self._attempt(item)
+        self._results.put_nowait(_Finished(item, host, result, claimed_at))
+
+    async def _attempt(self, item: service.Claimed) -> channels.DeliveryResult:
+        delivery = item.delivery
         try:
             payload = MessageInput.model_validate_json(delivery.payload)
         except ValidationError:  # never written by this service; a webhook still gets the bytes as they are
             payload = MessageInput()
         with trace_context(payload.alert.report_ids[0] if payload.alert.report_ids else None):
+            started = time.monotonic()
             try:
-                result = await self._send(delivery, payload)
+                result = await self._send(delivery, item.channel, payload)
             except Exception as error:  # a bug in one channel must not stop the others
                 log.exception("delivery %s raised", delivery.id)
                 result = channels.DeliveryResult(ok=False, status=None, error=f"{type(error).__name__}")
-            await self._record(delivery, result)
+            DELIVERY_ATTEMPT.labels(channel=delivery.channel_type).observe(time.monotonic() - started)
+            if not result.ok:
+                log.warning("delivery %s to %s failed (attempt %d): %s", delivery.id, delivery.channel_type,
+                            delivery.attempts + 1, result.error or result.status)
+            return result
 
-    async def _send(self, delivery: Delivery, payload: MessageInput) -> channels.DeliveryResult:
+    async def _send(self, delivery: Delivery, config: channels.ChannelConfig,
+                    payload: MessageInput) -> channels.DeliveryResult:
+        """Send through the channel as its body has it now (read when claimed: `service.channel_for`)."""
         assert self._client is not None
-        config = channels.channel_config_adapter.validate_python(delivery.channel)
+        refusal = target_refusal(config)
+        if refusal is not None:
+            return channels.DeliveryResult(ok=False, status=None, error=refusal, permanent=True)
         timeout = self._settings.delivery_timeout_seconds
         match config:
             case channels.WebhookChannel():
@@ -104,17 +202,95 @@ class DeliveryWorker(_Loop):
                 )
         return channels.DeliveryResult(ok=False, status=None, error=f"unknown channel {delivery.channel_type}")
 
-    async def _record(self, delivery: Delivery, result: channels.DeliveryResult) -> None:
+    # --- recording -----------------------------------------------------------------------------------------------
+
+    async def _write_results(self) -> None:
+        """Store finished attempts, as many per transaction as have finished meanwhile; retried until stored (a
+        process that dies first leaves them leased: the lease runs out and they are sent again, same id)."""
+        while True:
+            batch = [await self._results.get()]
+            while len(batch) < RESULTS_PER_TRANSACTION and not self._results.empty():
+                batch.append(self._results.get_nowait())
+            await self._record(batch)
+            for _ in batch:
+                self._results.task_done()
+
+    async def _record(self, batch: list[_Finished]) -> None:
         now = utcnow()
-        outcome = service.attempt_outcome(result, delivery.created_at, delivery.attempts + 1, now, self._settings)
-        async with transaction(self._sessions) as session:
-            accepted_at = await service.record_attempt(session, delivery, result, outcome, now)
-        if accepted_at is not None:
-            REPORT_TO_DELIVERY.observe(max((now - accepted_at).total_seconds(), 0.0))
-        DELIVERIES.labels(channel=delivery.channel_type, outcome=outcome.name).inc()
-        if not result.ok:
-            log.warning("delivery %s to %s failed (attempt %d): %s", delivery.id, delivery.channel_type,
-                        delivery.attempts + 1, result.error or result.status)
+        attempts: list[service.Attempted] = []
+        deferred: list[Delivery] = []
+        for finished in batch:
+            delivery = finished.item.delivery
+            if finished.result is None:
+                deferred.append(delivery)
+                continue
+            outcome = service.attempt_outcome(finished.result, delivery.created_at, delivery.attempts + 1, now,
+                                              self._settings)
+            attempts.append(service.Attempted(delivery, finished.result, outcome, now))
+        defer_until = now + timedelta(seconds=self._settings.delivery_host_busy_seconds)
+        failures = 0
+        while True:
+            try:
+                async with transaction(self._sessions) as session:
+                    firsts = await service.record_attempts(session, attempts, deferred, defer_until, now)
+                break
+            except Exception as error:
+                failures += 1
+                log.warning("recording %d delivery results failed (%s); retrying", len(batch), error, exc_info=True)
+                await asyncio.sleep(min(0.5 * 2**failures, 5.0))
+        for first in firsts:
+            REPORT_TO_DELIVERY.observe(max((now - first.accepted_at).total_seconds(), 0.0))
+            ALERT_TO_DELIVERY.observe(max((now - first.opened_at).total_seconds(), 0.0))
+        for attempt in attempts:
+            DELIVERIES.labels(channel=attempt.delivery.channel_type, outcome=attempt.outcome.name).inc()
+        for finished in batch:
+            self._held -= 1
+            self._host_held[finished.host] -= 1
+            if not self._host_held[finished.host]:
+                del self._host_held[finished.host]
+        if self._claim_was_full or deferred:
+            self._wake.set()
+
+    async def _finish(self, writer: asyncio.Task[None]) -> None:
+        """On stop: let sends in flight finish for a moment, store what finished, leave the rest to their leases."""
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=STOP_GRACE_SECONDS)
+            for task in pending:
+                task.cancel()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._results.join(), STOP_GRACE_SECONDS)
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+
+
+RESULTS_PER_TRANSACTION = 200
+STOP_GRACE_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class _Finished:
+    """A claimed delivery done with: its result, or None when it goes back to the queue unsent."""
+
+    item: service.Claimed
+    host: str
+    result: channels.DeliveryResult | None
+    claimed_at: float
+
+
+def _host_of(config: channels.ChannelConfig) -> str:
+    """The target a delivery's request slots are counted against: host:port of the URL, the SMTP relay for e-mail."""
+    if isinstance(config, channels.EmailChannel):
+        return "smtp"
+    parts = urlsplit(config.url)
+    return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+
+
+def target_refusal(config: channels.ChannelConfig) -> str | None:
+    """Why this channel's target must not be contacted now (None: it may). The one send-time check of a target:
+    the SSRF check of webhook URLs (`services.alerts.targets.check_target`, with `allow_private` from the
+    settings) belongs here when it lands; a refusal is a permanent failure."""
+    return None
 
 
 class EscalationWorker(_Loop):
@@ -128,6 +304,8 @@ class EscalationWorker(_Loop):
     async def tick(self) -> bool:
         async with transaction(self._sessions) as session:
             handled = await service.escalate_due(session, self._policy, utcnow())
+            if handled:
+                await service.announce_work(session)
         if handled:
             self._on_change()
         return handled > 0
