@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, bindparam, case, func, select, text, update
+from sqlalchemy import Table, bindparam, case, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -220,10 +220,12 @@ async def record_attempts(session: AsyncSession, rows: Sequence[dict[str, Any]],
     keeps `cancelled` unless this attempt delivered it (then the receiver has it, and the row says so)."""
     if not rows:
         return
-    states = [DeliveryState.pending.value, DeliveryState.cancelled.value] if delivered else [
-        DeliveryState.pending.value]
+    state = _DELIVERIES.c.state
+    # No IN (...): an expanding parameter cannot be used with executemany.
+    still_open = or_(state == DeliveryState.pending.value, state == DeliveryState.cancelled.value) if delivered \
+        else state == DeliveryState.pending.value
     statement = (
-        update(_DELIVERIES).where(_DELIVERIES.c.id == bindparam("b_id"), _DELIVERIES.c.state.in_(states))
+        update(_DELIVERIES).where(_DELIVERIES.c.id == bindparam("b_id"), still_open)
         .values(attempts=bindparam("b_attempts"), last_attempt_at=bindparam("b_last_attempt_at"),
                 last_status=bindparam("b_last_status"), last_error=bindparam("b_last_error"),
                 state=bindparam("b_state"), next_attempt_at=bindparam("b_next_attempt_at"),

@@ -70,6 +70,7 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._held = 0  # claimed and not yet recorded
+        self._in_hand: set[str] = set()  # their ids: a lease that ran out meanwhile must not send one twice here
         self._claim_was_full = False
         self._host_slots: dict[str, asyncio.Semaphore] = {}
         self._host_held: Counter[str] = Counter()
@@ -135,6 +136,9 @@ class DeliveryWorker:
 
     def _dispatch(self, item: service.Claimed) -> None:
         """Start sending one claimed delivery, or hand it back at once when its host already holds its share."""
+        if item.delivery.id in self._in_hand:
+            return  # re-claimed after its lease ran out while this process still sends or records it
+        self._in_hand.add(item.delivery.id)
         host = _host_of(item.channel)
         self._held += 1
         self._host_held[host] += 1
@@ -244,6 +248,7 @@ class DeliveryWorker:
         for attempt in attempts:
             DELIVERIES.labels(channel=attempt.delivery.channel_type, outcome=attempt.outcome.name).inc()
         for finished in batch:
+            self._in_hand.discard(finished.item.delivery.id)
             self._held -= 1
             self._host_held[finished.host] -= 1
             if not self._host_held[finished.host]:
