@@ -24,12 +24,14 @@ class AlertsSettings(ServiceSettings):
     delivery_timeout_seconds: float = Field(default=10.0, gt=0)
     delivery_concurrency: int = Field(default=64, ge=1, description="Deliveries claimed and in flight at most, per "
                                       "process")
-    delivery_host_concurrency: int = Field(default=4, ge=1, description="Requests in flight at most to one target "
-                                           "host (host:port), per process")
-    delivery_host_queue: int = Field(default=8, ge=1, description="Claimed deliveries one target host may hold per "
-                                     "request slot (in flight or waiting); beyond it they go back to the queue")
-    delivery_host_busy_seconds: float = Field(default=1.0, gt=0, description="How soon a delivery sent back to the "
-                                              "queue because its host is saturated is claimed again")
+    delivery_target_concurrency: int = Field(default=4, ge=1, description="Requests in flight at most to one "
+                                             "channel of one body, per process: all a hanging receiver can hold")
+    delivery_target_queue: int = Field(default=4, ge=1, description="Claimed deliveries one channel may hold per "
+                                       "request slot (in flight or waiting); beyond it they go back to the queue")
+    delivery_host_concurrency: int = Field(default=32, ge=1, description="Requests in flight at most to one target "
+                                           "host:port (shared by many bodies, e.g. a robot API), per process")
+    delivery_busy_seconds: float = Field(default=1.0, gt=0, description="How soon a delivery sent back to the "
+                                         "queue because its channel is saturated is claimed again")
     delivery_poll_seconds: float = Field(default=0.5, gt=0, description="Fallback poll for retries falling due; "
                                          "new deliveries wake the worker at once (in process and by NOTIFY)")
     delivery_lease_seconds: float = Field(default=60.0, gt=0, description="A claimed delivery not finished by "

@@ -56,8 +56,9 @@ class _Loop(PollingWorker):
 
 class DeliveryWorker:
     """Sends deliveries continuously: a claim loop keeps up to `delivery_concurrency` deliveries in hand, each sent
-    as its own task (at most `delivery_host_concurrency` at a time to one host), and a writer stores their results
-    many to a transaction. A slow or hanging receiver holds only its own host's slots, never the others' sends.
+    as its own task (at most `delivery_target_concurrency` at a time to one channel of one body, and
+    `delivery_host_concurrency` to one host:port), and a writer stores their results many to a transaction. A slow
+    or hanging receiver holds only its own slots (and a bounded share of the deliveries in hand), never the others'.
 
     Woken at once when deliveries are committed (`wake()`: the consumer's commit in this process, NOTIFY from the
     others); otherwise it looks for retries falling due every `delivery_poll_seconds`.
@@ -72,8 +73,9 @@ class DeliveryWorker:
         self._held = 0  # claimed and not yet recorded
         self._in_hand: set[str] = set()  # their ids: a lease that ran out meanwhile must not send one twice here
         self._claim_was_full = False
+        self._target_slots: dict[str, asyncio.Semaphore] = {}
         self._host_slots: dict[str, asyncio.Semaphore] = {}
-        self._host_held: Counter[str] = Counter()
+        self._target_held: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
         self._results: asyncio.Queue[_Finished] = asyncio.Queue()
         for channel in CHANNELS:
@@ -135,32 +137,36 @@ class DeliveryWorker:
             await asyncio.wait_for(self._wake.wait(), seconds)
 
     def _dispatch(self, item: service.Claimed) -> None:
-        """Start sending one claimed delivery, or hand it back at once when its host already holds its share."""
+        """Start sending one claimed delivery, or hand it back at once when its channel already holds its share."""
         if item.delivery.id in self._in_hand:
             return  # re-claimed after its lease ran out while this process still sends or records it
         self._in_hand.add(item.delivery.id)
-        host = _host_of(item.channel)
+        target = _target_of(item)
         self._held += 1
-        self._host_held[host] += 1
+        self._target_held[target] += 1
         claimed_at = time.monotonic()
-        if self._host_held[host] > self._settings.delivery_host_concurrency * self._settings.delivery_host_queue:
-            self._results.put_nowait(_Finished(item, host, None, claimed_at))
+        if self._target_held[target] > (self._settings.delivery_target_concurrency
+                                        * self._settings.delivery_target_queue):
+            self._results.put_nowait(_Finished(item, target, None, claimed_at))
             return
-        task = asyncio.create_task(self._deliver(item, host, claimed_at))
+        task = asyncio.create_task(self._deliver(item, target, claimed_at))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     # --- sending -------------------------------------------------------------------------------------------------
 
-    async def _deliver(self, item: service.Claimed, host: str, claimed_at: float) -> None:
-        slots = self._host_slots.setdefault(host, asyncio.Semaphore(self._settings.delivery_host_concurrency))
+    async def _deliver(self, item: service.Claimed, target: str, claimed_at: float) -> None:
+        target_slots = self._target_slots.setdefault(
+            target, asyncio.Semaphore(self._settings.delivery_target_concurrency))
+        host = _host_of(item.channel)
+        host_slots = self._host_slots.setdefault(host, asyncio.Semaphore(self._settings.delivery_host_concurrency))
         result: channels.DeliveryResult | None = None
-        async with slots:
+        async with target_slots, host_slots:  # always in this order: no two tasks wait on each other
             # Waiting for the host must not eat the lease (another replica could then send it too): past half of
             # it, the delivery goes back to the queue unsent.
             if time.monotonic() - claimed_at < self._settings.delivery_lease_seconds / 2:
                 result = await self._attempt(item)
-        self._results.put_nowait(_Finished(item, host, result, claimed_at))
+        self._results.put_nowait(_Finished(item, target, result, claimed_at))
 
     async def _attempt(self, item: service.Claimed) -> channels.DeliveryResult:
         delivery = item.delivery
@@ -231,7 +237,7 @@ class DeliveryWorker:
             outcome = service.attempt_outcome(finished.result, delivery.created_at, delivery.attempts + 1, now,
                                               self._settings)
             attempts.append(service.Attempted(delivery, finished.result, outcome, now))
-        defer_until = now + timedelta(seconds=self._settings.delivery_host_busy_seconds)
+        defer_until = now + timedelta(seconds=self._settings.delivery_busy_seconds)
         failures = 0
         while True:
             try:
@@ -250,9 +256,10 @@ class DeliveryWorker:
         for finished in batch:
             self._in_hand.discard(finished.item.delivery.id)
             self._held -= 1
-            self._host_held[finished.host] -= 1
-            if not self._host_held[finished.host]:
-                del self._host_held[finished.host]
+            self._target_held[finished.target] -= 1
+            if not self._target_held[finished.target]:
+                del self._target_held[finished.target]
+                self._target_slots.pop(finished.target, None)  # nothing holds it: no task waits on it
         if self._claim_was_full or deferred:
             self._wake.set()
 
@@ -278,9 +285,14 @@ class _Finished:
     """A claimed delivery done with: its result, or None when it goes back to the queue unsent."""
 
     item: service.Claimed
-    host: str
+    target: str
     result: channels.DeliveryResult | None
     claimed_at: float
+
+
+def _target_of(item: service.Claimed) -> str:
+    """One channel of one body: the unit whose slowness must stay its own."""
+    return f"{item.delivery.body_id}/{item.delivery.channel_index}/{item.delivery.channel_type}"
 
 
 def _host_of(config: channels.ChannelConfig) -> str:
