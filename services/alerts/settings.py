@@ -22,11 +22,11 @@ class AlertsSettings(ServiceSettings):
     smtp_port: int = Field(default=1025, validation_alias="SMTP_PORT")
     smtp_from: str = Field(default="alerts@labour-risk.local", validation_alias="SMTP_FROM")
     delivery_timeout_seconds: float = Field(default=10.0, gt=0)
-    delivery_concurrency: int = Field(default=64, ge=1, description="Deliveries claimed and in flight at most, per "
-                                      "process")
+    delivery_concurrency: int = Field(default=64, ge=1, description="Requests in flight at most, per process; "
+                                      "four times as many deliveries may be in hand (claimed, waiting for a slot)")
     delivery_target_concurrency: int = Field(default=4, ge=1, description="Requests in flight at most to one "
                                              "channel of one body, per process: all a hanging receiver can hold")
-    delivery_target_queue: int = Field(default=4, ge=1, description="Claimed deliveries one channel may hold per "
+    delivery_target_queue: int = Field(default=16, ge=1, description="Claimed deliveries one channel may hold per "
                                        "request slot (in flight or waiting); beyond it they go back to the queue")
     delivery_host_concurrency: int = Field(default=32, ge=1, description="Requests in flight at most to one target "
                                            "host:port (shared by many bodies, e.g. a robot API), per process")

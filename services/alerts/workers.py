@@ -55,10 +55,11 @@ class _Loop(PollingWorker):
 
 
 class DeliveryWorker:
-    """Sends deliveries continuously: a claim loop keeps up to `delivery_concurrency` deliveries in hand, each sent
-    as its own task (at most `delivery_target_concurrency` at a time to one channel of one body, and
-    `delivery_host_concurrency` to one host:port), and a writer stores their results many to a transaction. A slow
-    or hanging receiver holds only its own slots (and a bounded share of the deliveries in hand), never the others'.
+    """Sends deliveries continuously: a claim loop keeps up to `IN_HAND_PER_REQUEST` × `delivery_concurrency`
+    deliveries in hand, each sent as its own task (at most `delivery_concurrency` requests in flight, at most
+    `delivery_target_concurrency` to one channel of one body and `delivery_host_concurrency` to one host:port), and a
+    writer stores their results many to a transaction. A slow or hanging receiver holds only its own slots and a
+    bounded share of the deliveries in hand (`delivery_target_queue` per slot), never the others'.
 
     Woken at once when deliveries are committed (`wake()`: the consumer's commit in this process, NOTIFY from the
     others); otherwise it looks for retries falling due every `delivery_poll_seconds`.
@@ -73,6 +74,7 @@ class DeliveryWorker:
         self._held = 0  # claimed and not yet recorded
         self._in_hand: set[str] = set()  # their ids: a lease that ran out meanwhile must not send one twice here
         self._claim_was_full = False
+        self._request_slots = asyncio.Semaphore(settings.delivery_concurrency)
         self._target_slots: dict[str, asyncio.Semaphore] = {}
         self._host_slots: dict[str, asyncio.Semaphore] = {}
         self._target_held: Counter[str] = Counter()
@@ -105,7 +107,7 @@ class DeliveryWorker:
     async def _claim_loop(self) -> None:
         failures = 0
         while not self._stopping.is_set():
-            free = self._settings.delivery_concurrency - self._held
+            free = self._settings.delivery_concurrency * IN_HAND_PER_REQUEST - self._held
             if free <= 0:
                 self._claim_was_full = True  # the writer wakes us when a slot frees
                 await self._pause(self._settings.delivery_poll_seconds)
@@ -161,7 +163,7 @@ class DeliveryWorker:
         host = _host_of(item.channel)
         host_slots = self._host_slots.setdefault(host, asyncio.Semaphore(self._settings.delivery_host_concurrency))
         result: channels.DeliveryResult | None = None
-        async with target_slots, host_slots:  # always in this order: no two tasks wait on each other
+        async with target_slots, host_slots, self._request_slots:  # always in this order: no waiting in a cycle
             # Waiting for the host must not eat the lease (another replica could then send it too): past half of
             # it, the delivery goes back to the queue unsent.
             if time.monotonic() - claimed_at < self._settings.delivery_lease_seconds / 2:
@@ -277,6 +279,8 @@ class DeliveryWorker:
 
 
 RESULTS_PER_TRANSACTION = 200
+IN_HAND_PER_REQUEST = 4
+"""Deliveries in hand (claimed: sending, or waiting for a slot of their channel or host) per request slot."""
 STOP_GRACE_SECONDS = 3.0
 
 
