@@ -193,7 +193,7 @@ class DeliveryWorker:
                     payload: MessageInput) -> channels.DeliveryResult:
         """Send through the channel as its body has it now (read when claimed: `service.channel_for`)."""
         assert self._client is not None
-        refusal = target_refusal(config)
+        refusal = await target_refusal(config, self._settings)
         if refusal is not None:
             return channels.DeliveryResult(ok=False, status=None, error=refusal, permanent=True)
         timeout = self._settings.delivery_timeout_seconds
@@ -307,10 +307,11 @@ def _host_of(config: channels.ChannelConfig) -> str:
     return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
 
 
-def target_refusal(config: channels.ChannelConfig) -> str | None:
-    """Why this channel's target must not be contacted now (None: it may). The one send-time check of a target:
-    the SSRF check of webhook URLs (`services.alerts.targets.check_target`, with `allow_private` from the
-    settings) belongs here when it lands; a refusal is a permanent failure."""
+async def target_refusal(config: channels.ChannelConfig, settings: AlertsSettings) -> str | None:
+    """Why this channel's target must not be contacted now (None: it may); a refusal fails the delivery at once.
+    The one send-time check of a target: the SSRF check of webhook and robot URLs (resolved now, so that a name
+    that moved to a private address is caught) goes here, `await targets.check_target(config.url,
+    allow_private=..., channel_type=config.type)`, once `services/alerts/targets.py` is in main."""
     return None
 
 
