@@ -112,15 +112,6 @@ async def was_notified(session: AsyncSession, alert_id: str, body_id: str) -> bo
     return found is not None
 
 
-async def set_first_delivered(session: AsyncSession, alert_id: str, now: datetime) -> datetime | None:
-    """Record the alert's first successful delivery; its report's acceptance time when this was the first."""
-    accepted_at: datetime | None = await session.scalar(
-        update(Alert).where(Alert.id == alert_id, Alert.first_delivered_at.is_(None))
-        .values(first_delivered_at=now).returning(Alert.first_accepted_at)
-    )
-    return accepted_at
-
-
 async def open_alerts_by_level(session: AsyncSession, *, overdue_at: datetime | None = None) -> dict[str, int]:
     """How many alerts are open (and, with `overdue_at`, past their deadline then), by level."""
     statement = select(Alert.level, func.count()).where(Alert.state == AlertState.open.value)
@@ -184,11 +175,6 @@ async def claim_due_deliveries(session: AsyncSession, now: datetime, lease_until
         .returning(Delivery)
     )
     return list(rows.all())
-
-
-async def record_attempt(session: AsyncSession, delivery_id: str, **values: Any) -> None:
-    """Store the outcome of one delivery attempt (attempts, status, error, and state or next attempt)."""
-    await session.execute(update(Delivery).where(Delivery.id == delivery_id).values(**values))
 
 
 async def pending_deliveries(session: AsyncSession) -> int:

@@ -458,29 +458,6 @@ def attempt_outcome(result: DeliveryResult, created_at: datetime, attempts: int,
     return AttemptOutcome("retrying", DeliveryState.pending, now + timedelta(seconds=delay))
 
 
-async def claim_deliveries(session: AsyncSession, now: datetime, settings: AlertsSettings) -> list[Delivery]:
-    """Lease due deliveries for sending (a lease that runs out, because the process died, makes them due again)."""
-    lease = now + timedelta(seconds=settings.delivery_lease_seconds)
-    return await repository.claim_due_deliveries(session, now, lease, settings.delivery_concurrency)
-
-
-async def record_attempt(session: AsyncSession, delivery: Delivery, result: DeliveryResult, outcome: AttemptOutcome,
-                         now: datetime) -> datetime | None:
-    """Store the attempt; on the alert's first success, returns its report's acceptance time (for the latency)."""
-    values: dict[str, Any] = {"attempts": delivery.attempts + 1, "last_attempt_at": now,
-                              "last_status": result.status, "last_error": result.error}
-    if outcome.state == DeliveryState.delivered:
-        values |= {"state": DeliveryState.delivered.value, "delivered_at": now}
-    elif outcome.state == DeliveryState.failed:
-        values |= {"state": DeliveryState.failed.value}
-    else:
-        values |= {"next_attempt_at": outcome.next_attempt_at}
-    await repository.record_attempt(session, delivery.id, **values)
-    if outcome.state == DeliveryState.delivered:
-        return await repository.set_first_delivered(session, delivery.alert_id, now)
-    return None
-
-
 async def gauges(session: AsyncSession, now: datetime) -> tuple[dict[str, int], dict[str, int], int]:
     """Open alerts by level, overdue open alerts by level, pending deliveries."""
     return (await repository.open_alerts_by_level(session),
