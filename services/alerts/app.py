@@ -48,7 +48,7 @@ def create_app(settings: AlertsSettings | None = None) -> FastAPI:
                 name="alerts", topics=[Topic.assessments], group_id="alerts",
                 bootstrap_servers=settings.kafka_bootstrap_servers, producer=producer,
                 handle=AssessedHandler(sessions=sessions, policy=policy, on_change=changed),
-                topic_prefix=settings.kafka_topic_prefix,
+                topic_prefix=settings.kafka_topic_prefix, max_records=settings.consumer_batch_size,
             )
             context = AlertsContext(settings=settings, policy=policy, engine=infra.engine, sessions=sessions,
                                     producer=producer, relay=relay)

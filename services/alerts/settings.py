@@ -39,4 +39,6 @@ class AlertsSettings(ServiceSettings):
     retry_base_seconds: float = Field(default=5.0, gt=0, description="First retry delay; doubles, with jitter")
     retry_max_seconds: float = Field(default=3600.0, gt=0)
     escalation_poll_seconds: float = Field(default=1.0, gt=0)
+    consumer_batch_size: int = Field(default=25, ge=1, description="Assessments per consumer transaction: small, "
+                                     "so that a surge's first alerts are committed (and sent) while the rest wait")
     join_window_days: float = Field(default=7.0, gt=0)
