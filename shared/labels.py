@@ -147,6 +147,14 @@ BODY_LANGUAGES: Mapping[str, Label] = {
     "zh-en": Label("中英双语", "Chinese and English"),
 }
 
+# Where one delivery of an alert stands (the alert detail's `deliveries[].state`).
+DELIVERY_STATES: Mapping[str, Label] = {
+    "pending": Label("待发送/重试中", "Pending"),
+    "delivered": Label("已送达", "Delivered"),
+    "failed": Label("送达失败", "Failed"),
+    "cancelled": Label("已取消(机构已停用或删除渠道)", "Cancelled"),
+}
+
 CATALOGUE: Mapping[str, Mapping[str, Label]] = {
     "level": RISK_LEVELS,
     "kind": REPORT_KINDS,
@@ -159,6 +167,7 @@ CATALOGUE: Mapping[str, Mapping[str, Label]] = {
     "body_level": BODY_LEVELS,
     "deadline_rule": DEADLINE_RULES,
     "body_language": BODY_LANGUAGES,
+    "delivery_state": DELIVERY_STATES,
 }
 """Every group by the prefix the pages use in their keys (`level.red`, `outcome.expired`, ...)."""
 

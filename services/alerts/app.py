@@ -17,6 +17,7 @@ from services.alerts.lifecycle import Policy
 from services.alerts.models import SCHEMA, OutboxMessage
 from services.alerts.routing import load_routing
 from services.alerts.settings import AlertsSettings
+from services.alerts.wakeup import WakeListener
 from services.alerts.workers import DeliveryWorker, EscalationWorker, GaugeRefresher
 from shared.events import Topic
 from shared.http import create_service_app
@@ -47,7 +48,7 @@ def create_app(settings: AlertsSettings | None = None) -> FastAPI:
                 name="alerts", topics=[Topic.assessments], group_id="alerts",
                 bootstrap_servers=settings.kafka_bootstrap_servers, producer=producer,
                 handle=AssessedHandler(sessions=sessions, policy=policy, on_change=changed),
-                topic_prefix=settings.kafka_topic_prefix,
+                topic_prefix=settings.kafka_topic_prefix, max_records=settings.consumer_batch_size,
             )
             screening = BatchConsumer(
                 name="alerts-screening", topics=[Topic.screening], group_id="alerts-screening",
@@ -66,6 +67,8 @@ def create_app(settings: AlertsSettings | None = None) -> FastAPI:
                 sessions=sessions, policy=policy, poll_seconds=settings.escalation_poll_seconds,
                 on_change=changed))
             context.workers.start("gauges", GaugeRefresher(sessions=sessions))
+            context.workers.start("alerts-wake-listener", WakeListener(
+                settings.database_url, (relay.wake, deliveries.wake)))
             try:
                 yield
             finally:

@@ -1,7 +1,10 @@
 """Delivery channels of a body: their configuration, request signing, and one send per channel type.
 
 Senders never raise for network or receiver errors: they return a `DeliveryResult` the delivery worker records
-and retries (see `backoff.py`). Signing follows API.md "Webhook delivery" and the DingTalk robot's own scheme.
+and retries (see `backoff.py`), or stops at once when the failure is permanent (a 4xx other than 408/429, a robot
+error code that says the token, signature or webhook is wrong). Answers are read up to `RESPONSE_CAP` bytes and
+only a short excerpt (`ERROR_EXCERPT` characters) is ever kept. Signing follows API.md "Webhook delivery" and the
+DingTalk robot's own scheme.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import json
 import re
 import time
 import uuid
@@ -28,6 +32,21 @@ from services.alerts import messages
 
 DEFAULT_TIMEOUT = 10.0
 WECOM_MARKDOWN_MAX_BYTES = 4096  # WeCom rejects longer markdown content
+RESPONSE_CAP = 4096
+"""Bytes of a receiver's answer read at most: a robot's JSON verdict fits; a huge or endless answer is cut."""
+ERROR_EXCERPT = 200
+"""Characters of an error (and of a robot's errmsg) stored with the attempt: enough to diagnose, never the answer."""
+
+RETRYABLE_4XX = frozenset({408, 429})
+"""4xx statuses that say "later" (request timeout, too many requests): retried like 5xx. Any other 4xx is permanent."""
+
+# Robot error codes that no retry can fix: the robot's token/key, its signature or the webhook itself is wrong.
+# DingTalk custom robots: 300001 token missing or wrong ("token is not exist"), 310000 the security settings refuse
+# the message (sign not match, keyword or IP whitelist), 400102 the robot is disabled. WeCom group robots: 93000
+# invalid webhook url (wrong or deleted key), 93004 the robot is disabled, 40014 invalid access token.
+# Rate limits (DingTalk 130101 "send too fast", WeCom 45009) are not here: they are retried.
+DINGTALK_PERMANENT_ERRCODES = frozenset({300001, 310000, 400102})
+WECOM_PERMANENT_ERRCODES = frozenset({93000, 93004, 40014})
 
 _http_url: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
 
@@ -89,6 +108,8 @@ class DeliveryResult:
     ok: bool
     status: int | None
     error: str | None
+    permanent: bool = False
+    """A failure no retry can fix: the delivery stops at once as `failed`."""
 
 
 def webhook_signature(secret: str, body: bytes, timestamp: int) -> str:
@@ -128,7 +149,7 @@ async def send_webhook(
     response = await _post(client, url, content=payload_bytes, headers=headers, timeout=timeout)
     if isinstance(response, DeliveryResult):
         return response
-    return _by_status(response)
+    return _by_status(response.status)
 
 
 async def send_wecom(
@@ -137,7 +158,7 @@ async def send_wecom(
     """Send the alert as a WeCom (企业微信) group robot markdown message."""
     content = _truncate_utf8(messages.wecom_markdown(payload), WECOM_MARKDOWN_MAX_BYTES)
     body = {"msgtype": "markdown", "markdown": {"content": content}}
-    return await _send_robot(client, url, body, timeout=timeout)
+    return await _send_robot(client, url, body, timeout=timeout, permanent_errcodes=WECOM_PERMANENT_ERRCODES)
 
 
 async def send_dingtalk(
@@ -152,7 +173,7 @@ async def send_dingtalk(
     """Send the alert as a DingTalk (钉钉) group robot markdown message, signed when the robot has a secret."""
     body = {"msgtype": "markdown", "markdown": {"title": messages.title(payload), "text": messages.markdown(payload)}}
     target = dingtalk_signed_url(url, secret, int(now() * 1000)) if secret else url
-    return await _send_robot(client, target, body, timeout=timeout)
+    return await _send_robot(client, target, body, timeout=timeout, permanent_errcodes=DINGTALK_PERMANENT_ERRCODES)
 
 
 async def send_email(
@@ -181,45 +202,65 @@ async def send_email(
     return DeliveryResult(ok=True, status=None, error=None)
 
 
-async def _send_robot(client: httpx.AsyncClient, url: str, body: dict[str, Any], *, timeout: float) -> DeliveryResult:
+async def _send_robot(client: httpx.AsyncClient, url: str, body: dict[str, Any], *, timeout: float,
+                      permanent_errcodes: frozenset[int] = frozenset()) -> DeliveryResult:
     """POST a robot message; the robots answer 200 with {"errcode": 0} on success and a non-zero errcode otherwise."""
     response = await _post(client, url, json=body, timeout=timeout)
     if isinstance(response, DeliveryResult):
         return response
-    result = _by_status(response)
+    result = _by_status(response.status)
     if not result.ok:
         return result
     try:
-        answer = response.json()
-    except ValueError:
+        answer = json.loads(response.body)
+    except ValueError:  # not JSON, or cut at RESPONSE_CAP: the 2xx is all we know
         return result
     errcode = answer.get("errcode", 0) if isinstance(answer, dict) else 0
     if errcode != 0:
-        errmsg = answer.get("errmsg", "") if isinstance(answer, dict) else ""
-        return DeliveryResult(ok=False, status=response.status_code, error=f"errcode {errcode}: {errmsg}"[:500])
+        errmsg = str(answer.get("errmsg", "")) if isinstance(answer, dict) else ""
+        return DeliveryResult(ok=False, status=response.status, error=f"errcode {errcode}: {errmsg}"[:ERROR_EXCERPT],
+                              permanent=errcode in permanent_errcodes)
     return result
 
 
-async def _post(
-    client: httpx.AsyncClient, url: str, *, timeout: float, **kwargs: Any
-) -> httpx.Response | DeliveryResult:
-    """POST with `timeout` as the bound on the whole exchange; a failure to get an answer becomes a DeliveryResult."""
+@dataclass(frozen=True)
+class _Answer:
+    """A receiver's status and at most `RESPONSE_CAP` bytes of its body."""
+
+    status: int
+    body: bytes
+
+
+async def _post(client: httpx.AsyncClient, url: str, *, timeout: float, **kwargs: Any) -> _Answer | DeliveryResult:
+    """POST with `timeout` as the bound on the whole exchange, reading at most `RESPONSE_CAP` bytes of the answer;
+    a failure to get an answer becomes a DeliveryResult."""
     try:
         async with asyncio.timeout(timeout):
-            return await client.post(url, timeout=timeout, follow_redirects=False, **kwargs)
+            async with client.stream("POST", url, timeout=timeout, follow_redirects=False, **kwargs) as response:
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) >= RESPONSE_CAP:
+                        break  # the rest is never read: closing the stream drops the connection
+                return _Answer(status=response.status_code, body=bytes(body[:RESPONSE_CAP]))
     except (httpx.HTTPError, httpx.InvalidURL, OSError, TimeoutError) as exc:
         return DeliveryResult(ok=False, status=None, error=_describe(exc))
 
 
-def _by_status(response: httpx.Response) -> DeliveryResult:
-    if response.is_success:
-        return DeliveryResult(ok=True, status=response.status_code, error=None)
-    return DeliveryResult(ok=False, status=response.status_code, error=f"HTTP {response.status_code}")
+def is_permanent_status(status: int) -> bool:
+    """A 4xx other than 408/429: the receiver refuses this request as it is, and will refuse it again."""
+    return 400 <= status < 500 and status not in RETRYABLE_4XX
+
+
+def _by_status(status: int) -> DeliveryResult:
+    if 200 <= status < 300:
+        return DeliveryResult(ok=True, status=status, error=None)
+    return DeliveryResult(ok=False, status=status, error=f"HTTP {status}", permanent=is_permanent_status(status))
 
 
 def _describe(exc: BaseException) -> str:
     detail = str(exc)
-    return f"{type(exc).__name__}: {detail}"[:500] if detail else type(exc).__name__
+    return f"{type(exc).__name__}: {detail}"[:ERROR_EXCERPT] if detail else type(exc).__name__
 
 
 def _truncate_utf8(text: str, max_bytes: int) -> str:
@@ -238,6 +279,7 @@ __all__ = [
     "WecomChannel",
     "channel_config_adapter",
     "dingtalk_signed_url",
+    "is_permanent_status",
     "send_dingtalk",
     "send_email",
     "send_webhook",

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 
 from services.alerts import service
 from services.alerts.lifecycle import Policy
+from services.alerts.metrics import ASSESSED_TO_ALERT, REPORT_TO_ASSESSED
 from shared.db import SessionFactory, transaction
 from shared.events import (
     ReportAssessed,
@@ -36,8 +37,11 @@ class AssessedHandler:
                 if isinstance(item.event, ReportAssessed):
                     alert_ids = await service.handle_assessed(session, item.event, self._policy, utcnow())
                     changed.append((item.event, alert_ids))
+            if any(alert_ids for _, alert_ids in changed):
+                await service.announce_work(session)  # the other replicas' delivery workers, at commit
         if any(alert_ids for _, alert_ids in changed):
             self._on_change()
+        _observe_stages(changed)
         for event, alert_ids in changed:
             with trace_context(event.trace_id):
                 log.info("assessment handled", extra={"report_id": event.report_id, "level": event.level.value,
@@ -67,3 +71,16 @@ class ScreeningHandler:
         for event in queued:
             with trace_context(event.trace_id):
                 log.info("screening due notice queued", extra={"round_id": event.round_id, "county": event.county})
+
+
+def _observe_stages(changed: Sequence[tuple[ReportAssessed, list[str]]]) -> None:
+    """The pipeline's stages up to here, from the times the event carries: acceptance → assessment (intake, Kafka,
+    risk) for every live assessment, assessment → alert committed for those that changed an alert. (A redelivered
+    event is observed again: rare, and it did take that long.)"""
+    committed = utcnow()
+    for event, alert_ids in changed:
+        if event.replay:
+            continue
+        REPORT_TO_ASSESSED.observe(max((event.assessed_at - event.accepted_at).total_seconds(), 0.0))
+        if alert_ids:
+            ASSESSED_TO_ALERT.observe(max((committed - event.assessed_at).total_seconds(), 0.0))

@@ -33,11 +33,13 @@ SCHEMA = "alerts"
 
 
 class DeliveryState(StrEnum):
-    """Where one delivery stands: waiting (or retrying), delivered, or given up after the retry window."""
+    """Where one delivery stands: waiting (or retrying), delivered, failed (refused for good by the receiver, or
+    given up after the retry window), or cancelled (its body was deactivated or no longer has the channel)."""
 
     pending = "pending"
     delivered = "delivered"
     failed = "failed"
+    cancelled = "cancelled"
 
 
 class DeliveryKind(StrEnum):
@@ -214,7 +216,10 @@ class Delivery(Base):
     body_id: Mapped[str] = mapped_column(ForeignKey("bodies.id"))
     event_type: Mapped[str] = mapped_column(String(32))
     channel_type: Mapped[str] = mapped_column(String(16))
+    # Kept without its secret, as a record: every send reads the body's channel as it is then (see channel_index).
     channel: Mapped[dict[str, Any]] = mapped_column(JSONB, comment="the channel as configured when queued")
+    channel_index: Mapped[int | None] = mapped_column(Integer, nullable=True,
+                                                      comment="position of the channel in the body's channels")
     payload: Mapped[str] = mapped_column(Text, comment="the exact JSON body, the same on every retry")
     state: Mapped[str] = mapped_column(String(16), default=DeliveryState.pending.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, func, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
@@ -108,15 +108,6 @@ async def was_notified(session: AsyncSession, alert_id: str, body_id: str) -> bo
     return found is not None
 
 
-async def set_first_delivered(session: AsyncSession, alert_id: str, now: datetime) -> datetime | None:
-    """Record the alert's first successful delivery; its report's acceptance time when this was the first."""
-    accepted_at: datetime | None = await session.scalar(
-        update(Alert).where(Alert.id == alert_id, Alert.first_delivered_at.is_(None))
-        .values(first_delivered_at=now).returning(Alert.first_accepted_at)
-    )
-    return accepted_at
-
-
 async def open_alerts_by_level(session: AsyncSession, *, overdue_at: datetime | None = None) -> dict[str, int]:
     """How many alerts are open (and, with `overdue_at`, past their deadline then), by level."""
     statement = select(Alert.level, func.count()).where(Alert.state == AlertState.open.value)
@@ -181,11 +172,6 @@ async def claim_due_deliveries(session: AsyncSession, now: datetime, lease_until
         .returning(Delivery)
     )
     return list(rows.all())
-
-
-async def record_attempt(session: AsyncSession, delivery_id: str, **values: Any) -> None:
-    """Store the outcome of one delivery attempt (attempts, status, error, and state or next attempt)."""
-    await session.execute(update(Delivery).where(Delivery.id == delivery_id).values(**values))
 
 
 async def pending_deliveries(session: AsyncSession) -> int:
@@ -577,3 +563,84 @@ async def open_round_coverage(session: AsyncSession, now: datetime) -> list[tupl
         .group_by(ScreeningCoverage.round_id, ScreeningCoverage.county, ScreeningCoverage.expected)
     )).all()
     return [(str(county), int(expected), int(count)) for county, expected, count in rows]
+# --- sending deliveries continuously (speed: many results per transaction, wake-ups by NOTIFY) ---------------------
+
+WAKE_CHANNEL = "alerts_work"
+"""The PostgreSQL NOTIFY channel on which a commit that queued deliveries or outbox rows wakes every replica."""
+
+_DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]  # a Table, typed as FromClause
+
+
+async def bodies_by_id(session: AsyncSession, body_ids: Iterable[str]) -> dict[str, Body]:
+    """The bodies of these ids (active or not), by id: one query for a whole claim."""
+    ids = sorted(set(body_ids))
+    if not ids:
+        return {}
+    return {body.id: body for body in await session.scalars(select(Body).where(Body.id.in_(ids)))}
+
+
+async def record_attempts(session: AsyncSession, rows: Sequence[dict[str, Any]], *, delivered: bool) -> None:
+    """Store the outcomes of many attempts in one statement (executemany). Each row: b_id, attempts,
+    last_attempt_at, last_status, last_error, state, next_attempt_at, delivered_at. A delivery cancelled meanwhile
+    keeps `cancelled` unless this attempt delivered it (then the receiver has it, and the row says so)."""
+    if not rows:
+        return
+    state = _DELIVERIES.c.state
+    # No IN (...): an expanding parameter cannot be used with executemany.
+    still_open = or_(state == DeliveryState.pending.value, state == DeliveryState.cancelled.value) if delivered \
+        else state == DeliveryState.pending.value
+    statement = (
+        update(_DELIVERIES).where(_DELIVERIES.c.id == bindparam("b_id"), still_open)
+        .values(attempts=bindparam("b_attempts"), last_attempt_at=bindparam("b_last_attempt_at"),
+                last_status=bindparam("b_last_status"), last_error=bindparam("b_last_error"),
+                state=bindparam("b_state"), next_attempt_at=bindparam("b_next_attempt_at"),
+                delivered_at=bindparam("b_delivered_at"))
+    )
+    await session.execute(statement, list(rows))
+
+
+async def defer_deliveries(session: AsyncSession, delivery_ids: Sequence[str], until: datetime) -> None:
+    """Put claimed deliveries back in the queue unsent (no attempt counted), due again at `until`."""
+    if delivery_ids:
+        await session.execute(
+            update(Delivery).where(Delivery.id.in_(delivery_ids), Delivery.state == DeliveryState.pending.value)
+            .values(next_attempt_at=until)
+        )
+
+
+async def cancel_deliveries(session: AsyncSession, delivery_ids: Sequence[str], now: datetime, reason: str) -> None:
+    """Pending deliveries that must not be sent any more (their body or channel is gone) become `cancelled`."""
+    if delivery_ids:
+        await session.execute(
+            update(Delivery).where(Delivery.id.in_(delivery_ids), Delivery.state == DeliveryState.pending.value)
+            .values(state=DeliveryState.cancelled.value, last_error=reason, last_attempt_at=now)
+        )
+
+
+async def cancel_pending_deliveries_of_body(session: AsyncSession, body_id: str, now: datetime, reason: str) -> int:
+    """Cancel every pending delivery to a body (it was deactivated); returns how many."""
+    cancelled = await session.scalars(
+        update(Delivery).where(Delivery.body_id == body_id, Delivery.state == DeliveryState.pending.value)
+        .values(state=DeliveryState.cancelled.value, last_error=reason, last_attempt_at=now)
+        .returning(Delivery.id)
+    )
+    return len(cancelled.all())
+
+
+async def set_first_delivered_many(session: AsyncSession, alert_ids: Sequence[str],
+                                   now: datetime) -> list[tuple[str, datetime, datetime]]:
+    """Record the first successful delivery of these alerts; (alert id, report accepted at, alert opened at) of
+    those for which this was the first."""
+    if not alert_ids:
+        return []
+    rows = await session.execute(
+        update(Alert).where(Alert.id.in_(sorted(set(alert_ids))), Alert.first_delivered_at.is_(None))
+        .values(first_delivered_at=now).returning(Alert.id, Alert.first_accepted_at, Alert.opened_at)
+    )
+    return [(str(alert_id), accepted_at, opened_at) for alert_id, accepted_at, opened_at in rows.all()]
+
+
+async def notify_work(session: AsyncSession) -> None:
+    """NOTIFY the other replicas (delivered at commit, folded into one per transaction) that deliveries or outbox
+    rows were queued."""
+    await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})

@@ -20,12 +20,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from cryptography.fernet import MultiFernet
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts import lifecycle, messages, receipts, repository, timeline
 from services.alerts.backoff import next_delay, should_give_up
-from services.alerts.channel_secrets import public_channel, seal_channel
-from services.alerts.channels import ChannelConfig, DeliveryResult, EmailChannel
+from services.alerts.channel_secrets import SecretUnreadable, public_channel, seal_channel, unseal_channel
+from services.alerts.channels import ChannelConfig, DeliveryResult, EmailChannel, channel_config_adapter
 from services.alerts.lifecycle import AlertSnapshot, Assessed, Policy
 from services.alerts.messages import DEFAULT_LANGUAGE, MessageLanguage
 from services.alerts.metrics import ALERTS_LEVEL_RAISED, ALERTS_OPENED, ESCALATIONS, SCREENING_NOTICES
@@ -224,6 +225,8 @@ async def update_body(session: AsyncSession, body_id: str, payload: BodyUpdate, 
         body.language = payload.language
     body.updated_at = now
     await repository.flush(session)
+    if not body.active:
+        await cancel_deliveries_of_body(session, body.id, now)
     return body_view(body)
 
 
@@ -234,6 +237,7 @@ async def deactivate_body(session: AsyncSession, body_id: str, now: datetime) ->
     body.active = False
     body.updated_at = now
     await repository.flush(session)
+    await cancel_deliveries_of_body(session, body.id, now)
 
 
 async def rotate_token(session: AsyncSession, body_id: str, now: datetime) -> BodyToken:
@@ -431,9 +435,10 @@ async def _notify(session: AsyncSession, alert: Alert, bodies: Sequence[Body], *
                 for body in bodies}
     repository.add(session, *(
         Delivery(id=str(uuid.uuid4()), alert_id=alert.id, body_id=body.id, event_type=event_type,
-                 channel_type=channel["type"], channel=channel, payload=payloads[body.id],
+                 channel_type=channel["type"], channel=channel_record(channel), channel_index=index,
+                 payload=payloads[body.id],
                  state=DeliveryState.pending.value, attempts=0, created_at=now, next_attempt_at=now)
-        for body in bodies for channel in body.channels
+        for body in bodies for index, channel in enumerate(body.channels)
     ))
 
 
@@ -573,6 +578,7 @@ async def _confirm(session: AsyncSession, alert: Alert, body_id: str, body: Body
             _publish(session, alert, "alert.acknowledged", now, trace_id=alert.trace_id,
                      body_ids=[decision.body_id])
         await repository.flush(session)
+        await announce_work(session)  # the outbox relays, at commit
     return decision
 
 
@@ -591,6 +597,7 @@ async def resolve(session: AsyncSession, alert_id: str, caller: Caller, *, outco
         alert.updated_at = now
         _publish(session, alert, "alert.resolved", now, trace_id=alert.trace_id, body_ids=[decision.body_id])
         await repository.flush(session)
+        await announce_work(session)  # the outbox relays, at commit
     return await _detail(session, alert, policy)
 
 
@@ -794,9 +801,10 @@ def _delivery_view(delivery: Delivery) -> DeliveryView:
 
 @dataclass(frozen=True)
 class AttemptOutcome:
-    """What one attempt leads to: delivered, retried at `next_attempt_at`, or abandoned (state failed)."""
+    """What one attempt leads to: delivered, retried at `next_attempt_at`, failed at once (a permanent refusal) or
+    abandoned after the retry window (both state failed)."""
 
-    name: str  # delivered | retrying | abandoned: the metric's outcome label
+    name: str  # delivered | retrying | failed | abandoned: the metric's outcome label
     state: DeliveryState
     next_attempt_at: datetime | None
 
@@ -806,33 +814,12 @@ def attempt_outcome(result: DeliveryResult, created_at: datetime, attempts: int,
     """After attempt number `attempts`: done if it worked, else retry with backoff until the retry window ends."""
     if result.ok:
         return AttemptOutcome("delivered", DeliveryState.delivered, None)
+    if result.permanent:  # the receiver refuses it for good: retrying for 48 h would only hide it
+        return AttemptOutcome("failed", DeliveryState.failed, None)
     if should_give_up(created_at, now, attempts):
         return AttemptOutcome("abandoned", DeliveryState.failed, None)
     delay = next_delay(attempts, base=settings.retry_base_seconds, max_delay=settings.retry_max_seconds)
     return AttemptOutcome("retrying", DeliveryState.pending, now + timedelta(seconds=delay))
-
-
-async def claim_deliveries(session: AsyncSession, now: datetime, settings: AlertsSettings) -> list[Delivery]:
-    """Lease due deliveries for sending (a lease that runs out, because the process died, makes them due again)."""
-    lease = now + timedelta(seconds=settings.delivery_lease_seconds)
-    return await repository.claim_due_deliveries(session, now, lease, settings.delivery_concurrency)
-
-
-async def record_attempt(session: AsyncSession, delivery: Delivery, result: DeliveryResult, outcome: AttemptOutcome,
-                         now: datetime) -> datetime | None:
-    """Store the attempt; on the alert's first success, returns its report's acceptance time (for the latency)."""
-    values: dict[str, Any] = {"attempts": delivery.attempts + 1, "last_attempt_at": now,
-                              "last_status": result.status, "last_error": result.error}
-    if outcome.state == DeliveryState.delivered:
-        values |= {"state": DeliveryState.delivered.value, "delivered_at": now}
-    elif outcome.state == DeliveryState.failed:
-        values |= {"state": DeliveryState.failed.value}
-    else:
-        values |= {"next_attempt_at": outcome.next_attempt_at}
-    await repository.record_attempt(session, delivery.id, **values)
-    if outcome.state == DeliveryState.delivered and delivery.alert_id is not None:  # a notice has no alert
-        return await repository.set_first_delivered(session, delivery.alert_id, now)
-    return None
 
 
 async def gauges(session: AsyncSession, now: datetime) -> tuple[dict[str, int], dict[str, int], int]:
@@ -1432,3 +1419,119 @@ def _county_coverage(row: ScreeningCoverage, answers: Sequence[ScreeningAnswer],
         risks_reported=sum(1 for a in in_force if a.status == ScreeningStatus.risks_reported.value),
         missing=[ScreeningUnitView.model_validate(unit) for unit in row.units if unit["unit_id"] not in answered_ids],
     )
+# --- delivering: the channel as it is at send time, many results per transaction -----------------------------------
+
+BODY_INACTIVE = "机构已停用,推送取消 / The body was deactivated: delivery cancelled"
+CHANNEL_GONE = "机构已删除该渠道,推送取消 / The body no longer has this channel: delivery cancelled"
+SECRET_UNREADABLE = ("渠道密钥无法解密(ALERTS_SECRET_KEY 已更换?),推送取消 / The channel secret cannot be decrypted "
+                     "(was ALERTS_SECRET_KEY replaced?): delivery cancelled")
+
+
+def channel_record(channel: dict[str, Any]) -> dict[str, Any]:
+    """What a delivery keeps of its channel, as a record only: everything but the secret (plain or sealed)."""
+    return public_channel(channel)
+
+
+async def cancel_deliveries_of_body(session: AsyncSession, body_id: str, now: datetime) -> int:
+    """A deactivated body gets nothing more: its pending deliveries become `cancelled`."""
+    return await repository.cancel_pending_deliveries_of_body(session, body_id, now, BODY_INACTIVE)
+
+
+def channel_for(delivery: Delivery, body: Body | None, cipher: MultiFernet) -> ChannelConfig | str:
+    """The channel to send `delivery` through, read from its body now: a corrected URL or a rotated secret applies
+    to every pending delivery. The channel at the delivery's position when it still has the same type, else the
+    body's only channel of that type (rows queued before positions were kept, or a reordered list). A reason
+    (zh / en) when there is none to send to: the body is gone or inactive, or the channel was removed.
+
+    This is the one place where a delivery's target and secret are read."""
+    if body is None or not body.active:
+        return BODY_INACTIVE
+    channels = body.channels
+    index = delivery.channel_index
+    if index is not None and 0 <= index < len(channels) and channels[index].get("type") == delivery.channel_type:
+        raw = channels[index]
+    else:
+        same_type = [channel for channel in channels if channel.get("type") == delivery.channel_type]
+        if len(same_type) != 1:
+            return CHANNEL_GONE
+        raw = same_type[0]
+    try:
+        # Stored channels carry their secret sealed (`channel_secrets`); the sender needs it in plain text.
+        return channel_config_adapter.validate_python(unseal_channel(raw, cipher))
+    except SecretUnreadable:
+        return SECRET_UNREADABLE
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A leased delivery and the channel to send it through, read from its body in the claiming transaction."""
+
+    delivery: Delivery
+    channel: ChannelConfig
+
+
+async def claim_for_sending(session: AsyncSession, now: datetime, limit: int,
+                            settings: AlertsSettings) -> tuple[list[Claimed], list[Delivery]]:
+    """Lease up to `limit` due deliveries with their channels; those with nothing to send to are cancelled in the
+    same transaction (returned second)."""
+    lease = now + timedelta(seconds=settings.delivery_lease_seconds)
+    deliveries = await repository.claim_due_deliveries(session, now, lease, limit)
+    bodies = await repository.bodies_by_id(session, (delivery.body_id for delivery in deliveries))
+    cipher = settings.channel_cipher()
+    claimed: list[Claimed] = []
+    cancelled: dict[str, list[Delivery]] = {}
+    for delivery in deliveries:
+        channel = channel_for(delivery, bodies.get(delivery.body_id), cipher)
+        if isinstance(channel, str):
+            cancelled.setdefault(channel, []).append(delivery)
+        else:
+            claimed.append(Claimed(delivery, channel))
+    for reason, rows in cancelled.items():
+        await repository.cancel_deliveries(session, [row.id for row in rows], now, reason)
+    return claimed, [row for rows in cancelled.values() for row in rows]
+
+
+@dataclass(frozen=True)
+class Attempted:
+    """One finished attempt, waiting to be stored with others."""
+
+    delivery: Delivery
+    result: DeliveryResult
+    outcome: AttemptOutcome
+    at: datetime
+
+
+@dataclass(frozen=True)
+class FirstDelivery:
+    """An alert delivered for the first time: when its report was accepted and the alert opened."""
+
+    alert_id: str
+    accepted_at: datetime
+    opened_at: datetime
+
+
+async def record_attempts(session: AsyncSession, attempts: Sequence[Attempted], deferred: Sequence[Delivery],
+                          defer_until: datetime, now: datetime) -> list[FirstDelivery]:
+    """Store many attempts in one go (and put `deferred` ones back unsent); the alerts delivered for the first time."""
+    by_kind: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
+    for attempt in attempts:
+        delivered = attempt.outcome.state == DeliveryState.delivered
+        by_kind[delivered].append({
+            "b_id": attempt.delivery.id, "b_attempts": attempt.delivery.attempts + 1,
+            "b_last_attempt_at": attempt.at, "b_last_status": attempt.result.status,
+            "b_last_error": attempt.result.error, "b_state": attempt.outcome.state.value,
+            "b_next_attempt_at": attempt.outcome.next_attempt_at or attempt.at,
+            "b_delivered_at": attempt.at if delivered else None,
+        })
+    await repository.record_attempts(session, by_kind[True], delivered=True)
+    await repository.record_attempts(session, by_kind[False], delivered=False)
+    await repository.defer_deliveries(session, [delivery.id for delivery in deferred], defer_until)
+    firsts = await repository.set_first_delivered_many(
+        session, [attempt.delivery.alert_id for attempt in attempts
+                  if attempt.result.ok and attempt.delivery.alert_id is not None], now)  # a notice has no alert
+    return [FirstDelivery(alert_id, accepted_at, opened_at) for alert_id, accepted_at, opened_at in firsts]
+
+
+async def announce_work(session: AsyncSession) -> None:
+    """Tell every replica, at commit, that deliveries or outbox rows were queued (PostgreSQL NOTIFY)."""
+    await repository.notify_work(session)

@@ -3,25 +3,33 @@ escalation worker (timers as rows with due times) and the gauges read from the d
 
 Deliveries are claimed with a lease (`next_attempt_at` moved forward, committed) before they are sent, so a
 process that dies mid-send leaves them to be retried when the lease runs out: at least once, and the receiver
-recognises a repeat by its stable `X-Delivery-Id`. A success is recorded at once and never repeated.
+recognises a repeat by its stable `X-Delivery-Id`. A success is recorded (in the next batch of results, within
+milliseconds) and never repeated.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import ValidationError
 
 from services.alerts import channels, service
-from services.alerts.channel_secrets import unseal_channel
 from services.alerts.lifecycle import Policy
 from services.alerts.messages import MessageInput, NoticeInput
 from services.alerts.metrics import (
+    ALERT_TO_DELIVERY,
     DELIVERIES,
     DELIVERIES_PENDING,
+    DELIVERY_ATTEMPT,
     OVERDUE,
     REPORT_TO_DELIVERY,
     UNACKNOWLEDGED,
@@ -30,6 +38,7 @@ from services.alerts.metrics import (
 )
 from services.alerts.models import Delivery, DeliveryKind
 from services.alerts.settings import AlertsSettings
+from services.alerts.targets import check_target
 from shared.db import SessionFactory, transaction
 from shared.events import RiskLevel, utcnow
 from shared.logging import trace_context
@@ -38,7 +47,7 @@ from shared.runtime import PollingWorker
 log = logging.getLogger(__name__)
 
 CHANNELS = ("webhook", "email", "wecom", "dingtalk")
-OUTCOMES = ("delivered", "retrying", "abandoned")
+OUTCOMES = ("delivered", "retrying", "failed", "abandoned", "cancelled")
 
 
 class _Loop(PollingWorker):
@@ -48,46 +57,145 @@ class _Loop(PollingWorker):
         return min(self._poll_seconds * 4, 5.0)
 
 
-class DeliveryWorker(_Loop):
+class DeliveryWorker:
+    """Sends deliveries continuously: a claim loop keeps up to `IN_HAND_PER_REQUEST` × `delivery_concurrency`
+    deliveries in hand, each sent as its own task (at most `delivery_concurrency` requests in flight, at most
+    `delivery_target_concurrency` to one channel of one body and `delivery_host_concurrency` to one host:port), and a
+    writer stores their results many to a transaction. A slow or hanging receiver holds only its own slots and a
+    bounded share of the deliveries in hand (`delivery_target_queue` per slot), never the others'.
+
+    Woken at once when deliveries are committed (`wake()`: the consumer's commit in this process, NOTIFY from the
+    others); otherwise it looks for retries falling due every `delivery_poll_seconds`.
+    """
+
     def __init__(self, *, sessions: SessionFactory, settings: AlertsSettings) -> None:
-        super().__init__(settings.delivery_poll_seconds)
         self._sessions = sessions
         self._settings = settings
-        self._cipher = settings.channel_cipher()
         self._client: httpx.AsyncClient | None = None
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._held = 0  # claimed and not yet recorded
+        self._in_hand: set[str] = set()  # their ids: a lease that ran out meanwhile must not send one twice here
+        self._claim_was_full = False
+        self._request_slots = asyncio.Semaphore(settings.delivery_concurrency)
+        self._target_slots: dict[str, asyncio.Semaphore] = {}
+        self._host_slots: dict[str, asyncio.Semaphore] = {}
+        self._target_held: Counter[str] = Counter()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._results: asyncio.Queue[_Finished] = asyncio.Queue()
         for channel in CHANNELS:
             for outcome in OUTCOMES:
                 DELIVERIES.labels(channel=channel, outcome=outcome)
 
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
     async def run(self) -> None:
-        async with httpx.AsyncClient(follow_redirects=False) as client:
+        limit = self._settings.delivery_concurrency
+        limits = httpx.Limits(max_connections=limit, max_keepalive_connections=limit)
+        async with httpx.AsyncClient(follow_redirects=False, limits=limits) as client:
             self._client = client
-            await super().run()
+            writer = asyncio.create_task(self._write_results(), name="delivery-results")
+            try:
+                await self._claim_loop()
+            finally:
+                await self._finish(writer)
 
-    async def tick(self) -> bool:
-        claimed = await self._claim()
-        if claimed:
-            await asyncio.gather(*(self._attempt(delivery) for delivery in claimed))
-        return len(claimed) == self._settings.delivery_concurrency
+    # --- claiming ------------------------------------------------------------------------------------------------
 
-    async def _claim(self) -> list[Delivery]:
+    async def _claim_loop(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            free = self._settings.delivery_concurrency * IN_HAND_PER_REQUEST - self._held
+            if free <= 0:
+                self._claim_was_full = True  # the writer wakes us when a slot frees
+                await self._pause(self._settings.delivery_poll_seconds)
+                continue
+            self._wake.clear()  # before claiming: a wake-up that comes during the claim is not lost
+            try:
+                claimed, cancelled = await self._claim(free)
+            except Exception as error:
+                failures += 1
+                delay = min(self._settings.delivery_poll_seconds * 2**failures, 5.0)
+                log.warning("claiming deliveries failed (%s); retrying in %.1f s", error, delay, exc_info=True)
+                await self._pause(delay)
+                continue
+            failures = 0
+            for delivery in cancelled:
+                DELIVERIES.labels(channel=delivery.channel_type, outcome="cancelled").inc()
+            for item in claimed:
+                self._dispatch(item)
+            self._claim_was_full = len(claimed) + len(cancelled) >= free
+            if not self._claim_was_full:
+                await self._pause(self._settings.delivery_poll_seconds)
+
+    async def _claim(self, limit: int) -> tuple[list[service.Claimed], list[Delivery]]:
         async with transaction(self._sessions) as session:
-            return await service.claim_deliveries(session, utcnow(), self._settings)
+            return await service.claim_for_sending(session, utcnow(), limit, self._settings)
 
-    async def _attempt(self, delivery: Delivery) -> None:
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    def _dispatch(self, item: service.Claimed) -> None:
+        """Start sending one claimed delivery, or hand it back at once when its channel already holds its share."""
+        if item.delivery.id in self._in_hand:
+            return  # re-claimed after its lease ran out while this process still sends or records it
+        self._in_hand.add(item.delivery.id)
+        target = _target_of(item)
+        self._held += 1
+        self._target_held[target] += 1
+        claimed_at = time.monotonic()
+        if self._target_held[target] > (self._settings.delivery_target_concurrency
+                                        * self._settings.delivery_target_queue):
+            self._results.put_nowait(_Finished(item, target, None, claimed_at))
+            return
+        task = asyncio.create_task(self._deliver(item, target, claimed_at))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- sending -------------------------------------------------------------------------------------------------
+
+    async def _deliver(self, item: service.Claimed, target: str, claimed_at: float) -> None:
+        target_slots = self._target_slots.setdefault(
+            target, asyncio.Semaphore(self._settings.delivery_target_concurrency))
+        host = _host_of(item.channel)
+        host_slots = self._host_slots.setdefault(host, asyncio.Semaphore(self._settings.delivery_host_concurrency))
+        result: channels.DeliveryResult | None = None
+        async with target_slots, host_slots, self._request_slots:  # always in this order: no waiting in a cycle
+            # Waiting for the host must not eat the lease (another replica could then send it too): past half of
+            # it, the delivery goes back to the queue unsent.
+            if time.monotonic() - claimed_at < self._settings.delivery_lease_seconds / 2:
+                result = await self._attempt(item)
+        self._results.put_nowait(_Finished(item, target, result, claimed_at))
+
+    async def _attempt(self, item: service.Claimed) -> channels.DeliveryResult:
+        delivery = item.delivery
         payload = message_input(delivery)
         with trace_context(trace_of(payload)):
+            started = time.monotonic()
             try:
-                result = await self._send(delivery, payload)
+                result = await self._send(delivery, item.channel, payload)
             except Exception as error:  # a bug in one channel must not stop the others
                 log.exception("delivery %s raised", delivery.id)
                 result = channels.DeliveryResult(ok=False, status=None, error=f"{type(error).__name__}")
-            await self._record(delivery, result)
+            DELIVERY_ATTEMPT.labels(channel=delivery.channel_type).observe(time.monotonic() - started)
+            if not result.ok:
+                log.warning("delivery %s to %s failed (attempt %d): %s", delivery.id, delivery.channel_type,
+                            delivery.attempts + 1, result.error or result.status)
+            return result
 
-    async def _send(self, delivery: Delivery, payload: MessageInput | NoticeInput) -> channels.DeliveryResult:
+    async def _send(self, delivery: Delivery, config: channels.ChannelConfig,
+                    payload: MessageInput | NoticeInput) -> channels.DeliveryResult:
+        """Send through the channel as its body has it now (read when claimed: `service.channel_for`)."""
         assert self._client is not None
-        # Stored channels carry their secret encrypted (channel_secrets); the sender needs it in plain text.
-        config = channels.channel_config_adapter.validate_python(unseal_channel(delivery.channel, self._cipher))
+        refusal = await target_refusal(config, self._settings)
+        if refusal is not None:
+            return channels.DeliveryResult(ok=False, status=None, error=refusal, permanent=True)
         timeout = self._settings.delivery_timeout_seconds
         match config:
             case channels.WebhookChannel():
@@ -106,17 +214,106 @@ class DeliveryWorker(_Loop):
                 )
         return channels.DeliveryResult(ok=False, status=None, error=f"unknown channel {delivery.channel_type}")
 
-    async def _record(self, delivery: Delivery, result: channels.DeliveryResult) -> None:
+    # --- recording -----------------------------------------------------------------------------------------------
+
+    async def _write_results(self) -> None:
+        """Store finished attempts, as many per transaction as have finished meanwhile; retried until stored (a
+        process that dies first leaves them leased: the lease runs out and they are sent again, same id)."""
+        while True:
+            batch = [await self._results.get()]
+            while len(batch) < RESULTS_PER_TRANSACTION and not self._results.empty():
+                batch.append(self._results.get_nowait())
+            await self._record(batch)
+            for _ in batch:
+                self._results.task_done()
+
+    async def _record(self, batch: list[_Finished]) -> None:
         now = utcnow()
-        outcome = service.attempt_outcome(result, delivery.created_at, delivery.attempts + 1, now, self._settings)
-        async with transaction(self._sessions) as session:
-            accepted_at = await service.record_attempt(session, delivery, result, outcome, now)
-        if accepted_at is not None:
-            REPORT_TO_DELIVERY.observe(max((now - accepted_at).total_seconds(), 0.0))
-        DELIVERIES.labels(channel=delivery.channel_type, outcome=outcome.name).inc()
-        if not result.ok:
-            log.warning("delivery %s to %s failed (attempt %d): %s", delivery.id, delivery.channel_type,
-                        delivery.attempts + 1, result.error or result.status)
+        attempts: list[service.Attempted] = []
+        deferred: list[Delivery] = []
+        for finished in batch:
+            delivery = finished.item.delivery
+            if finished.result is None:
+                deferred.append(delivery)
+                continue
+            outcome = service.attempt_outcome(finished.result, delivery.created_at, delivery.attempts + 1, now,
+                                              self._settings)
+            attempts.append(service.Attempted(delivery, finished.result, outcome, now))
+        defer_until = now + timedelta(seconds=self._settings.delivery_busy_seconds)
+        failures = 0
+        while True:
+            try:
+                async with transaction(self._sessions) as session:
+                    firsts = await service.record_attempts(session, attempts, deferred, defer_until, now)
+                break
+            except Exception as error:
+                failures += 1
+                log.warning("recording %d delivery results failed (%s); retrying", len(batch), error, exc_info=True)
+                await asyncio.sleep(min(0.5 * 2**failures, 5.0))
+        for first in firsts:
+            REPORT_TO_DELIVERY.observe(max((now - first.accepted_at).total_seconds(), 0.0))
+            ALERT_TO_DELIVERY.observe(max((now - first.opened_at).total_seconds(), 0.0))
+        for attempt in attempts:
+            DELIVERIES.labels(channel=attempt.delivery.channel_type, outcome=attempt.outcome.name).inc()
+        for finished in batch:
+            self._in_hand.discard(finished.item.delivery.id)
+            self._held -= 1
+            self._target_held[finished.target] -= 1
+            if not self._target_held[finished.target]:
+                del self._target_held[finished.target]
+                self._target_slots.pop(finished.target, None)  # nothing holds it: no task waits on it
+        if self._claim_was_full or deferred:
+            self._wake.set()
+
+    async def _finish(self, writer: asyncio.Task[None]) -> None:
+        """On stop: let sends in flight finish for a moment, store what finished, leave the rest to their leases."""
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=STOP_GRACE_SECONDS)
+            for task in pending:
+                task.cancel()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._results.join(), STOP_GRACE_SECONDS)
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+
+
+RESULTS_PER_TRANSACTION = 200
+IN_HAND_PER_REQUEST = 4
+"""Deliveries in hand (claimed: sending, or waiting for a slot of their channel or host) per request slot."""
+STOP_GRACE_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class _Finished:
+    """A claimed delivery done with: its result, or None when it goes back to the queue unsent."""
+
+    item: service.Claimed
+    target: str
+    result: channels.DeliveryResult | None
+    claimed_at: float
+
+
+def _target_of(item: service.Claimed) -> str:
+    """One channel of one body: the unit whose slowness must stay its own."""
+    return f"{item.delivery.body_id}/{item.delivery.channel_index}/{item.delivery.channel_type}"
+
+
+def _host_of(config: channels.ChannelConfig) -> str:
+    """The target a delivery's request slots are counted against: host:port of the URL, the SMTP relay for e-mail."""
+    if isinstance(config, channels.EmailChannel):
+        return "smtp"
+    parts = urlsplit(config.url)
+    return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+
+
+async def target_refusal(config: channels.ChannelConfig, settings: AlertsSettings) -> str | None:
+    """Why this channel's target must not be contacted now (None: it may); a refusal fails the delivery at once.
+    The one send-time check of a target: webhook and robot URLs are resolved again now, so that a name that moved
+    to a private address since the body was saved is caught (`targets.check_target`)."""
+    if isinstance(config, channels.EmailChannel):
+        return None
+    return await check_target(config.url, allow_private=settings.private_targets_allowed, channel_type=config.type)
 
 
 def message_input(delivery: Delivery) -> MessageInput | NoticeInput:
@@ -147,6 +344,8 @@ class EscalationWorker(_Loop):
     async def tick(self) -> bool:
         async with transaction(self._sessions) as session:
             handled = await service.escalate_due(session, self._policy, utcnow())
+            if handled:
+                await service.announce_work(session)
         if handled:
             self._on_change()
         return handled > 0

@@ -391,3 +391,82 @@ def test_secrets_are_not_in_the_repr() -> None:
         {"type": "webhook", "url": "https://hooks.example.org/", "secret": "very-secret-value-123"}
     )
     assert "very-secret-value-123" not in repr(channel)
+
+
+# Permanent failures and capped answers (issue 11, item 4)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("status", "permanent"), [(400, True), (401, True), (403, True), (404, True), (410, True),
+                                                   (408, False), (429, False), (500, False), (503, False),
+                                                   (302, False)])
+async def test_a_4xx_other_than_408_and_429_is_a_permanent_failure(
+    receiver: Receiver, client: httpx.AsyncClient, status: int, permanent: bool
+) -> None:
+    receiver.status = status
+    result = await send_webhook(client, receiver.url, SECRET, b"{}", alert_id="a", delivery_id="d")
+    assert not result.ok
+    assert result.permanent is permanent
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("errcode", "permanent"), [(93000, True), (93004, True), (40014, True), (45009, False),
+                                                    (-1, False)])
+async def test_wecom_bad_webhook_codes_are_permanent_and_rate_limits_are_not(
+    receiver: Receiver, client: httpx.AsyncClient, errcode: int, permanent: bool
+) -> None:
+    receiver.answer = json.dumps({"errcode": errcode, "errmsg": "x"}).encode()
+    result = await send_wecom(client, receiver.url, make_payload())
+    assert not result.ok
+    assert result.permanent is permanent
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("errcode", "permanent"), [(310000, True), (300001, True), (400102, True),
+                                                    (130101, False)])
+async def test_dingtalk_bad_signature_or_token_codes_are_permanent_and_rate_limits_are_not(
+    receiver: Receiver, client: httpx.AsyncClient, errcode: int, permanent: bool
+) -> None:
+    receiver.answer = json.dumps({"errcode": errcode, "errmsg": "sign not match"}).encode()
+    result = await send_dingtalk(client, receiver.url, "SECabc", make_payload())
+    assert not result.ok
+    assert result.permanent is permanent
+
+
+@pytest.mark.asyncio
+async def test_a_robots_long_errmsg_is_kept_only_as_a_short_excerpt(
+    receiver: Receiver, client: httpx.AsyncClient
+) -> None:
+    receiver.answer = json.dumps({"errcode": 310000, "errmsg": "秘" * 1000}, ensure_ascii=False).encode()  # < 4 KiB
+    result = await send_dingtalk(client, receiver.url, "SECabc", make_payload())
+    assert not result.ok
+    assert result.error is not None
+    assert len(result.error) <= 200
+
+
+@pytest.mark.asyncio
+async def test_an_endless_answer_is_read_only_up_to_the_cap(client: httpx.AsyncClient) -> None:
+    """A receiver that answers 200 and then streams forever: the send reads its first KiB and is done (reading it
+    all would never end and fail at the timeout)."""
+
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n")
+        try:
+            while True:
+                writer.write(b"400\r\n" + b"x" * 1024 + b"\r\n")
+                await writer.drain()
+                await asyncio.sleep(0)
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(endless, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        result = await send_webhook(client, f"http://127.0.0.1:{port}/", SECRET, b"{}", alert_id="a",
+                                    delivery_id="d", timeout=5)
+    finally:
+        server.close()
+    assert (result.ok, result.status) == (True, 200)

@@ -14,10 +14,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 @dataclass
 class WebhookReceiver:
-    """Answers `fail_first` requests with 500, then 200; records every request and every accepted one."""
+    """Answers `fail_first` requests with `fail_status` (500), then 200; records every request and every accepted
+    one."""
 
     url: str = ""
     fail_first: int = 0
+    fail_status: int = 500
     requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     accepted: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -28,8 +30,8 @@ class WebhookReceiver:
 
 
 @contextmanager
-def webhook_receiver(fail_first: int = 0) -> Iterator[WebhookReceiver]:
-    receiver = WebhookReceiver(fail_first=fail_first)
+def webhook_receiver(fail_first: int = 0, fail_status: int = 500) -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver(fail_first=fail_first, fail_status=fail_status)
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -40,7 +42,7 @@ def webhook_receiver(fail_first: int = 0) -> Iterator[WebhookReceiver]:
                 ok = len(receiver.requests) > receiver.fail_first
                 if ok:
                     receiver.accepted.append((headers, raw))
-            self.send_response(200 if ok else 500)
+            self.send_response(200 if ok else receiver.fail_status)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
@@ -54,6 +56,46 @@ def webhook_receiver(fail_first: int = 0) -> Iterator[WebhookReceiver]:
     try:
         yield receiver
     finally:
+        server.shutdown()
+        server.server_close()
+
+
+@dataclass
+class HangingReceiver:
+    """Reads each request, records it, and never answers (until the receiver is closed)."""
+
+    url: str = ""
+    requests: list[dict[str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    released: threading.Event = field(default_factory=threading.Event)
+
+
+@contextmanager
+def hanging_receiver() -> Iterator[HangingReceiver]:
+    receiver = HangingReceiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            with receiver.lock:
+                receiver.requests.append({key.lower(): value for key, value in self.headers.items()})
+            receiver.released.wait()
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        receiver.released.set()
         server.shutdown()
         server.server_close()
 
