@@ -222,7 +222,7 @@ def markdown(payload: Payload, language: str | None = None) -> str:
         f"- {_pick(chosen, '风险分', 'Score')}: **{_text(assessment.score)}**/100"
         f"{open_paren}{safe(_text(assessment.rubric_version))}{close_paren}",
         f"- {_pick(chosen, '主要原因', 'Top reasons')}:",
-        *(f"  {n}. {_pick(chosen, safe(zh), safe(en))}{open_paren}+{points}{close_paren}"
+        *(f"  {n}. {_pick(chosen, safe(zh), safe(en, keep_parentheses=True))}{open_paren}+{points}{close_paren}"
           for n, (zh, en, points) in enumerate(_top_reasons(message), start=1)),
         f"- {_pick(chosen, '确认时限', 'Acknowledge by')}: **{_deadline(alert.ack_deadline)}**"
         + (f"{open_paren}{rule}{close_paren}" if rule else ""),
@@ -260,7 +260,7 @@ def wecom_markdown(payload: Payload) -> str:
         f"> 预警编号 / Alert ID: `{_text(alert.alert_id)}`",
         "",
         "**主要原因 / Top reasons**",
-        *(f"{n}. {safe(zh)} / {safe(en)}（+{points}）"
+        *(f"{n}. {safe(zh)} / {safe(en, keep_parentheses=True)}（+{points}）"
           for n, (zh, en, points) in enumerate(_top_reasons(message), start=1)),
         "",
         *(f"{name}: [{text}]({url})" for name, text, url in _links(alert)),
@@ -365,10 +365,16 @@ _MARKDOWN_SAFE = str.maketrans({
 })
 
 
-def escape_markdown(text: str) -> str:
+_KEEP_PARENTHESES = {ord("("): "(", ord(")"): ")"}
+
+
+def escape_markdown(text: str, *, keep_parentheses: bool = False) -> str:
     """`text` (one line, from a report: an enterprise name, a note...) made inert in robot markdown: no link,
-    image, emphasis, code, heading, quote, table or HTML can start in it, and no bare URL is auto-linked."""
-    return _WHITESPACE.sub(" ", text).strip().translate(_MARKDOWN_SAFE).replace("://", "：//")
+    image, emphasis, code, heading, quote, table or HTML can start in it, and no bare URL is auto-linked.
+    `keep_parentheses` leaves ( ) as they are (without brackets they open nothing): for English text, which
+    full-width forms would turn into Chinese punctuation."""
+    table = {**_MARKDOWN_SAFE, **_KEEP_PARENTHESES} if keep_parentheses else _MARKDOWN_SAFE
+    return _WHITESPACE.sub(" ", text).strip().translate(table).replace("://", "：//")
 
 
 def _text(value: object) -> str:
