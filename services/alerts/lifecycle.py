@@ -132,8 +132,8 @@ class Ignore:
 
 
 @dataclass(frozen=True)
-class Open:
-    """Open a new alert at `level`, notify `targets`, acknowledgement due by `deadline`."""
+class _Notifying:
+    """What a decision that (re)arms the alert at `level` carries: whom to notify and the new deadline."""
 
     level: RiskLevel
     targets: tuple[BodyRef, ...]
@@ -144,6 +144,11 @@ class Open:
     def ack_deadline(self) -> datetime | None:
         """When the escalation timer fires (the scaled wait)."""
         return _timer(self.deadline)
+
+
+@dataclass(frozen=True)
+class Open(_Notifying):
+    """Open a new alert at `level`, notify `targets`, acknowledgement due by `deadline`."""
 
 
 @dataclass(frozen=True)
@@ -152,18 +157,8 @@ class Join:
 
 
 @dataclass(frozen=True)
-class RaiseLevel:
+class RaiseLevel(_Notifying):
     """The report joins and raises the alert to `level`: open again, deadline re-armed, every target notified."""
-
-    level: RiskLevel
-    targets: tuple[BodyRef, ...]
-    deadline: AckDeadline | None
-    highest_union_level: BodyLevel | None
-
-    @property
-    def ack_deadline(self) -> datetime | None:
-        """When the escalation timer fires (the scaled wait)."""
-        return _timer(self.deadline)
 
 
 @dataclass(frozen=True)
