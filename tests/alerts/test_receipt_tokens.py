@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography.fernet import Fernet
 
 from services.alerts import receipts
 from services.alerts.lifecycle import Policy
@@ -75,9 +76,13 @@ def test_the_policy_signs_links_that_verify_for_the_body_and_level() -> None:
     assert claim.expires_at == NOW + timedelta(days=30)
 
 
+# Outside development the channel-secret key is required too; these tests are about the link secret.
+SECRET_KEY = Fernet.generate_key().decode()
+
+
 @pytest.mark.parametrize("environment", ["development", "test"])
 def test_the_development_secret_is_accepted_in_development_and_test(environment: str) -> None:
-    settings = AlertsSettings(environment=environment, admin_token="t" * 32)
+    settings = AlertsSettings(environment=environment, admin_token="t" * 32, secret_key=SECRET_KEY)
 
     assert settings.link_secret == DEVELOPMENT_LINK_SECRET
 
@@ -92,6 +97,7 @@ def test_production_refuses_a_missing_placeholder_or_short_link_secret(secret: s
 
 
 def test_production_takes_a_real_link_secret() -> None:
-    settings = AlertsSettings(environment="production", admin_token="p" * 40, link_secret="s" * 40)
+    settings = AlertsSettings(environment="production", admin_token="p" * 40, link_secret="s" * 40,
+                              secret_key=SECRET_KEY)
 
     assert settings.link_secret == "s" * 40

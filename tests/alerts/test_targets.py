@@ -155,3 +155,14 @@ async def test_robot_channels_are_never_resolved() -> None:
     assert await check_target("https://oapi.dingtalk.com/robot/send?access_token=x", allow_private=False,
                               channel_type="dingtalk", resolver=resolver) is None
     assert resolver.asked == []
+
+
+@pytest.mark.asyncio
+async def test_a_local_robot_stand_in_is_allowed_only_where_private_targets_are() -> None:
+    # Development and test run a local stand-in for the WeCom/DingTalk robots; production needs the official host.
+    assert await check_target("http://127.0.0.1:9/robot", allow_private=True, channel_type="wecom") is None
+    assert await check_target("http://localhost:9/robot/send", allow_private=True, channel_type="dingtalk") is None
+    assert await check_target("http://127.0.0.1:9/robot", allow_private=False,
+                              channel_type="wecom") == official_host_reason("wecom")
+    assert await check_target("https://evil.example/robot", allow_private=True,
+                              channel_type="wecom") == official_host_reason("wecom")
