@@ -67,6 +67,28 @@ async def enterprises_with_open_alert(session: AsyncSession, credit_codes: Itera
     ))
 
 
+async def latest_alerting_assessments(session: AsyncSession, credit_codes: Iterable[str],
+                                      levels: Iterable[str]) -> list[tuple[str, str, datetime]]:
+    """(credit code, kind, latest assessed_at) of the stored assessments on these enterprises at one of `levels`
+    (the levels that open or join an alert)."""
+    rows = await session.execute(
+        select(AssessmentRecord.credit_code, AssessmentRecord.kind, func.max(AssessmentRecord.assessed_at)).where(
+            AssessmentRecord.credit_code.in_(set(credit_codes)), AssessmentRecord.level.in_(list(levels)),
+        ).group_by(AssessmentRecord.credit_code, AssessmentRecord.kind)
+    )
+    return [(code, kind, at) for code, kind, at in rows]
+
+
+async def latest_resolutions(session: AsyncSession, credit_codes: Iterable[str]) -> list[tuple[str, str, datetime]]:
+    """(credit code, kind, latest updated_at) of the resolved alerts on these enterprises."""
+    rows = await session.execute(
+        select(AlertStateRecord.credit_code, AlertStateRecord.kind, func.max(AlertStateRecord.updated_at)).where(
+            AlertStateRecord.credit_code.in_(set(credit_codes)), AlertStateRecord.state == "resolved",
+        ).group_by(AlertStateRecord.credit_code, AlertStateRecord.kind)
+    )
+    return [(code, kind, at) for code, kind, at in rows]
+
+
 async def upsert_alert_state(session: AsyncSession, *, alert_id: str, credit_code: str, kind: str, state: str,
                              updated_at: datetime) -> None:
     """Store an alert's state unless a later one is stored already."""

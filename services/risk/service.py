@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import date, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -53,8 +53,7 @@ async def assess_batch(
     rows: dict[str, AssessmentRecord] = {}
     if fresh:
         history = await _history(session, [accepted.report for accepted in fresh])
-        open_alerts = await repository.enterprises_with_open_alert(
-            session, {accepted.report.enterprise.credit_code for accepted in fresh})
+        open_alerts = await _open_alerts(session, {accepted.report.enterprise.credit_code for accepted in fresh})
         for order, accepted in enumerate(fresh):
             report = accepted.report
             earlier = history.setdefault(report.enterprise.credit_code, [])
@@ -66,6 +65,8 @@ async def assess_batch(
             ))
             SCORING_DURATION.observe(time.perf_counter() - started)
             earlier.append(report.occurred_at)
+            if opens_alert(outcome.level):  # alerts opens (or joins) one for it: the next report counts it (C17)
+                open_alerts.add(report.enterprise.credit_code)
             # Assessment times strictly increase within a batch, so "assessed before" (C16) stays well defined.
             assessed_at = now + timedelta(microseconds=order)
             rows[accepted.report_id] = _record(accepted, rubric, outcome, assessed_at)
@@ -77,6 +78,40 @@ async def assess_batch(
             for row in await repository.assessments_by_report_ids(session, lost):
                 rows[row.report_id] = row
     return [assessed_event(stored.get(report_id) or rows[report_id]) for report_id in dict.fromkeys(ids)]
+
+
+ALERTING_LEVELS = frozenset(level for level in RiskLevel if level.alerts)
+
+
+def opens_alert(level: RiskLevel) -> bool:
+    """Whether alerts keeps an unresolved alert for a report assessed at `level` (yellow or above)."""
+    return level in ALERTING_LEVELS
+
+
+def expected_open(alerting: Iterable[tuple[str, str, datetime]],
+                  resolved: Iterable[tuple[str, str, datetime]]) -> set[str]:
+    """Credit codes with an alert that alerts must hold open though its `alerts.v1` event may not be read yet.
+
+    `alerting` gives, per (credit code, kind), when risk last assessed a report at yellow or above: alerts opened an
+    alert for it or joined it to the unresolved one of that pair. Only an `alert.resolved` of the same pair that
+    occurred at or after that assessment closes it. The pair decides the clearing (alerts keeps one alert per pair),
+    the result is keyed by credit code alone, like the known alerts, because C17 asks for an open alert "on this
+    enterprise" (any kind). An alert alerts later closes as expired still counts until resolved, as the known ones do.
+    """
+    last_resolved = {(code, kind): at for code, kind, at in resolved}
+    return {code for code, kind, at in alerting
+            if (cleared := last_resolved.get((code, kind))) is None or cleared < at}
+
+
+async def _open_alerts(session: AsyncSession, codes: set[str]) -> set[str]:
+    """Credit codes among these with an unresolved alert: known from `alerts.v1`, or expected from risk's own
+    assessments at yellow or above (their alert event may still be on its way)."""
+    known = await repository.enterprises_with_open_alert(session, codes)
+    expected = expected_open(
+        await repository.latest_alerting_assessments(session, codes, [level.value for level in ALERTING_LEVELS]),
+        await repository.latest_resolutions(session, codes),
+    )
+    return known | expected
 
 
 def _unique(batch: Sequence[ReportAccepted]) -> list[ReportAccepted]:
