@@ -249,3 +249,24 @@ def test_filters_region_names_and_a_new_red_alert_announced_by_the_poll(red_aler
     expect(page.locator("ul#alerts > li.alert")).to_have_count(2)
     expect(card).to_have_count(1)
     page.screenshot(path=str(tmp_path / "inbox-filters.png"), full_page=True)
+
+
+def test_detail_panel_shows_the_alert_and_names_an_owner(red_alert: dict[str, Any], page: Page) -> None:
+    alert_id = red_alert["alert"]["alert_id"]
+    page.goto(f"{red_alert['alerts_url']}/inbox")
+    page.locator("#token").fill(red_alert["token"])
+    page.locator("#sign-in").click()
+    card = page.locator(f'ul#alerts > li.alert[data-alert-id="{alert_id}"]')
+    card.locator("button.details").click()
+    detail = page.locator("#detail")
+    expect(detail).to_be_visible()
+    expect(page).to_have_url(f"{red_alert['alerts_url']}/inbox#/alerts/{alert_id}")
+    expect(detail.locator(".reports")).to_contain_text(ENTERPRISE)
+    expect(detail.locator(".reports")).to_contain_text("涉及职工 320 人")
+    expect(detail.locator(".notified")).to_contain_text("南京市鼓楼区总工会")
+    expect(detail.locator(".owner")).to_have_text("尚未指定")
+    detail.locator("#owner-person").fill("李书记")
+    detail.locator("#owner-title").fill("区总工会副主席")
+    detail.locator(".owner-form button[type=submit]").click()
+    expect(detail.locator(".owner")).to_have_text("李书记(区总工会副主席)")
+    assert get_alert(red_alert)["owner"]["person"] == "李书记"
