@@ -270,3 +270,18 @@ def test_detail_panel_shows_the_alert_and_names_an_owner(red_alert: dict[str, An
     detail.locator(".owner-form button[type=submit]").click()
     expect(detail.locator(".owner")).to_have_text("李书记(区总工会副主席)")
     assert get_alert(red_alert)["owner"]["person"] == "李书记"
+
+
+def test_the_bodys_language_sets_the_page_language(red_alert: dict[str, Any], receiver: WebhookReceiver,
+                                                   page: Page) -> None:
+    created = httpx.post(f"{red_alert['alerts_url']}/v1/bodies", headers=ADMIN, timeout=10, json={
+        "name": "Gulou labour inspection", "kind": "labour_inspection", "level": "county", "region_code": REGION,
+        "language": "en",
+        "channels": [{"type": "webhook", "url": receiver.url, "secret": "browser-webhook-secret-9876543210"}]})
+    assert created.status_code == 201, created.text
+    page.goto(f"{red_alert['alerts_url']}/inbox")
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    page.locator("#token").fill(created.json()["token"])
+    page.locator("#sign-in").click()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.locator("h1")).to_have_text("Alert inbox")
