@@ -71,7 +71,8 @@ def red_alert(start_service: StartService, receiver: WebhookReceiver, isolated_e
     alert = wait_for(listed, what="the red alert listed for the county union")
     assert alert["level"] == "red", alert
     assert alert["state"] == "open", alert
-    return {"alerts_url": alerts.url, "token": body_token, "auth": body_auth, "alert": alert}
+    return {"alerts_url": alerts.url, "token": body_token, "auth": body_auth, "alert": alert,
+            "intake_url": intake.url, "unit_key": unit.json()["api_key"]}
 
 
 def get_alert(setup: dict[str, Any]) -> dict[str, Any]:
@@ -181,3 +182,106 @@ def test_county_union_acknowledges_and_resolves_a_red_alert_in_the_inbox(red_ale
     # The token is kept only in this tab's sessionStorage.
     local = page.evaluate("() => Object.entries(localStorage)")
     assert all(red_alert["token"] not in key + value for key, value in local), local
+
+
+def test_filters_region_names_and_a_new_red_alert_announced_by_the_poll(red_alert: dict[str, Any], page: Page,
+                                                                        tmp_path: Any) -> None:
+    alert_id = red_alert["alert"]["alert_id"]
+    page.goto(f"{red_alert['alerts_url']}/inbox")
+    page.locator("#token").fill(red_alert["token"])
+    page.locator("#sign-in").click()
+    card = page.locator(f'ul#alerts > li.alert[data-alert-id="{alert_id}"]')
+    expect(card).to_have_count(1)
+    # The region by its names (from /v1/regions), with the code beside them.
+    expect(card).to_contain_text("南京市 鼓楼区 (320106)")
+
+    # Level filter: another level hides the red alert, red shows it again.
+    page.locator("#level-filter").select_option("orange")
+    expect(card).to_have_count(0)
+    expect(page.locator("#alerts")).to_contain_text("当前筛选条件下没有预警")
+    page.locator("#level-filter").select_option("red")
+    expect(card).to_have_count(1)
+    # Search by part of the enterprise name.
+    page.locator("#q-filter").fill("不存在的企业")
+    expect(card).to_have_count(0)
+    page.locator("#q-filter").fill("电子科技")
+    expect(card).to_have_count(1)
+    # Region picker: another city hides it; Nanjing, then Gulou, show it.
+    page.locator("#city-filter").select_option("320500")
+    expect(card).to_have_count(0)
+    page.locator("#city-filter").select_option("320100")
+    expect(page.locator("#county-filter")).to_be_enabled()
+    page.locator("#county-filter").select_option(REGION)
+    expect(card).to_have_count(1)
+    # Without an owner: nobody was named for it yet, so it stays.
+    page.locator("#no-owner-filter").check()
+    expect(card).to_have_count(1)
+
+    # Export CSV with the same filters: fetched with the token and downloaded.
+    with page.expect_download() as download_info:
+        page.locator("#export-csv").click()
+    saved = tmp_path / "alerts.csv"
+    download_info.value.save_as(saved)
+    exported = saved.read_text(encoding="utf-8-sig")
+    assert alert_id in exported, exported[:500]
+
+    # A second red alert arrives; the poll (changed_since) merges it and announces it.
+    page.locator("#q-filter").fill("")
+    page.locator("#level-filter").select_option("")
+    # The list answered for the filters as now set (region and "without owner" kept) before the alert is made.
+    expect(page.locator("#alerts")).to_have_attribute("data-filters", f"region_code={REGION}&has_owner=false")
+    second_name = "南京某物流服务有限公司"
+    report = make_report_body(region_code=REGION, workers_involved=320, collective_action=["road_blocking"],
+                              enterprise={"name": second_name})
+    accepted = httpx.post(f"{red_alert['intake_url']}/v1/reports", json=report, timeout=10,
+                          headers={"Authorization": f"Bearer {red_alert['unit_key']}"})
+    assert accepted.status_code == 202, accepted.text
+    report_id = accepted.json()["report_id"]
+
+    def listed() -> bool:
+        response = httpx.get(f"{red_alert['alerts_url']}/v1/alerts", headers=red_alert["auth"], timeout=10)
+        return any(report_id in item.get("report_ids", []) and item["level"] == "red"
+                   for item in response.json()["items"])
+
+    wait_for(listed, what="the second red alert listed")
+    page.evaluate("() => document.dispatchEvent(new Event('visibilitychange'))")
+    expect(page.locator("#new-alert")).to_contain_text(f"新的红色预警:{second_name}")
+    expect(page.locator("ul#alerts > li.alert")).to_have_count(2)
+    expect(card).to_have_count(1)
+    page.screenshot(path=str(tmp_path / "inbox-filters.png"), full_page=True)
+
+
+def test_detail_panel_shows_the_alert_and_names_an_owner(red_alert: dict[str, Any], page: Page) -> None:
+    alert_id = red_alert["alert"]["alert_id"]
+    page.goto(f"{red_alert['alerts_url']}/inbox")
+    page.locator("#token").fill(red_alert["token"])
+    page.locator("#sign-in").click()
+    card = page.locator(f'ul#alerts > li.alert[data-alert-id="{alert_id}"]')
+    card.locator("button.details").click()
+    detail = page.locator("#detail")
+    expect(detail).to_be_visible()
+    expect(page).to_have_url(f"{red_alert['alerts_url']}/inbox#/alerts/{alert_id}")
+    expect(detail.locator(".reports")).to_contain_text(ENTERPRISE)
+    expect(detail.locator(".reports")).to_contain_text("涉及职工 320 人")
+    expect(detail.locator(".notified")).to_contain_text("南京市鼓楼区总工会")
+    expect(detail.locator(".owner")).to_have_text("尚未指定")
+    detail.locator("#owner-person").fill("李书记")
+    detail.locator("#owner-title").fill("区总工会副主席")
+    detail.locator(".owner-form button[type=submit]").click()
+    expect(detail.locator(".owner")).to_have_text("李书记(区总工会副主席)")
+    assert get_alert(red_alert)["owner"]["person"] == "李书记"
+
+
+def test_the_bodys_language_sets_the_page_language(red_alert: dict[str, Any], receiver: WebhookReceiver,
+                                                   page: Page) -> None:
+    created = httpx.post(f"{red_alert['alerts_url']}/v1/bodies", headers=ADMIN, timeout=10, json={
+        "name": "Gulou labour inspection", "kind": "labour_inspection", "level": "county", "region_code": REGION,
+        "language": "en",
+        "channels": [{"type": "webhook", "url": receiver.url, "secret": "browser-webhook-secret-9876543210"}]})
+    assert created.status_code == 201, created.text
+    page.goto(f"{red_alert['alerts_url']}/inbox")
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    page.locator("#token").fill(created.json()["token"])
+    page.locator("#sign-in").click()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.locator("h1")).to_have_text("Alert inbox")
