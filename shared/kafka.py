@@ -162,11 +162,15 @@ class EventProducer:
 
     async def send_events(self, items: Sequence[tuple[Topic | str, EventBase]]) -> None:
         """Send events and wait until the broker has acknowledged every one (in order per key)."""
+        await self.send_encoded([(topic, event, event.model_dump_json().encode()) for topic, event in items])
+
+    async def send_encoded(self, items: Sequence[tuple[Topic | str, EventBase, bytes]]) -> None:
+        """`send_events` for events already serialised (`value` is the event's JSON), e.g. because the same JSON
+        was stored with them: the event gives the key and the CloudEvents headers."""
         await self.send_raw(
             [
-                (self.topic(topic), event.key.encode(), event.model_dump_json().encode(),
-                 cloudevent_headers(event, source=self._client_id))
-                for topic, event in items
+                (self.topic(topic), event.key.encode(), value, cloudevent_headers(event, source=self._client_id))
+                for topic, event, value in items
             ]
         )
 

@@ -28,15 +28,19 @@ class AssessmentHandler:
 
     async def __call__(self, batch: Sequence[Incoming]) -> None:
         reports = [item.event for item in batch if isinstance(item.event, ReportAccepted)]
+        alerts = [item.event for item in batch if isinstance(item.event, AlertChanged)]
         async with transaction(self._sessions) as session:
             # Alert states first: the topics are not ordered against each other, and an alert known now counts.
-            for item in batch:
-                if isinstance(item.event, AlertChanged):
-                    await service.record_alert(session, item.event)
+            if alerts:
+                await service.record_alerts(session, alerts)
             assessed = await service.assess_batch(session, self._rubric, reports, utcnow()) if reports else []
         if assessed:
-            await self._producer.send_events([(Topic.assessments.value, event) for event in assessed])
-            for event in assessed:
+            # The JSON stored with each assessment is what goes out: no second serialisation.
+            await self._producer.send_encoded(
+                [(Topic.assessments.value, item.event, item.json.encode()) for item in assessed]
+            )
+            for item in assessed:
+                event = item.event
                 with trace_context(event.trace_id):
                     log.info("report assessed", extra={"report_id": event.report_id, "score": event.score,
                                                        "level": event.level.value})
