@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import NamedTuple
@@ -84,9 +85,9 @@ async def assess_batch(
             new[accepted.report_id] = publishable = Publishable(event, event.model_dump_json())
             rows.append(_new_row(publishable))
         inserted = await repository.insert_new_assessments(session, rows)
-        for row in rows:
-            if row.report_id in inserted:
-                ASSESSMENTS.labels(kind=row.kind, level=row.level).inc()
+        for (kind, level), count in Counter((row.kind, row.level) for row in rows
+                                            if row.report_id in inserted).items():
+            ASSESSMENTS.labels(kind=kind, level=level).inc(count)
         lost = [report_id for report_id in new if report_id not in inserted]
         if lost:  # another worker stored them a moment ago (during a rebalance): theirs stand
             for theirs in await repository.assessments_by_report_ids(session, lost):
