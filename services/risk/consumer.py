@@ -36,8 +36,9 @@ class AssessmentHandler:
             assessed = await service.assess_batch(session, self._rubric, reports, utcnow()) if reports else []
         if assessed:
             # The JSON stored with each assessment is what goes out: no second serialisation.
+            topic = Topic.assessments.value
             await self._producer.send_encoded(
-                [(Topic.assessments.value, item.event, item.json.encode()) for item in assessed]
+                [(topic, item.event, item.json) for item in assessed]
             )
             for item in assessed:
                 event = item.event

@@ -78,7 +78,7 @@ class AlertStateRecord(Base):
 
 class NewAssessment(NamedTuple):
     """The columns of an assessment about to be stored, as the consumer inserts a batch of them at once; `reasons`
-    and `report` come from `event`, the JSON of its `report.assessed` event as published."""
+    and `report` come from `event`, the JSON (UTF-8) of its `report.assessed` event as published."""
 
     report_id: str
     event_id: str
@@ -94,7 +94,7 @@ class NewAssessment(NamedTuple):
     level: str
     rubric_version: str
     ack_deadline_seconds: int | None
-    event: str
+    event: bytes
 
 
 class AlertStateRow(NamedTuple):

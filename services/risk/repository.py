@@ -40,19 +40,24 @@ def _texts(name: str, values: Iterable[str]) -> BindParameter[Any]:
 # connection. `report` and `reasons` are taken from the `report.assessed` event as it is published (serialised once,
 # for Kafka and for this row alike).
 _INSERT_ASSESSMENTS = text("""
+WITH new AS MATERIALIZED (
+    SELECT report_id, event_id, trace_id, credit_code, kind, region_code, industry, occurred_at, accepted_at,
+           assessed_at, score, level, rubric_version, ack_deadline_seconds,
+           convert_from(event, 'UTF8')::jsonb AS event
+    FROM unnest(CAST(:report_id AS text[]), CAST(:event_id AS text[]), CAST(:trace_id AS text[]),
+                CAST(:credit_code AS text[]), CAST(:kind AS text[]), CAST(:region_code AS text[]),
+                CAST(:industry AS text[]), CAST(:occurred_at AS timestamptz[]), CAST(:accepted_at AS timestamptz[]),
+                CAST(:assessed_at AS timestamptz[]), CAST(:score AS integer[]), CAST(:level AS text[]),
+                CAST(:rubric_version AS text[]), CAST(:ack_deadline_seconds AS integer[]), CAST(:event AS bytea[]))
+         AS new (report_id, event_id, trace_id, credit_code, kind, region_code, industry, occurred_at,
+                 accepted_at, assessed_at, score, level, rubric_version, ack_deadline_seconds, event)
+)
 INSERT INTO risk.assessments (report_id, event_id, trace_id, credit_code, kind, region_code, industry, occurred_at,
                               accepted_at, assessed_at, score, level, rubric_version, reasons, ack_deadline_seconds,
                               report)
 SELECT report_id, event_id, trace_id, credit_code, kind, region_code, industry, occurred_at, accepted_at,
-       assessed_at, score, level, rubric_version, (event::jsonb) -> 'reasons', ack_deadline_seconds,
-       (event::jsonb) -> 'report'
-FROM unnest(CAST(:report_id AS text[]), CAST(:event_id AS text[]), CAST(:trace_id AS text[]),
-            CAST(:credit_code AS text[]), CAST(:kind AS text[]), CAST(:region_code AS text[]),
-            CAST(:industry AS text[]), CAST(:occurred_at AS timestamptz[]), CAST(:accepted_at AS timestamptz[]),
-            CAST(:assessed_at AS timestamptz[]), CAST(:score AS integer[]), CAST(:level AS text[]),
-            CAST(:rubric_version AS text[]), CAST(:ack_deadline_seconds AS integer[]), CAST(:event AS text[]))
-     AS new (report_id, event_id, trace_id, credit_code, kind, region_code, industry, occurred_at, accepted_at,
-             assessed_at, score, level, rubric_version, ack_deadline_seconds, event)
+       assessed_at, score, level, rubric_version, event -> 'reasons', ack_deadline_seconds, event -> 'report'
+FROM new
 ON CONFLICT (report_id) DO NOTHING
 RETURNING report_id
 """)

@@ -42,10 +42,16 @@ def assessed_event(row: AssessmentRecord) -> ReportAssessed:
 
 
 class Publishable(NamedTuple):
-    """A `report.assessed` event and its JSON, serialised once: stored with the assessment and published as is."""
+    """A `report.assessed` event and its JSON (UTF-8), serialised once: stored with the assessment and published
+    as is."""
 
     event: ReportAssessed
-    json: str
+    json: bytes
+
+
+def _json(event: ReportAssessed) -> bytes:
+    """The event's JSON as `model_dump_json` gives it, as bytes (without decoding it to a str and back)."""
+    return event.__pydantic_serializer__.to_json(event)
 
 
 async def assess_batch(
@@ -82,7 +88,7 @@ async def assess_batch(
             # Assessment times strictly increase within a batch, so "assessed before" (C16) stays well defined.
             assessed_at = now + timedelta(microseconds=order)
             event = _assessed(accepted, rubric, outcome, assessed_at)
-            new[accepted.report_id] = publishable = Publishable(event, event.model_dump_json())
+            new[accepted.report_id] = publishable = Publishable(event, _json(event))
             rows.append(_new_row(publishable))
         inserted = await repository.insert_new_assessments(session, rows)
         for (kind, level), count in Counter((row.kind, row.level) for row in rows
@@ -97,7 +103,7 @@ async def assess_batch(
         record = stored.get(report_id)
         if record is not None:
             event = assessed_event(record)
-            published.append(Publishable(event, event.model_dump_json()))
+            published.append(Publishable(event, _json(event)))
         else:
             published.append(new[report_id])
     return published
