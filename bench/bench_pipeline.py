@@ -116,7 +116,7 @@ class CatchUp:
         return 1e6 * self.cpu_s / max(self.cpu_reports, 1)
 
 
-def catch_up(infra: Infra, *, reports: int = 20_000, enterprises: int = 2_000, batch_size: int = 500,
+def catch_up(infra: Infra, *, reports: int = 20_000, enterprises: int = 2_000, batch_size: int | None = None,
              publish_chunk: int = 1_000, timeout: float = 300.0, profile: Path | None = None) -> CatchUp:
     """One risk worker consuming a pre-filled backlog of `reports` on a stack of its own (and, with `profile`, a
     py-spy profile of it while it consumes, in py-spy's raw format)."""
@@ -126,7 +126,9 @@ def catch_up(infra: Infra, *, reports: int = 20_000, enterprises: int = 2_000, b
     def prefill(env: dict[str, str]) -> None:
         published.append(asyncio.run(publish(env, backlog, publish_chunk)))
 
-    with stack(infra, ("risk",), prepare=prefill, RISK_CONSUMER_BATCH_SIZE=str(batch_size)) as running:
+    # The service's own default batch size unless one is given.
+    settings = {} if batch_size is None else {"RISK_CONSUMER_BATCH_SIZE": str(batch_size)}
+    with stack(infra, ("risk",), prepare=prefill, **settings) as running:
         pid = running.pid("risk")
         profiler = Profiler(pid, profile, seconds=timeout) if profile is not None else None
         watched = asyncio.run(wait_assessed(running.env["DATABASE_URL"], reports, timeout, pid))
@@ -141,7 +143,7 @@ def main() -> None:
     options = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     options.add_argument("--reports", type=int, default=20_000)
     options.add_argument("--enterprises", type=int, default=2_000, help="distinct credit codes (history per code)")
-    options.add_argument("--batch-size", type=int, default=500, help="RISK_CONSUMER_BATCH_SIZE")
+    options.add_argument("--batch-size", type=int, help="RISK_CONSUMER_BATCH_SIZE (default: the service's own)")
     options.add_argument("--publish-chunk", type=int, default=1_000, help="reports per producer round trip")
     options.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
     options.add_argument("--profile", type=Path, help="write a py-spy profile (raw) of the risk process here")
@@ -157,7 +159,8 @@ def main() -> None:
     count = arguments.reports
     sys.stdout.write(
         f"risk catch-up: {count} reports over {arguments.enterprises} enterprises pre-filled on reports.v1 "
-        f"(published in {figures.published_s:.2f} s), consumer batch {arguments.batch_size}, one risk process\n"
+        f"(published in {figures.published_s:.2f} s), consumer batch {arguments.batch_size or 'default'}, "
+        f"one risk process\n"
         f"  consuming: {figures.consuming_s:.2f} s from first to last stored assessment: "
         f"{figures.per_second:,.0f} reports/s per worker\n"
         f"  risk process CPU: {figures.cpu_per_report_us:,.0f} µs per report (user + system, over "
