@@ -15,7 +15,6 @@ from services.risk.scoring.rubric import Rubric
 from shared.db import SessionFactory, transaction
 from shared.events import AlertChanged, ReportAccepted, Topic, utcnow
 from shared.kafka import EventProducer, Incoming
-from shared.logging import trace_context
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +41,6 @@ class AssessmentHandler:
             )
             for item in assessed:
                 event = item.event
-                with trace_context(event.trace_id):
-                    log.info("report assessed", extra={"report_id": event.report_id, "score": event.score,
-                                                       "level": event.level.value})
+                # `trace_id` in the record itself: the same line as under `trace_context`, without a context switch.
+                log.info("report assessed", extra={"trace_id": event.trace_id, "report_id": event.report_id,
+                                                   "score": event.score, "level": event.level.value})

@@ -150,3 +150,35 @@ async def test_a_redelivered_batch_publishes_its_stored_events_with_their_event_
         assert copies[0].event_id == copies[1].event_id
         assert copies[0] == copies[1]  # the same event, whether scored now or read back from its stored row
     assert await risk.scalar(ASSESSED, ids=ids) == len(batch)
+
+
+async def test_events_sent_encoded_land_on_the_partitions_of_their_keys_in_order(risk: RiskWorld) -> None:
+    """`send_encoded` fills record batches itself: each enterprise's events must still land on the partition
+    `send_events` gives its key, in the order sent, also when a partition needs several batches."""
+    codes = [credit_code() for _ in range(8)]
+    base = [make_accepted(enterprise={"credit_code": code}) for code in codes]
+    await risk.producer.send_events([(Topic.reports.value, accepted) for accepted in base])
+    # ~3 MB over at most 6 partitions: several 256 kB record batches for each partition that gets some.
+    many = [make_accepted(enterprise={"credit_code": codes[n % 8]}, summary="工资" * 750) for n in range(600)]
+    await risk.producer.send_encoded(
+        [(Topic.reports.value, accepted, accepted.model_dump_json().encode()) for accepted in many]
+    )
+    reader = KafkaReader(risk.env["KAFKA_BOOTSTRAP_SERVERS"], risk.env["KAFKA_TOPIC_PREFIX"])
+    records = [record for record in await reader.read_all(Topic.reports.value)
+               if record.key.decode() in codes]  # type: ignore[attr-defined]
+
+    partition_of = {record.key.decode(): record.partition  # type: ignore[attr-defined]
+                    for record in records if parse_event(record.value).event_id in  # type: ignore[attr-defined]
+                    {accepted.event_id for accepted in base}}
+    sent_ids = {accepted.event_id for accepted in many}
+    landed: dict[str, list[Any]] = {}
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):  # type: ignore[attr-defined]
+        parsed = parse_event(record.value)  # type: ignore[attr-defined]
+        if parsed.event_id in sent_ids:
+            assert record.partition == partition_of[record.key.decode()]  # type: ignore[attr-defined]
+            landed.setdefault(record.key.decode(), []).append(parsed.event_id)  # type: ignore[attr-defined]
+    for code in codes:
+        assert landed[code] == [accepted.event_id for accepted in many if accepted.report.enterprise.credit_code
+                                == code]
+    await risk.wait_until(ASSESSED, lambda n: n == len(many) + len(base),
+                          ids=[accepted.report_id for accepted in [*base, *many]], timeout=60)

@@ -252,11 +252,6 @@ _EVALUATORS: dict[type[Any], Callable[[Any, _Subject, Rubric], _Evaluation]] = {
 # --- the score ---------------------------------------------------------------------------------------------------
 
 
-def _reason(*, criterion: str, points: int, text_zh: str, text_en: str) -> Reason:
-    """A reason from values that are of the right types by construction (no validation per report)."""
-    return Reason.model_construct(criterion=criterion, points=points, text_zh=text_zh, text_en=text_en)
-
-
 def score_report(rubric: Rubric, report: Report, history: History = History()) -> Assessment:
     """Score a report: criteria in rubric order, then floors, then the cap, then the level."""
     subject = _Subject(report, history)
@@ -270,7 +265,7 @@ def score_report(rubric: Rubric, report: Report, history: History = History()) -
             continue
         points, zh, en = evaluation
         total += points
-        reasons.append(_reason(
+        reasons.append(Reason(
             criterion=criterion.id,
             points=points,
             text_zh=render(criterion.text_zh, _Placeholders(subject, zh)),
@@ -279,7 +274,7 @@ def score_report(rubric: Rubric, report: Report, history: History = History()) -
     for floor in rubric.floors:
         if total < floor.min_score and holds(floor.when, subject):
             names = {"points": floor.min_score - total, "min_score": floor.min_score}
-            reasons.append(_reason(
+            reasons.append(Reason(
                 criterion=floor.id,
                 points=floor.min_score - total,
                 text_zh=render(floor.text_zh, _Placeholders(subject, names)),
