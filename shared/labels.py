@@ -223,6 +223,22 @@ TIMELINE_EVENTS: Mapping[str, Label] = {
     "visit": Label("走访", "Visit"),
 }
 
+# How a delivery attempt ended, as the alert detail's timeline names it (`TimelineEntry.result`).
+DELIVERY_RESULTS: Mapping[str, Label] = {
+    "pending": Label("待发送", "Pending"),
+    "retrying": Label("发送失败,重试中", "Retrying"),
+    "delivered": Label("已送达", "Delivered"),
+    "failed": Label("送达失败", "Failed"),
+}
+
+# The channels a body is reached by (`ChannelConfig.type`), as the alert detail's timeline names them.
+CHANNELS: Mapping[str, Label] = {
+    "webhook": Label("Webhook", "Webhook"),
+    "email": Label("电子邮件", "E-mail"),
+    "wecom": Label("企业微信", "WeCom"),
+    "dingtalk": Label("钉钉", "DingTalk"),
+}
+
 # Where a screening round (常态化排查) stands (`RoundCoverage.state`).
 ROUND_STATES: Mapping[str, Label] = {
     "upcoming": Label("未开始", "Upcoming"),
@@ -251,6 +267,8 @@ CATALOGUE: Mapping[str, Mapping[str, Label]] = {
     "online_exposure_level": ONLINE_EXPOSURES,
     "timeline": TIMELINE_EVENTS,
     "round_state": ROUND_STATES,
+    "delivery_result": DELIVERY_RESULTS,
+    "channel": CHANNELS,
 }
 """Every group by the prefix the pages use in their keys (`level.red`, `outcome.expired`, ...)."""
 
