@@ -243,6 +243,7 @@ def test_the_screening_coverage_tab_shows_each_round_and_who_has_not_answered(wo
     expect(round_.locator(".risks")).to_have_text("1")
     expect(round_.locator(".meta")).to_contain_text("截止时间")
     expect(round_.locator(f'.counties li[data-county="{REGION}"]')).to_have_text("南京市 鼓楼区:2 / 3")
+    expect(page.locator("#coverage-summary")).to_contain_text("共 1 期排查")
     missing = round_.locator(".missing > li")
     expect(missing).to_have_count(1)
     expect(missing).to_have_text("鼓楼区华侨路街道工会(南京市 鼓楼区)")
@@ -252,4 +253,5 @@ def test_the_screening_coverage_tab_shows_each_round_and_who_has_not_answered(wo
     expect(round_.locator("h3")).to_contain_text("Open")
     expect(missing).to_have_text("鼓楼区华侨路街道工会 (Nanjing Gulou District)")
     expect(round_.locator("h4").last).to_have_text("Units that have not answered")
+    expect(page.locator("#coverage-summary")).to_contain_text("1 round, updated")
     page.screenshot(path=str(tmp_path / "inbox-coverage.png"), full_page=True)
