@@ -1330,9 +1330,9 @@ async def notify_round_due(session: AsyncSession, event: ScreeningRoundDue, poli
     repository.add(session, *(
         Delivery(id=str(uuid.uuid4()), alert_id=None, kind=DeliveryKind.screening_notice.value, subject=notice_id,
                  body_id=body.id, event_type=NOTICE_EVENT, channel_type=channel["type"],
-                 channel=channel_record(channel),
+                 channel=channel_record(channel), channel_index=index,
                  payload=payload, state=DeliveryState.pending.value, attempts=0, created_at=now, next_attempt_at=now)
-        for channel in body.channels
+        for index, channel in enumerate(body.channels)
     ))
     SCREENING_NOTICES.labels(outcome="queued").inc()
     return True
