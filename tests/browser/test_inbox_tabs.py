@@ -255,3 +255,11 @@ def test_the_screening_coverage_tab_shows_each_round_and_who_has_not_answered(wo
     expect(round_.locator("h4").last).to_have_text("Units that have not answered")
     expect(page.locator("#coverage-summary")).to_contain_text("1 round, updated")
     page.screenshot(path=str(tmp_path / "inbox-coverage.png"), full_page=True)
+
+    # The tab has an address: a link (or a reload) opens it again.
+    expect(page).to_have_url(f"{world['alerts_url']}/inbox#/coverage")
+    page.reload()
+    expect(tab).to_have_attribute("aria-selected", "true")
+    expect(round_.locator(".answered")).to_have_text("2 / 3")
+    page.locator("#tab-alerts").click()
+    expect(page).to_have_url(f"{world['alerts_url']}/inbox")
