@@ -26,7 +26,6 @@ from services.intake.writer import GroupCommitWriter, Stored
 from shared.auth import Caller, PrincipalCache, hash_token, new_token
 from shared.events import AlertChanged, ReportAccepted, ReportAssessed, Topic
 from shared.http import ApiError, Conflict, NotFound
-from shared.outbox import outbox_values
 from shared.validation_errors import describe_validation_errors
 
 STATUS_RANK = {"accepted": 0, "assessed": 1, "alerted": 2}
@@ -168,14 +167,20 @@ IDEMPOTENCY_CONFLICT = "该 Idempotency-Key 已用于另一份报告 / This Idem
 def new_report(unit_id: str, item: Submission, cipher: Fernet, now: datetime) -> repository.NewReport:
     """The rows one accepted submission writes: its report, its `report.accepted` event (outbox) and its key."""
     report_id = str(uuid.uuid4())
-    report_row, event_row = _report_rows(unit_id, report_id, item.submission, cipher, now)
+    submission = item.submission
+    report = submission.to_report()
+    event = ReportAccepted(trace_id=report_id, report_id=report_id, unit_id=unit_id, accepted_at=now,
+                           report=report, occurred_at=now)
+    contact = submission.contact
     return repository.NewReport(
-        id=report_id, unit_id=unit_id, kind=report_row["kind"], region_code=report_row["region_code"],
-        credit_code=report_row["credit_code"], accepted_at=now,
-        body_json=json.dumps(report_row["body"], ensure_ascii=False),
-        contact_encrypted=report_row["contact_encrypted"], key=item.idempotency_key,
-        request_hash=item.fingerprint, event_id=event_row["event_id"], topic=event_row["topic"],
-        payload=event_row["payload"],
+        id=report_id, unit_id=unit_id, kind=report.kind.value, region_code=report.region_code,
+        credit_code=report.enterprise.credit_code, accepted_at=now,
+        # pydantic's serializer (the body as `model_dump(mode="json")` would give it, without a detour through
+        # a dict and the json module)
+        body_json=report.model_dump_json(),
+        contact_encrypted=cipher.encrypt(contact.model_dump_json().encode()) if contact else None,
+        key=item.idempotency_key, request_hash=item.fingerprint, event_id=str(event.event_id),
+        topic=Topic.reports.value, payload=event.model_dump_json(),
     )
 
 
@@ -202,21 +207,6 @@ def _outcome(item: Submission, result: Stored | ApiError) -> Outcome:
     if result.first_hash != item.fingerprint:
         return Outcome(error=Conflict(IDEMPOTENCY_CONFLICT))
     return Outcome(report_id=result.report_id, replayed=True)
-
-
-def _report_rows(unit_id: str, report_id: str, submission: ReportSubmission, cipher: Fernet,
-                 now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The report row and its outbox row (column values) of one accepted submission."""
-    report = submission.to_report()
-    event = ReportAccepted(trace_id=report_id, report_id=report_id, unit_id=unit_id, accepted_at=now,
-                           report=report, occurred_at=now)
-    contact = submission.contact
-    return {
-        "id": report_id, "unit_id": unit_id, "kind": report.kind.value, "region_code": report.region_code,
-        "credit_code": report.enterprise.credit_code, "accepted_at": now, "body": report.model_dump(mode="json"),
-        "contact_encrypted": cipher.encrypt(contact.model_dump_json().encode()) if contact else None,
-        "status": "accepted", "assessment": None, "alert_ids": [], "updated_at": now,
-    }, outbox_values(Topic.reports.value, event, now)
 
 
 async def get_report(session: AsyncSession, *, caller: Caller, report_id: str) -> Report:
