@@ -26,7 +26,7 @@ from services.intake.schemas import (
 )
 from services.intake.signin.service import COOKIE_AUTH
 from services.intake.validation import ReportSubmission
-from shared.auth import Caller, caller_dependency, ensure_admin
+from shared.auth import Caller, Credentials, caller_dependency, ensure_admin
 from shared.deps import SessionDep, request_context
 from shared.events import utcnow
 from shared.http import ApiError, RateLimited
@@ -59,6 +59,25 @@ async def get_caller(context: Context, caller: Annotated[Caller, Depends(authent
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+async def submitting_unit(request: Request, context: Context, credentials: Credentials) -> Caller:
+    """The caller of a submission route: `authenticated_caller` in a short session of its own, closed before the
+    route runs. A submission waits for the group-commit writer, which needs a pooled connection: a request session
+    that looked the key up (cache miss, cookie) would hold one through that wait, and a burst of such requests
+    would take the whole pool from the writer. A cached key opens no connection at all."""
+    async with context.sessions() as session:
+        return await authenticated_caller(request, session, credentials)
+
+
+async def submitting_caller(context: Context, caller: Annotated[Caller, Depends(submitting_unit)]) -> Caller:
+    """`submitting_unit` within its rate limit (as `get_caller`)."""
+    if caller.unit_id is not None:
+        retry_after = context.rate_limiter.acquire(caller.unit_id)
+        if retry_after:
+            REPORTS_REJECTED.labels(reason="rate_limited").inc()
+            raise RateLimited(int(retry_after))
+    return caller
 
 
 @router.post("/units", status_code=201, response_model=UnitCreated, tags=["units"],
@@ -94,7 +113,7 @@ async def revoke_unit_key(unit_id: str, caller: CallerDep, session: SessionDep) 
 async def submit_report(
     body: ReportSubmission,
     request: Request,
-    caller: CallerDep,
+    caller: Annotated[Caller, Depends(submitting_caller)],
     context: Context,
     idempotency_key: Annotated[str | None, Header(max_length=128, min_length=1)] = None,
 ) -> JSONResponse:
@@ -129,7 +148,7 @@ async def submit_report(
              responses=error_responses(400, 401, 413, 422, 429, 503))
 async def submit_batch(
     body: ReportBatch,
-    caller: Annotated[Caller, Depends(authenticated_caller)],
+    caller: Annotated[Caller, Depends(submitting_unit)],
     context: Context,
 ) -> JSONResponse:
     """Submit up to 500 reports at once (partner systems: hotlines, labour-inspection systems); body ≤ 4 MiB.
