@@ -33,6 +33,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.intake import repository
+from services.intake.metrics import GROUP_REPORTS
 from services.intake.repository import NewReport
 from shared.db import is_database_unavailable, is_transient_database_error
 from shared.http import ApiError, DependencyUnavailable
@@ -87,6 +88,8 @@ class GroupCommitWriter:
         self._committing = 0
         self._running = False
         self._stopping = False
+        self.groups_committed = 0
+        """Transactions committed so far (each may hold many submissions)."""
 
     async def store(self, reports: Sequence[NewReport]) -> list[Result]:
         """Store `reports` in one transaction (with whatever else is queued); one result per report, in order,
@@ -177,7 +180,7 @@ class GroupCommitWriter:
         for job in group:
             _answer(job, results=results[offset:offset + len(job.reports)])
             offset += len(job.reports)
-        self._committed()
+        self._committed(len(reports))
 
     async def _store_alone(self, report: NewReport) -> Result:
         """One report in its own transaction: its result, or the error that refuses it alone."""
@@ -191,7 +194,9 @@ class GroupCommitWriter:
         self._committed()
         return result
 
-    def _committed(self) -> None:
+    def _committed(self, reports: int = 1) -> None:
+        self.groups_committed += 1
+        GROUP_REPORTS.observe(reports)
         if self._on_committed is not None:
             self._on_committed()
 
