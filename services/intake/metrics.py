@@ -23,6 +23,13 @@ GROUP_REPORTS = Histogram(
 )
 
 
+def count_too_large_submission(scope: Any) -> None:
+    """`shared.http` hook: a report submission (single or batch) refused with 413 counts as rejected for
+    `too_large` (one, whatever a refused batch held: its reports were never read)."""
+    if scope.get("method") == "POST" and str(scope.get("path", "")).startswith("/v1/reports"):
+        REPORTS_REJECTED.labels(reason="too_large").inc()
+
+
 def count_rejected_submission(request: Request, _details: list[dict[str, Any]]) -> None:
     """`shared.http` validation hook: a report submission answered 422 counts as rejected for `validation`."""
     route = request.scope.get("route")
