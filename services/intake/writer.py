@@ -138,6 +138,16 @@ class GroupCommitWriter:
             self._committing += 1
             try:
                 await self._commit(group)
+            except asyncio.CancelledError:
+                # Cancelled mid-commit (shutdown past its grace period): no request may wait forever. The group may
+                # or may not have committed; 503 asks for a retry, which an Idempotency-Key answers.
+                for job in group:
+                    _answer(job, error=DependencyUnavailable())
+                raise
+            except Exception:  # a bug: answer the group and keep the writer running for the next ones
+                log.exception("group of %d submissions failed", len(group))
+                for job in group:
+                    _answer(job, error=DependencyUnavailable())
             finally:
                 self._committing -= 1
 
