@@ -1350,7 +1350,7 @@ def screening_notice_payload(event: ScreeningRoundDue, policy: Policy) -> Screen
         expected=event.expected, answered=event.answered, no_risk=event.no_risk,
         risks_reported=event.risks_reported,
         missing=[ScreeningUnitView(unit_id=unit.unit_id, name=unit.name) for unit in event.missing],
-        inbox_url=policy.inbox_url,
+        inbox_url=f"{policy.inbox_url}#/coverage",  # the inbox opens on its screening coverage tab
     )
 
 
