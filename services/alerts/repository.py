@@ -9,7 +9,22 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, func, or_, select, text, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    cast,
+    column,
+    func,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+    values,
+)
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
@@ -24,6 +39,7 @@ from services.alerts.models import (
     Escalation,
     InboxEntry,
     Notification,
+    OutboxMessage,
     ProcessedEvent,
     ScreeningAnswer,
     ScreeningCoverage,
@@ -76,15 +92,6 @@ async def mark_processed(session: AsyncSession, event_id: str, now: datetime) ->
         .on_conflict_do_nothing().returning(ProcessedEvent.event_id)
     )
     return first_time is not None
-
-
-async def unresolved_alert_for_update(session: AsyncSession, credit_code: str, kind: str) -> Alert | None:
-    """The one unresolved alert of (credit_code, kind), locked, or None."""
-    alert: Alert | None = await session.scalar(
-        select(Alert).where(Alert.credit_code == credit_code, Alert.kind == kind,
-                            Alert.state != AlertState.resolved.value).with_for_update()
-    )
-    return alert
 
 
 async def get_alert(session: AsyncSession, alert_id: str, *, for_update: bool = False) -> Alert | None:
@@ -248,13 +255,17 @@ async def assessed_reports(session: AsyncSession, report_ids: Sequence[str]) -> 
 # --- assessed reports (inbox lists, situation, watch list) ---------------------------------------------------------
 
 
-async def record_assessed_report(session: AsyncSession, values: dict[str, Any]) -> bool:
-    """Store one assessed report; False when a row with its report_id is already there (a redelivery)."""
-    stored = await session.scalar(
-        insert(AssessedReport).values(**values).on_conflict_do_nothing(index_elements=[AssessedReport.report_id])
-        .returning(AssessedReport.report_id)
-    )
-    return stored is not None
+async def record_assessed_reports(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Store assessed reports in one plain `INSERT ... ON CONFLICT DO NOTHING` (a report already stored keeps its
+    first assessment: a redelivery changes nothing)."""
+    first: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        first.setdefault(row["report_id"], row)  # one row per report in a statement: the first assessment
+    unique = list(first.values())
+    for chunk in _chunks(unique, len(_ASSESSED.columns)):
+        await session.execute(
+            insert(_ASSESSED).values(list(chunk)).on_conflict_do_nothing(index_elements=[_ASSESSED.c.report_id])
+        )
 
 
 # --- inbox lists and export ------------------------------------------------------------------------------------------
@@ -644,3 +655,115 @@ async def notify_work(session: AsyncSession) -> None:
     """NOTIFY the other replicas (delivered at commit, folded into one per transaction) that deliveries or outbox
     rows were queued."""
     await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})
+# --- consuming assessments a batch at a time (a fixed number of statements per batch, whatever its size) ----------
+
+_ALERTS: Table = Alert.__table__  # type: ignore[assignment]  # a Table, typed as FromClause
+_NOTIFICATIONS: Table = Notification.__table__  # type: ignore[assignment]
+_PROCESSED: Table = ProcessedEvent.__table__  # type: ignore[assignment]
+_ASSESSED: Table = AssessedReport.__table__  # type: ignore[assignment]
+_OUTBOX: Table = OutboxMessage.__table__  # type: ignore[assignment]
+
+ALERT_COLUMNS: tuple[str, ...] = tuple(c.name for c in _ALERTS.columns if c.computed is None)
+"""The columns an alert row is written with (the generated ones excluded): what a new alert inserts."""
+ALERT_CHANGED_COLUMNS: tuple[str, ...] = (
+    "report_ids", "level", "score", "report", "assessment", "state", "updated_at", "deadline_seconds",
+    "ack_deadline", "ack_deadline_working", "ack_deadline_rule", "escalation_exhausted", "highest_union_level",
+    "resolved_at", "outcome", "note",
+)
+"""What an assessment can change on an existing alert (a join, a level raise, an expiry)."""
+
+MAX_BIND_PARAMETERS = 30_000
+"""asyncpg sends at most 32,767 parameters per statement: a batch larger than that is written in chunks."""
+
+
+def _chunks(rows: Sequence[Any], columns: int) -> list[Sequence[Any]]:
+    size = max(1, MAX_BIND_PARAMETERS // max(columns, 1))
+    return [rows[start:start + size] for start in range(0, len(rows), size)]
+
+
+async def mark_processed_many(session: AsyncSession, event_ids: Sequence[str], now: datetime) -> set[str]:
+    """Record consumed events in one statement; the ids recorded now (the others were recorded before: copies)."""
+    ids = list(dict.fromkeys(event_ids))
+    fresh: set[str] = set()
+    for chunk in _chunks(ids, 2):
+        rows = await session.scalars(
+            insert(_PROCESSED).values([{"event_id": event_id, "processed_at": now} for event_id in chunk])
+            .on_conflict_do_nothing(index_elements=[_PROCESSED.c.event_id]).returning(_PROCESSED.c.event_id)
+        )
+        fresh.update(rows)
+    return fresh
+
+
+async def unresolved_alerts_for_update(session: AsyncSession,
+                                       keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Alert]:
+    """The unresolved alerts of these (credit_code, kind) keys, locked in key order (two batches locking some of
+    the same alerts never wait on each other in a cycle), as detached rows by key: the caller decides on them in
+    memory and writes them back with `update_alerts`."""
+    if not keys:
+        return {}
+    rows = await session.execute(
+        select(_ALERTS).where(tuple_(_ALERTS.c.credit_code, _ALERTS.c.kind).in_(sorted(set(keys))),
+                              _ALERTS.c.state != AlertState.resolved.value)
+        .order_by(_ALERTS.c.credit_code, _ALERTS.c.kind).with_for_update()
+    )
+    alerts = [Alert(**dict(row._mapping)) for row in rows]
+    return {(alert.credit_code, alert.kind): alert for alert in alerts}
+
+
+async def active_bodies_in_provinces(session: AsyncSession, provinces: Sequence[str]) -> dict[str, Body]:
+    """The active bodies of these provinces (two-digit code prefixes), by id: one query for a batch."""
+    if not provinces:
+        return {}
+    rows = await session.scalars(
+        select(Body).where(Body.active.is_(True),
+                           or_(*(Body.region_code.startswith(province) for province in sorted(set(provinces)))))
+    )
+    return {body.id: body for body in rows}
+
+
+def _alert_row(alert: Alert, columns: Sequence[str]) -> dict[str, Any]:
+    return {name: getattr(alert, name) for name in columns}
+
+
+async def update_alerts(session: AsyncSession, alerts: Sequence[Alert]) -> None:
+    """Write back what a batch changed on existing alerts (`ALERT_CHANGED_COLUMNS`): one `UPDATE ... FROM
+    (VALUES ...)` for all of them."""
+    columns = ("id", *ALERT_CHANGED_COLUMNS)
+    for chunk in _chunks(alerts, len(columns)):
+        changed = values(*(column(name, _ALERTS.c[name].type) for name in columns), name="changed").data(
+            [tuple(getattr(alert, name) for name in columns) for alert in chunk])
+        await session.execute(
+            update(_ALERTS).where(_ALERTS.c.id == changed.c.id)
+            # A column of NULLs in VALUES is typed text: cast each back to its column's type.
+            .values({name: cast(changed.c[name], _ALERTS.c[name].type) for name in ALERT_CHANGED_COLUMNS})
+        )
+
+
+async def insert_alerts(session: AsyncSession, alerts: Sequence[Alert]) -> None:
+    """Insert new alerts (detached `Alert` objects) in one statement."""
+    for chunk in _chunks(alerts, len(ALERT_COLUMNS)):
+        await session.execute(insert(_ALERTS).values([_alert_row(alert, ALERT_COLUMNS) for alert in chunk]))
+
+
+async def _insert_rows(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows (each with the same keys) into `table` with one multi-row statement."""
+    if not rows:
+        return
+    for chunk in _chunks(rows, len(rows[0])):
+        await session.execute(insert(table).values(list(chunk)))
+
+
+async def insert_notifications(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """A batch's notifications in one statement; each one's inbox entry follows by trigger (row by row)."""
+    await _insert_rows(session, _NOTIFICATIONS, rows)
+
+
+async def insert_deliveries(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """A batch's new pending deliveries in one statement."""
+    await _insert_rows(session, _DELIVERIES, rows)
+
+
+async def insert_outbox(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """A batch's `alerts.v1` outbox rows in one statement, in the order given (ids follow it: the relay publishes
+    in id order)."""
+    await _insert_rows(session, _OUTBOX, rows)
