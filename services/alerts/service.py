@@ -280,7 +280,8 @@ def snapshot(alert: Alert) -> AlertSnapshot:
 @dataclass
 class _Notice:
     """A notifying decision of a batch (an alert opened or raised): the alert as it was then, who is told, and the
-    notifications of the alert made earlier in the batch (the payload lists them, like the ones in the database)."""
+    notifications of the alert made in the batch up to this one included (the payload lists them after those in
+    the database)."""
 
     alert: Alert
     bodies: list[Body]
@@ -344,19 +345,20 @@ async def handle_assessed_batch(session: AsyncSession, events: Sequence[ReportAs
     deliveries and outbox rows are written with one multi-row statement each. Returns every event with the ids of
     the alerts it changed (none for a copy or a what-if re-score)."""
     fresh_ids = await repository.mark_processed_many(session, [str(event.event_id) for event in events], now)
-    fresh: list[ReportAssessed] = []
-    for event in events:
+    results: list[tuple[ReportAssessed, list[str]]] = [(event, []) for event in events]
+    fresh: list[tuple[int, ReportAssessed]] = []
+    for position, event in enumerate(events):
         if str(event.event_id) in fresh_ids:
             fresh_ids.discard(str(event.event_id))  # an event twice in one batch counts once
             if not event.replay:  # a what-if re-score: recorded by risk, notifies nobody here
-                fresh.append(event)
+                fresh.append((position, event))
     if not fresh:
-        return [(event, []) for event in events]
-    await repository.record_assessed_reports(session, [assessed_report_row(event) for event in fresh])
-    loaded = await repository.unresolved_alerts_for_update(session, [_key(event) for event in fresh])
+        return results
+    await repository.record_assessed_reports(session, [assessed_report_row(event) for _, event in fresh])
+    loaded = await repository.unresolved_alerts_for_update(session, [_key(event) for _, event in fresh])
     # The provinces whose bodies a decision may route to: a report that may open or raise an alert, judged against
     # the alerts as they were before the batch (a superset of what deciding in order needs).
-    provinces = sorted({event.report.region_code[:2] for event in fresh if lifecycle.needs_targets(
+    provinces = sorted({event.report.region_code[:2] for _, event in fresh if lifecycle.needs_targets(
         None if (alert := loaded.get(_key(event))) is None else snapshot(alert), _assessed(event), now, policy)})
     bodies = await repository.active_bodies_in_provinces(session, provinces)
     refs: dict[str, list[BodyRef]] = defaultdict(list)
@@ -364,11 +366,10 @@ async def handle_assessed_batch(session: AsyncSession, events: Sequence[ReportAs
         refs[body.region_code[:2]].append(body_ref(body))
     batch = _Batch(policy=policy, now=now, bodies=bodies, current=dict(loaded),
                    loaded_ids={alert.id for alert in loaded.values()})
-    changed_by: dict[str, list[str]] = {}
-    for event in fresh:
-        changed_by[str(event.event_id)] = _decide(batch, event, refs[event.report.region_code[:2]])
+    for position, event in fresh:
+        results[position] = (event, _decide(batch, event, refs[event.report.region_code[:2]]))
     await _write(session, batch)
-    return [(event, changed_by.get(str(event.event_id), [])) for event in events]
+    return results
 
 
 def _decide(batch: _Batch, event: ReportAssessed, refs: Sequence[BodyRef]) -> list[str]:
@@ -472,7 +473,7 @@ async def _write(session: AsyncSession, batch: _Batch) -> None:
     # and in the batch so far.
     notified = await repository.notified_of(session, existing) if existing else {}
     escalations = await repository.escalations_of(session, existing) if existing else {}
-    receipts_of = await repository.acknowledgements_of(session, existing) if existing else {}
+    confirmations = await repository.acknowledgements_of(session, existing) if existing else {}
     await repository.update_alerts(session, list(batch.changed.values()))
     await repository.insert_alerts(session, list(batch.opened.values()))
     await repository.insert_notifications(session, [
@@ -485,7 +486,7 @@ async def _write(session: AsyncSession, batch: _Batch) -> None:
         alert = notice.alert
         names = [(n, batch.bodies[n.body_id].name) for n in notice.earlier]
         view = _alert_view(alert, [*notified.get(alert.id, []), *names], escalations.get(alert.id, []),
-                           confirmed={a.body_id for a, _ in receipts_of.get(alert.id, []) if a.level == alert.level})
+                           confirmed={a.body_id for a, _ in confirmations.get(alert.id, []) if a.level == alert.level})
         payloads = _payloads(view, alert, notice.bodies, notice.event_type, batch.policy, batch.now)
         deliveries += [
             delivery_row(alert.id, body, notice.event_type, index, channel, payloads[body.id], batch.now)
