@@ -3,29 +3,31 @@ ledger, the outbox and screening coverage. Functions only flush; the caller's tr
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    JSON,
     ColumnElement,
     Select,
     Table,
+    Text,
     and_,
     bindparam,
     cast,
-    column,
     func,
     or_,
     select,
     text,
     tuple_,
     update,
-    values,
 )
-from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
@@ -256,16 +258,19 @@ async def assessed_reports(session: AsyncSession, report_ids: Sequence[str]) -> 
 
 
 async def record_assessed_reports(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Store assessed reports in one plain `INSERT ... ON CONFLICT DO NOTHING` (a report already stored keeps its
+    """Store assessed reports with one plain `INSERT ... ON CONFLICT DO NOTHING` (a report already stored keeps its
     first assessment: a redelivery changes nothing)."""
     first: dict[str, dict[str, Any]] = {}
     for row in rows:
         first.setdefault(row["report_id"], row)  # one row per report in a statement: the first assessment
-    unique = list(first.values())
-    for chunk in _chunks(unique, len(_ASSESSED.columns)):
-        await session.execute(
-            insert(_ASSESSED).values(list(chunk)).on_conflict_do_nothing(index_elements=[_ASSESSED.c.report_id])
-        )
+    if first:
+        columns = tuple(rows[0])
+        await session.execute(_assessed_insert(columns), _arrays(_ASSESSED, list(first.values()), columns))
+
+
+@lru_cache(maxsize=4)
+def _assessed_insert(columns: tuple[str, ...]) -> Any:
+    return _insert_unnested(_ASSESSED, columns).on_conflict_do_nothing(index_elements=[_ASSESSED.c.report_id])
 
 
 # --- inbox lists and export ------------------------------------------------------------------------------------------
@@ -672,26 +677,69 @@ ALERT_CHANGED_COLUMNS: tuple[str, ...] = (
 )
 """What an assessment can change on an existing alert (a join, a level raise, an expiry)."""
 
-MAX_BIND_PARAMETERS = 30_000
-"""asyncpg sends at most 32,767 parameters per statement: a batch larger than that is written in chunks."""
+
+# A batch's rows travel as one array per column and are unnested by PostgreSQL (`unnest($1::t1[], $2::t2[], ...)`):
+# one statement whatever the number of rows, with the same text every time, so SQLAlchemy compiles it and asyncpg
+# prepares it once (a multi-row VALUES list has a new text, and a new compilation, for every row count).
 
 
-def _chunks(rows: Sequence[Any], columns: int) -> list[Sequence[Any]]:
-    size = max(1, MAX_BIND_PARAMETERS // max(columns, 1))
-    return [rows[start:start + size] for start in range(0, len(rows), size)]
+def _is_json(table: Table, name: str) -> bool:
+    return isinstance(table.c[name].type, JSON)
+
+
+def _unnested(table: Table, columns: Sequence[str]) -> Any:
+    """`unnest` of one typed array parameter (`u_<column>`) per column, as a derived table with those columns. JSON
+    columns travel as text (a JSON array inside an array parameter would read as a second dimension)."""
+    binds = [bindparam(f"u_{name}", type_=ARRAY(Text() if _is_json(table, name) else table.c[name].type))
+             for name in columns]
+    return func.unnest(*binds).table_valued(*columns).render_derived()
+
+
+def _column(table: Table, source: Any, name: str) -> Any:
+    """A column of an unnested source, as the table's type (JSON cast back from text; None is SQL NULL)."""
+    return cast(source.c[name], table.c[name].type) if _is_json(table, name) else source.c[name]
+
+
+def _arrays(table: Table, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> dict[str, list[Any]]:
+    arrays: dict[str, list[Any]] = {}
+    for name in columns:
+        values = [row[name] for row in rows]
+        if _is_json(table, name):
+            values = [None if value is None else json.dumps(value, ensure_ascii=False) for value in values]
+        arrays[f"u_{name}"] = values
+    return arrays
+
+
+@lru_cache(maxsize=32)
+def _insert_unnested(table: Table, columns: tuple[str, ...]) -> Any:
+    source = _unnested(table, columns)
+    return insert(table).from_select(list(columns), select(*(_column(table, source, name) for name in columns)))
+
+
+@lru_cache(maxsize=1)
+def _processed_insert() -> Any:
+    return _insert_unnested(_PROCESSED, ("event_id", "processed_at")).on_conflict_do_nothing(
+        index_elements=[_PROCESSED.c.event_id]).returning(_PROCESSED.c.event_id)
 
 
 async def mark_processed_many(session: AsyncSession, event_ids: Sequence[str], now: datetime) -> set[str]:
     """Record consumed events in one statement; the ids recorded now (the others were recorded before: copies)."""
     ids = list(dict.fromkeys(event_ids))
-    fresh: set[str] = set()
-    for chunk in _chunks(ids, 2):
-        rows = await session.scalars(
-            insert(_PROCESSED).values([{"event_id": event_id, "processed_at": now} for event_id in chunk])
-            .on_conflict_do_nothing(index_elements=[_PROCESSED.c.event_id]).returning(_PROCESSED.c.event_id)
-        )
-        fresh.update(rows)
-    return fresh
+    if not ids:
+        return set()
+    rows = await session.scalars(_processed_insert(), {"u_event_id": ids, "u_processed_at": [now] * len(ids)})
+    return set(rows)
+
+
+@lru_cache(maxsize=1)
+def _unresolved_for_update() -> Any:
+    keys = _unnested(_ALERTS, ("credit_code", "kind"))
+    return (
+        select(_ALERTS).where(tuple_(_ALERTS.c.credit_code, _ALERTS.c.kind).in_(select(keys.c.credit_code,
+                                                                                      keys.c.kind)),
+                              _ALERTS.c.state != AlertState.resolved.value)
+        .order_by(_ALERTS.c.credit_code, _ALERTS.c.kind).with_for_update(of=_ALERTS)
+    )
 
 
 async def unresolved_alerts_for_update(session: AsyncSession,
@@ -699,13 +747,11 @@ async def unresolved_alerts_for_update(session: AsyncSession,
     """The unresolved alerts of these (credit_code, kind) keys, locked in key order (two batches locking some of
     the same alerts never wait on each other in a cycle), as detached rows by key: the caller decides on them in
     memory and writes them back with `update_alerts`."""
-    if not keys:
+    unique = sorted(set(keys))
+    if not unique:
         return {}
-    rows = await session.execute(
-        select(_ALERTS).where(tuple_(_ALERTS.c.credit_code, _ALERTS.c.kind).in_(sorted(set(keys))),
-                              _ALERTS.c.state != AlertState.resolved.value)
-        .order_by(_ALERTS.c.credit_code, _ALERTS.c.kind).with_for_update()
-    )
+    rows = await session.execute(_unresolved_for_update(), {"u_credit_code": [code for code, _ in unique],
+                                                            "u_kind": [kind for _, kind in unique]})
     alerts = [Alert(**dict(row._mapping)) for row in rows]
     return {(alert.credit_code, alert.kind): alert for alert in alerts}
 
@@ -721,36 +767,33 @@ async def active_bodies_in_provinces(session: AsyncSession, provinces: Sequence[
     return {body.id: body for body in rows}
 
 
-def _alert_row(alert: Alert, columns: Sequence[str]) -> dict[str, Any]:
-    return {name: getattr(alert, name) for name in columns}
+@lru_cache(maxsize=1)
+def _alerts_update() -> Any:
+    changed = _unnested(_ALERTS, ("id", *ALERT_CHANGED_COLUMNS))
+    return (update(_ALERTS).where(_ALERTS.c.id == changed.c.id)
+            .values({name: _column(_ALERTS, changed, name) for name in ALERT_CHANGED_COLUMNS}))
 
 
 async def update_alerts(session: AsyncSession, alerts: Sequence[Alert]) -> None:
     """Write back what a batch changed on existing alerts (`ALERT_CHANGED_COLUMNS`): one `UPDATE ... FROM
-    (VALUES ...)` for all of them."""
-    columns = ("id", *ALERT_CHANGED_COLUMNS)
-    for chunk in _chunks(alerts, len(columns)):
-        changed = values(*(column(name, _ALERTS.c[name].type) for name in columns), name="changed").data(
-            [tuple(getattr(alert, name) for name in columns) for alert in chunk])
-        await session.execute(
-            update(_ALERTS).where(_ALERTS.c.id == changed.c.id)
-            # A column of NULLs in VALUES is typed text: cast each back to its column's type.
-            .values({name: cast(changed.c[name], _ALERTS.c[name].type) for name in ALERT_CHANGED_COLUMNS})
-        )
+    unnest(...)` for all of them."""
+    if alerts:
+        rows = [{name: getattr(alert, name) for name in ("id", *ALERT_CHANGED_COLUMNS)} for alert in alerts]
+        await session.execute(_alerts_update(), _arrays(_ALERTS, rows, ("id", *ALERT_CHANGED_COLUMNS)))
 
 
 async def insert_alerts(session: AsyncSession, alerts: Sequence[Alert]) -> None:
     """Insert new alerts (detached `Alert` objects) in one statement."""
-    for chunk in _chunks(alerts, len(ALERT_COLUMNS)):
-        await session.execute(insert(_ALERTS).values([_alert_row(alert, ALERT_COLUMNS) for alert in chunk]))
+    if alerts:
+        rows = [{name: getattr(alert, name) for name in ALERT_COLUMNS} for alert in alerts]
+        await session.execute(_insert_unnested(_ALERTS, ALERT_COLUMNS), _arrays(_ALERTS, rows, ALERT_COLUMNS))
 
 
 async def _insert_rows(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert rows (each with the same keys) into `table` with one multi-row statement."""
-    if not rows:
-        return
-    for chunk in _chunks(rows, len(rows[0])):
-        await session.execute(insert(table).values(list(chunk)))
+    """Insert rows (each with the same keys) into `table` with one statement."""
+    if rows:
+        columns = tuple(rows[0])
+        await session.execute(_insert_unnested(table, columns), _arrays(table, rows, columns))
 
 
 async def insert_notifications(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
