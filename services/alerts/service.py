@@ -595,8 +595,8 @@ def _payload_in(view: AlertView, alert: Alert, event_type: str, policy: Policy,
                            receipt_url=None),
         report=alert.report, assessment=AssessmentView.model_validate(alert.assessment),
     )
-    payload.message = WebhookMessage(title=messages.title(payload.model_dump(mode="json")),
-                                     markdown=messages.markdown(payload.model_dump(mode="json")))
+    dumped = payload.model_dump(mode="json")  # once for both texts: the consumer builds one per change and language
+    payload.message = WebhookMessage(title=messages.title(dumped), markdown=messages.markdown(dumped))
     return payload
 
 
