@@ -382,8 +382,9 @@ def scenario_catchup(run: Run) -> None:
     progress(f"risk catch-up: {count} reports pre-filled, one risk worker ({load_average()})")
     load = load_average()
     figures = bench_pipeline.catch_up(run.infra, reports=count)
+    batch = RiskSettings.model_fields["consumer_batch_size"].default
     say(f"\nrisk catch-up — {count} accepted reports pre-filled on reports.v1 (2,000 enterprises), one risk "
-        f"process with its default settings (consumer batch {RiskSettings.model_fields['consumer_batch_size'].default})")
+        f"process with its default settings (consumer batch {batch})")
     say(f"  {figures.per_second:,.0f} reports/s per worker ({figures.consuming_s:.2f} s from first to last stored "
         f"assessment; backlog published in {figures.published_s:.2f} s)  ({load})")
     say(f"  risk process CPU: {figures.cpu_per_report_us:,.0f} µs per report (a worker busy on one core would "
