@@ -312,16 +312,23 @@ def queries(base: str, tokens: dict[str, str], client: httpx.Client) -> list[tup
     ]
 
 
-def measure(running: Stack, tokens: dict[str, str], samples: int) -> list[Figure]:
+def selected(name: str, only: tuple[str, ...]) -> bool:
+    """Whether a query is measured: every query without `--only`, else those whose name starts with one of them."""
+    return not only or name.startswith(only)
+
+
+def measure(running: Stack, tokens: dict[str, str], samples: int, only: tuple[str, ...] = ()) -> list[Figure]:
     figures = []
     with httpx.Client(timeout=60) as client:
         for name, call in queries(running.url("alerts"), tokens, client):
+            if not selected(name, only):
+                continue
             p50, p99, rows = timed(samples, call)
             figures.append(Figure(name, p50, p99, rows))
     return figures
 
 
-async def database_figures(database_url: str, samples: int) -> list[Figure]:
+async def database_figures(database_url: str, samples: int, only: tuple[str, ...] = ()) -> list[Figure]:
     """The list's page statement alone (what `repository.alerts_page` sends), timed by PostgreSQL itself:
     `EXPLAIN ANALYZE` planning + execution time, p50 and p99 of `samples` runs. Separates the database's part from
     the HTTP and JSON work the end-to-end figures include."""
@@ -349,6 +356,8 @@ async def database_figures(database_url: str, samples: int) -> list[Figure]:
         ]
         figures = []
         for name, query in cases:
+            if not selected(name, only):
+                continue
             compiled = repository.alerts_page_statement(query, after=None, limit=51).compile(
                 dialect=asyncpg_dialect())  # type: ignore[no-untyped-call]
             params = compiled.construct_params()
@@ -373,7 +382,8 @@ class Result:
     database: list[Figure]
 
 
-def run(infra: Infra, *, stages: tuple[int, ...] = STAGES, samples: int = 30) -> list[Result]:
+def run(infra: Infra, *, stages: tuple[int, ...] = STAGES, samples: int = 30,
+        only: tuple[str, ...] = ()) -> list[Result]:
     results: list[Result] = []
     with stack(infra, ("alerts",)) as running:
         progress(f"seed: {SEED_EVENTS} real report.assessed events through the alerts consumer ({load_average()})")
@@ -395,8 +405,8 @@ def run(infra: Infra, *, stages: tuple[int, ...] = STAGES, samples: int = 30) ->
             filled = size
             progress(f"measuring at {size:,} ({load_average()})")
             load = load_average()
-            figures = measure(running, tokens, samples)
-            database = asyncio.run(database_figures(running.env["DATABASE_URL"], samples))
+            figures = measure(running, tokens, samples, only)
+            database = asyncio.run(database_figures(running.env["DATABASE_URL"], samples, only))
             results.append(Result(size, figures, seconds, f"{load} → {load_average()}", database))
             report(results[-1], samples)
     return results
@@ -429,10 +439,13 @@ def main() -> None:
     options = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     options.add_argument("--stages", default=",".join(str(s) for s in STAGES))
     options.add_argument("--samples", type=int, default=30)
+    options.add_argument("--only", default="", help="comma-separated name prefixes of the queries to measure "
+                                                      "(e.g. 'situation,watch list'); all when empty")
     args = options.parse_args()
+    only = tuple(part.strip() for part in args.only.split(",") if part.strip())
     infra = harness_up()
     try:
-        results = run(infra, stages=tuple(int(s) for s in args.stages.split(",")), samples=args.samples)
+        results = run(infra, stages=tuple(int(s) for s in args.stages.split(",")), samples=args.samples, only=only)
     finally:
         harness_down(infra)
     for target, figure, passed in verdicts(results):
