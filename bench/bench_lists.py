@@ -424,7 +424,8 @@ def report(result: Result, samples: int) -> None:
     say(f"  {'query':<42} {'p50':>9} {'p99':>9} {'rows':>6}")
     for figure in result.figures:
         say(f"  {figure.name:<42} {figure.p50_ms:>7.1f}ms {figure.p99_ms:>7.1f}ms {figure.rows:>6}")
-    say("  the page statement alone, in PostgreSQL (EXPLAIN ANALYZE planning + execution):")
+    if result.database:
+        say("  the page statement alone, in PostgreSQL (EXPLAIN ANALYZE planning + execution):")
     for figure in result.database:
         say(f"  {figure.name:<42} {figure.p50_ms:>7.2f}ms {figure.p99_ms:>7.2f}ms {figure.rows:>6}")
 
