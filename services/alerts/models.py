@@ -373,8 +373,21 @@ ROLLUP_TIME_ZONE = "Asia/Shanghai"
 """Days and weeks (Monday start) of the rollups are those of this zone, as the situation page shows them."""
 
 
-class ReportCountRollup(Base):
-    """How many assessed reports occurred per (area, day or week, level). `area` is a report's county code, its
+ROLLUP_LEVELS = ("red", "orange", "yellow", "blue", "none")
+"""The levels counted, one column `n_<level>` each: a period of an area is one row (five times fewer rows to read
+than a row per level). A report of any other level is not counted (the situation shows these five)."""
+
+
+class _LevelColumns:
+    n_red: Mapped[int] = mapped_column(BigInteger, default=0)
+    n_orange: Mapped[int] = mapped_column(BigInteger, default=0)
+    n_yellow: Mapped[int] = mapped_column(BigInteger, default=0)
+    n_blue: Mapped[int] = mapped_column(BigInteger, default=0)
+    n_none: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ReportCountRollup(_LevelColumns, Base):
+    """How many assessed reports occurred per (area, day or week), by level. `area` is a report's county code, its
     city's code and its province's code (one row each, so a city or the province is one row, not a sum); `grain`
     'd' counts a day (`period` the day), 'w' a week (`period` its Monday), both in Asia/Shanghai."""
 
@@ -383,11 +396,9 @@ class ReportCountRollup(Base):
     area: Mapped[str] = mapped_column(String(6), primary_key=True)
     grain: Mapped[str] = mapped_column(String(1), primary_key=True, comment="d: a day, w: a week from Monday")
     period: Mapped[date] = mapped_column(Date, primary_key=True)
-    level: Mapped[str] = mapped_column(String(8), primary_key=True)
-    n: Mapped[int] = mapped_column(BigInteger)
 
 
-class IndustryReportCountRollup(Base):
+class IndustryReportCountRollup(_LevelColumns, Base):
     """`ReportCountRollup` split by industry (GB/T 4754 section): the situation's table by industry."""
 
     __tablename__ = "report_counts_by_industry"
@@ -396,8 +407,6 @@ class IndustryReportCountRollup(Base):
     grain: Mapped[str] = mapped_column(String(1), primary_key=True)
     period: Mapped[date] = mapped_column(Date, primary_key=True)
     industry: Mapped[str] = mapped_column(String(1), primary_key=True)
-    level: Mapped[str] = mapped_column(String(8), primary_key=True)
-    n: Mapped[int] = mapped_column(BigInteger)
 
 
 class WatchedEnterpriseRollup(Base):

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, defer
 
 from services.alerts.models import (
+    ROLLUP_LEVELS,
     ROLLUP_TIME_ZONE,
     Acknowledgement,
     Alert,
@@ -447,12 +448,26 @@ def _tally(into: dict[Any, LevelTally], key: Any, level: str, count: int) -> Non
     bucket[level] = bucket.get(level, 0) + count
 
 
-def _pieces(table: type[ReportCountRollup] | type[IndustryReportCountRollup], columns: Sequence[Any],
+def _pieces(table: type[ReportCountRollup] | type[IndustryReportCountRollup], keys: Sequence[Any],
             where: Sequence[ColumnElement[bool]], parts: PeriodParts) -> Any:
-    """The rollup rows of the period, one index range per piece (a UNION ALL, so each is an index scan)."""
+    """The rollup rows of the period (`keys` and the level columns), one index range per piece (a UNION ALL, so that
+    each piece is an index scan)."""
+    columns = [*keys, *(getattr(table, f"n_{level}") for level in ROLLUP_LEVELS)]
     return union_all(*(select(*columns).where(*where, table.grain == grain, table.period >= first,
                                               table.period < end)
                        for grain, first, end in parts.rollups)).subquery()
+
+
+def _summed(rows: Any, *keys: str) -> Select[Any]:
+    """The level columns of `rows` summed by `keys`."""
+    return (select(*(rows.c[key] for key in keys), *(func.sum(rows.c[f"n_{level}"]) for level in ROLLUP_LEVELS))
+            .group_by(*(rows.c[key] for key in keys)))
+
+
+def _tally_levels(into: dict[Any, LevelTally], key: Any, counts: Sequence[Any]) -> None:
+    for level, count in zip(ROLLUP_LEVELS, counts, strict=True):
+        if count:
+            _tally(into, key, level, int(count))
 
 
 async def situation_report_counts(session: AsyncSession, *, scope: str, areas: Sequence[str], since: datetime,
@@ -465,26 +480,20 @@ async def situation_report_counts(session: AsyncSession, *, scope: str, areas: S
     counts = SituationCounts(by_area={}, by_week={}, by_industry={})
     if parts.rollups:
         rollup, by_industry = ReportCountRollup, IndustryReportCountRollup
-        area_rows = _pieces(rollup, (rollup.area, rollup.level, rollup.n), (rollup.area.in_(areas),), parts)
-        for area, level, count in (await session.execute(
-                select(area_rows.c.area, area_rows.c.level, func.sum(area_rows.c.n))
-                .group_by(area_rows.c.area, area_rows.c.level))).all():
-            _tally(counts.by_area, area, level, int(count))
-        week_rows = _pieces(rollup, (rollup.grain, rollup.period, rollup.level, rollup.n), (rollup.area == scope,),
-                            parts)
-        for _grain, period, level, count in (await session.execute(
-                select(week_rows.c.grain, week_rows.c.period, week_rows.c.level, func.sum(week_rows.c.n))
-                .group_by(week_rows.c.grain, week_rows.c.period, week_rows.c.level))).all():
-            _tally(counts.by_week, week_of(period), level, int(count))
-        industry_rows = _pieces(by_industry, (by_industry.industry, by_industry.level, by_industry.n),
-                                (by_industry.area == scope,), parts)
-        for industry, level, count in (await session.execute(
-                select(industry_rows.c.industry, industry_rows.c.level, func.sum(industry_rows.c.n))
-                .group_by(industry_rows.c.industry, industry_rows.c.level))).all():
-            _tally(counts.by_industry, industry, level, int(count))
+        area_rows = _pieces(rollup, (rollup.area,), (rollup.area.in_(areas),), parts)
+        for area, *levels in (await session.execute(_summed(area_rows, "area"))).all():
+            _tally_levels(counts.by_area, area, levels)
+        week_rows = _pieces(rollup, (rollup.grain, rollup.period), (rollup.area == scope,), parts)
+        for _grain, period, *levels in (await session.execute(_summed(week_rows, "grain", "period"))).all():
+            _tally_levels(counts.by_week, week_of(period), levels)
+        industry_rows = _pieces(by_industry, (by_industry.industry,), (by_industry.area == scope,), parts)
+        for industry, *levels in (await session.execute(_summed(industry_rows, "industry"))).all():
+            _tally_levels(counts.by_industry, industry, levels)
     if parts.raw:
         wanted = set(areas)
         for region, industry, week_at, level, count in await _raw_counts(session, scope, parts.raw):
+            if level not in ROLLUP_LEVELS:
+                continue
             for area in {region, region[:4] + "00", region[:2] + "0000"} & wanted:
                 _tally(counts.by_area, area, level, count)
             _tally(counts.by_week, week_at, level, count)

@@ -174,7 +174,7 @@ async def test_a_redelivered_report_is_counted_once(alerts: AlertsWorld) -> None
     day_after = await situation(alerts, region_code="320106", **day)
     assert day_after["counties"][0]["reports"]["red"] == day_before["counties"][0]["reports"]["red"] + 2
     assert await alerts.scalar(
-        "SELECT n FROM alerts.report_counts WHERE area = '320106' AND grain = 'd' AND period = :d AND level = 'red'",
+        "SELECT n_red FROM alerts.report_counts WHERE area = '320106' AND grain = 'd' AND period = :d",
         d=moment.date()) == day_after["counties"][0]["reports"]["red"]
 
     # through the consumer: the same report in two events (a replay upstream) is stored and counted once

@@ -1,4 +1,4 @@
-"""situation and watch list rollups: report counts by area/day/week/level (and by industry), the latest blue report
+"""situation and watch list rollups: report counts by area/day/week with a column per level (and by industry), the latest blue report
 per enterprise and county, kept by a statement-level trigger on assessed_reports; backfilled from existing rows
 
 Revision ID: 20261127_situation01
@@ -22,6 +22,11 @@ branch_labels = None
 depends_on = None
 
 TIME_ZONE = "Asia/Shanghai"
+LEVELS = ("red", "orange", "yellow", "blue", "none")
+LEVEL_LIST = ", ".join(f"'{level}'" for level in LEVELS)
+COUNTS = ", ".join(f"n_{level}" for level in LEVELS)
+FILTERED = ", ".join(f"count(*) FILTER (WHERE r.level = '{level}')" for level in LEVELS)
+ADDED = ", ".join(f"n_{level} = c.n_{level} + EXCLUDED.n_{level}" for level in LEVELS)
 
 
 def rollup_statements(source: str) -> list[str]:
@@ -37,16 +42,18 @@ def rollup_statements(source: str) -> list[str]:
         CROSS JOIN (VALUES ('d'), ('w')) AS g(grain)"""
     period = "CASE g.grain WHEN 'd' THEN r.day ELSE r.day - (extract(isodow FROM r.day)::int - 1) END"
     return [
-        f"""INSERT INTO alerts.report_counts AS c (area, grain, period, level, n)
-        SELECT a.area, g.grain, {period}, r.level, count(*)
+        f"""INSERT INTO alerts.report_counts AS c (area, grain, period, {COUNTS})
+        SELECT a.area, g.grain, {period}, {FILTERED}
         FROM ({rows}) AS r {areas}
+        WHERE r.level IN ({LEVEL_LIST})
+        GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        ON CONFLICT (area, grain, period) DO UPDATE SET {ADDED}""",
+        f"""INSERT INTO alerts.report_counts_by_industry AS c (area, grain, period, industry, {COUNTS})
+        SELECT a.area, g.grain, {period}, r.industry, {FILTERED}
+        FROM ({rows}) AS r {areas}
+        WHERE r.level IN ({LEVEL_LIST})
         GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-        ON CONFLICT (area, grain, period, level) DO UPDATE SET n = c.n + EXCLUDED.n""",
-        f"""INSERT INTO alerts.report_counts_by_industry AS c (area, grain, period, industry, level, n)
-        SELECT a.area, g.grain, {period}, r.industry, r.level, count(*)
-        FROM ({rows}) AS r {areas}
-        GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
-        ON CONFLICT (area, grain, period, industry, level) DO UPDATE SET n = c.n + EXCLUDED.n""",
+        ON CONFLICT (area, grain, period, industry) DO UPDATE SET {ADDED}""",
         f"""INSERT INTO alerts.watched_enterprises AS w (credit_code, region_code, city_code, latest_occurred_at,
                                                      latest_report_id, enterprise_name, score)
         SELECT DISTINCT ON (credit_code, region_code) credit_code, region_code, city_code, occurred_at, report_id,
@@ -82,9 +89,12 @@ def upgrade() -> None:
     sa.Column('area', sa.String(length=6), nullable=False),
     sa.Column('grain', sa.String(length=1), nullable=False, comment='d: a day, w: a week from Monday'),
     sa.Column('period', sa.Date(), nullable=False),
-    sa.Column('level', sa.String(length=8), nullable=False),
-    sa.Column('n', sa.BigInteger(), nullable=False),
-    sa.PrimaryKeyConstraint('area', 'grain', 'period', 'level'),
+    sa.Column('n_red', sa.BigInteger(), nullable=False),
+    sa.Column('n_orange', sa.BigInteger(), nullable=False),
+    sa.Column('n_yellow', sa.BigInteger(), nullable=False),
+    sa.Column('n_blue', sa.BigInteger(), nullable=False),
+    sa.Column('n_none', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('area', 'grain', 'period'),
     schema='alerts'
     )
     op.create_table('report_counts_by_industry',
@@ -92,9 +102,12 @@ def upgrade() -> None:
     sa.Column('grain', sa.String(length=1), nullable=False),
     sa.Column('period', sa.Date(), nullable=False),
     sa.Column('industry', sa.String(length=1), nullable=False),
-    sa.Column('level', sa.String(length=8), nullable=False),
-    sa.Column('n', sa.BigInteger(), nullable=False),
-    sa.PrimaryKeyConstraint('area', 'grain', 'period', 'industry', 'level'),
+    sa.Column('n_red', sa.BigInteger(), nullable=False),
+    sa.Column('n_orange', sa.BigInteger(), nullable=False),
+    sa.Column('n_yellow', sa.BigInteger(), nullable=False),
+    sa.Column('n_blue', sa.BigInteger(), nullable=False),
+    sa.Column('n_none', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('area', 'grain', 'period', 'industry'),
     schema='alerts'
     )
     op.create_table('watched_enterprises',
