@@ -516,17 +516,31 @@ async def _raw_counts(session: AsyncSession, scope: str, ranges: Sequence[tuple[
             for region_code, industry, week_at, level, count in (await session.execute(statement)).all()]
 
 
-async def unresolved_alert_counts(session: AsyncSession, *, region_prefix: str) -> list[tuple[str, str, str, int]]:
-    """Alerts not yet resolved in the region, as (county, current level, industry, count): an index-only scan of
-    `ix_alerts_unresolved_counts`."""
+@dataclass
+class OpenAlertTallies:
+    """Alerts not yet resolved, by current level: per county and per industry ("" when the report had none)."""
+
+    by_county: dict[str, LevelTally]
+    by_industry: dict[str, LevelTally]
+
+
+async def unresolved_alert_counts(session: AsyncSession, *, region_prefix: str) -> OpenAlertTallies:
+    """Alerts not yet resolved in the region, counted by (county, current level) and by (industry, current level):
+    an index-only scan of `ix_alerts_unresolved_counts` with two grouping sets, so a few hundred rows come back
+    however many alerts are open."""
     statement = (
-        select(Alert.region_code, Alert.level, Alert.industry, func.count())
+        select(Alert.region_code, Alert.industry, func.grouping(Alert.region_code), Alert.level, func.count())
         .where(Alert.state != AlertState.resolved.value,
                _region_filter(Alert.region_code, Alert.city_code, region_prefix))
-        .group_by(Alert.region_code, Alert.level, Alert.industry)
+        .group_by(func.grouping_sets(tuple_(Alert.region_code, Alert.level), tuple_(Alert.industry, Alert.level)))
     )
-    return [(str(region), str(level), str(industry or ""), int(count))
-            for region, level, industry, count in (await session.execute(statement)).all()]
+    tallies = OpenAlertTallies(by_county={}, by_industry={})
+    for region, industry, by_industry, level, count in (await session.execute(statement)).all():
+        if by_industry:
+            _tally(tallies.by_industry, str(industry or ""), str(level), int(count))
+        else:
+            _tally(tallies.by_county, str(region), str(level), int(count))
+    return tallies
 
 
 # --- watch list ----------------------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ import io
 import json
 import logging
 import uuid
-from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -1031,12 +1030,10 @@ async def situation(session: AsyncSession, caller: Caller, *, since: datetime | 
         since=since, until=until)
     open_counts = await repository.unresolved_alert_counts(session, region_prefix=prefix)
 
-    county_open: dict[str, OpenAlertCounts] = defaultdict(OpenAlertCounts)
-    industry_open: dict[str, OpenAlertCounts] = defaultdict(OpenAlertCounts)
-    for region, level, industry, count in open_counts:
-        if level in OpenAlertCounts.model_fields:
-            for bucket in (county_open[region], industry_open[industry]):
-                setattr(bucket, level, getattr(bucket, level) + count)
+    county_open = {code: _open_counts(tally) for code, tally in open_counts.by_county.items()
+                   if tally.keys() & OpenAlertCounts.model_fields.keys()}
+    industry_open = {code: _open_counts(tally) for code, tally in open_counts.by_industry.items()
+                     if tally.keys() & OpenAlertCounts.model_fields.keys()}
 
     return Situation(
         since=since, until=until, region_code=scope,
@@ -1058,6 +1055,10 @@ async def situation(session: AsyncSession, caller: Caller, *, since: datetime | 
             reports=_level_counts(counts.by_industry.get(code)), open_alerts=industry_open.get(code, OpenAlertCounts()),
         ) for code, name in INDUSTRIES.items() if code in counts.by_industry or code in industry_open],
     )
+
+
+def _open_counts(tally: repository.LevelTally) -> OpenAlertCounts:
+    return OpenAlertCounts(**{level: count for level, count in tally.items() if level in OpenAlertCounts.model_fields})
 
 
 def _level_counts(tally: repository.LevelTally | None) -> LevelCounts:
