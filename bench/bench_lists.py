@@ -262,6 +262,10 @@ def queries(base: str, tokens: dict[str, str], client: httpx.Client) -> list[tup
     county = {"Authorization": f"Bearer {tokens[COUNTY]}"}
     city = {"Authorization": f"Bearer {tokens[CITY]}"}
     poll_from = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+    # A period whose ends fall mid-day and mid-week: partial days read from the reports, whole days and weeks from
+    # the rollups.
+    edges = {"since": (datetime.now(UTC) - timedelta(days=47, hours=5)).isoformat(),
+             "until": (datetime.now(UTC) - timedelta(days=7, hours=3)).isoformat()}
     month = {"since": (datetime.now(UTC) - timedelta(days=230)).isoformat(),
              "until": (datetime.now(UTC) - timedelta(days=200)).isoformat()}
 
@@ -276,6 +280,10 @@ def queries(base: str, tokens: dict[str, str], client: httpx.Client) -> list[tup
     def second_page(headers: dict[str, str], **params: Any) -> Callable[[], int]:
         first = client.get(f"{base}/v1/alerts", params={"limit": 50, **params}, headers=headers).json()
         return get("/v1/alerts", headers, limit=50, cursor=first["next_cursor"], **params)
+
+    def watch_second_page(headers: dict[str, str]) -> Callable[[], int]:
+        first = client.get(f"{base}/v1/watchlist", headers=headers).json()
+        return get("/v1/watchlist", headers, cursor=first["next_cursor"])
 
     def export_first_chunk(headers: dict[str, str], **params: Any) -> Callable[[], int]:
         def call() -> int:
@@ -312,7 +320,10 @@ def queries(base: str, tokens: dict[str, str], client: httpx.Client) -> list[tup
                                            since=(datetime.now(UTC) - timedelta(days=365)).isoformat())),
         ("situation, city body", get("/v1/situation", city, key="counties")),
         ("situation, county body", get("/v1/situation", county, key="counties")),
+        ("situation, admin, 40 days from mid-day", get("/v1/situation", admin, key="counties", **edges)),
         ("watch list, admin (90 days)", get("/v1/watchlist", admin)),
+        ("watch list, admin, 2nd page (cursor)", watch_second_page(admin)),
+        ("watch list, city body (90 days)", get("/v1/watchlist", city)),
         ("watch list, county body (90 days)", get("/v1/watchlist", county)),
     ]
 

@@ -478,6 +478,9 @@ async def situation_report_counts(session: AsyncSession, *, scope: str, areas: S
     at the ends of the period."""
     parts = period_parts(since, until)
     counts = SituationCounts(by_area={}, by_week={}, by_industry={})
+    # A few thousand rows: starting parallel workers costs more than it saves (the planner chose two for the
+    # province's counts, which then took three to five times longer on a busy box). For this transaction only.
+    await session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
     if parts.rollups:
         rollup, by_industry = ReportCountRollup, IndustryReportCountRollup
         area_rows = _pieces(rollup, (rollup.area,), (rollup.area.in_(areas),), parts)

@@ -126,10 +126,6 @@ def upgrade() -> None:
     op.create_index('ix_watched_enterprises_county', 'watched_enterprises', ['region_code', 'latest_occurred_at', 'credit_code'], unique=False, schema='alerts')
     op.create_index('ix_watched_enterprises_city', 'watched_enterprises', ['city_code', 'latest_occurred_at', 'credit_code'], unique=False, schema='alerts')
     op.create_index('ix_assessed_reports_blue_enterprise', 'assessed_reports', ['credit_code', 'occurred_at'], unique=False, schema='alerts', postgresql_include=['kind', 'region_code', 'city_code'], postgresql_where=sa.text("level = 'blue'"))
-    # A situation query sums a few thousand rollup rows: starting parallel workers costs more than it saves (the
-    # planner picked them for the province's counts and took 3 to 5 times longer on a busy box).
-    for table in ('report_counts', 'report_counts_by_industry', 'watched_enterprises'):
-        op.execute(f"ALTER TABLE alerts.{table} SET (parallel_workers = 0)")
     # No insert between the backfill's snapshot and the trigger's creation: each row counted exactly once.
     op.execute("LOCK TABLE alerts.assessed_reports IN SHARE ROW EXCLUSIVE MODE")
     op.execute(TRIGGER_FUNCTION)
