@@ -200,13 +200,16 @@ def _route_template(scope: Scope) -> str:
 class ObservabilityMiddleware:
     """Counts and times every request by route template (never the raw path), and caps request bodies:
     `max_body_bytes` for every route except the paths given their own cap in `body_limits` (exact paths, e.g. a
-    batch endpoint)."""
+    batch endpoint). `on_too_large` is told of each request refused with 413 (its scope), for a service's own
+    counters: the body never reached a route, so no route can count it."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int = MAX_BODY_BYTES,
-                 body_limits: Mapping[str, int] | None = None) -> None:
+                 body_limits: Mapping[str, int] | None = None,
+                 on_too_large: Callable[[Scope], None] | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.body_limits = dict(body_limits or {})
+        self.on_too_large = on_too_large
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -220,7 +223,7 @@ class ObservabilityMiddleware:
         limit = self.body_limits.get(scope.get("path", ""), self.max_body_bytes)
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._too_large(send, limit)
+            await self._too_large(scope, send, limit)
             self._observe(scope, 413, started)
             return
 
@@ -245,12 +248,13 @@ class ObservabilityMiddleware:
             await self.app(scope, limited_receive, recording_send)
         except _BodyTooLarge:
             status = 413
-            await self._too_large(send, limit)
+            await self._too_large(scope, send, limit)
         finally:
             self._observe(scope, status, started)
 
-    @staticmethod
-    async def _too_large(send: Send, limit: int = MAX_BODY_BYTES) -> None:
+    async def _too_large(self, scope: Scope, send: Send, limit: int) -> None:
+        if self.on_too_large is not None:
+            self.on_too_large(scope)
         code, message = _HTTP_CODES[413]
         if limit != MAX_BODY_BYTES:
             size = f"{limit // (1024 * 1024)} MiB" if limit % (1024 * 1024) == 0 else f"{limit // 1024} KiB"
@@ -400,13 +404,14 @@ def context_checks(app: FastAPI) -> Callable[[], Mapping[str, ReadinessCheck]]:
 def create_service_app(*, title: str, description: str, version: str, lifespan: Any,
                        checks: Callable[[], Mapping[str, ReadinessCheck]] | None = None,
                        required: Collection[str] = DEFAULT_REQUIRED,
-                       body_limits: Mapping[str, int] | None = None) -> FastAPI:
+                       body_limits: Mapping[str, int] | None = None,
+                       on_too_large: Callable[[Scope], None] | None = None) -> FastAPI:
     """A service's app with the shared error shape, operational routes and middleware. `body_limits` raises
-    (or lowers) the 64 KiB body cap for the given exact paths."""
+    (or lowers) the 64 KiB body cap for the given exact paths; `on_too_large` is told of each 413."""
     # Every route, dependency included, sees input without NUL characters or oversized parameters (422 otherwise).
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan,
                   dependencies=[Depends(reject_unsafe_input)])
     install_error_handlers(app)
     install_operational_routes(app, checks or context_checks(app), required)
-    app.add_middleware(ObservabilityMiddleware, body_limits=body_limits)
+    app.add_middleware(ObservabilityMiddleware, body_limits=body_limits, on_too_large=on_too_large)
     return app

@@ -155,6 +155,97 @@ DELIVERY_STATES: Mapping[str, Label] = {
     "cancelled": Label("已取消(机构已停用或删除渠道)", "Cancelled"),
 }
 
+# What a report says, in words (the alert detail's `reports[]`): the kind's details, collective actions, petition
+# and online exposure. Their groups are not the report form's own keys (`dispute_type.*`, `stage.*`, `ca.*`...),
+# which the form still defines itself: a key may live in one place only.
+DISPUTE_TYPES: Mapping[str, Label] = {
+    "wages": Label("工资报酬", "Wages"),
+    "social_insurance": Label("社会保险", "Social insurance"),
+    "termination": Label("解除/终止劳动合同", "Termination of the contract"),
+    "overtime": Label("加班及工时", "Overtime and working hours"),
+    "work_injury": Label("工伤", "Work injury"),
+    "collective_contract": Label("集体合同", "Collective contract"),
+    "other": Label("其他", "Other"),
+}
+
+DISPUTE_STAGES: Mapping[str, Label] = {
+    "negotiation": Label("协商", "Negotiation"),
+    "mediation": Label("调解中", "In mediation"),
+    "mediation_failed": Label("调解不成", "Mediation failed"),
+    "arbitration": Label("仲裁", "Arbitration"),
+    "litigation": Label("诉讼", "Litigation"),
+}
+
+STABILITY_EVENTS: Mapping[str, Label] = {
+    "closure": Label("停业关闭", "Closure"),
+    "bankruptcy": Label("破产", "Bankruptcy"),
+    "relocation": Label("搬迁", "Relocation"),
+    "mass_layoff": Label("规模性裁员", "Mass layoff"),
+    "restructuring": Label("改制重组", "Restructuring"),
+    "social_insurance_arrears": Label("欠缴社会保险", "Social insurance arrears"),
+    "platform_rule_change": Label("平台规则调整", "Platform rule change"),
+}
+
+COLLECTIVE_ACTIONS: Mapping[str, Label] = {
+    "gathering": Label("聚集", "Gathering"),
+    "work_stoppage": Label("停工", "Work stoppage"),
+    "road_blocking": Label("堵路", "Road blocking"),
+    "occupation": Label("占据场所", "Occupation of premises"),
+}
+
+PETITIONS: Mapping[str, Label] = {
+    "none": Label("无信访", "No petition"),
+    "local": Label("本地信访", "Local petition"),
+    "repeated": Label("重复信访", "Repeated petitions"),
+    "skip_level": Label("越级信访", "Skip-level petition"),
+}
+
+ONLINE_EXPOSURES: Mapping[str, Label] = {
+    "none": Label("无网络舆情", "No online exposure"),
+    "posted": Label("已发帖", "Posted online"),
+    "spreading": Label("正在扩散", "Spreading online"),
+    "trending": Label("登上热搜", "Trending"),
+    "media": Label("媒体报道", "Reported by the media"),
+}
+
+# What happened to an alert, as its detail's timeline names each entry (`TimelineEntry.type`).
+TIMELINE_EVENTS: Mapping[str, Label] = {
+    "opened": Label("预警生成", "Opened"),
+    "joined": Label("新报告并入", "Report joined"),
+    "level_raised": Label("等级提升", "Level raised"),
+    "notified": Label("已通知", "Notified"),
+    "delivery": Label("发送", "Delivery"),
+    "escalated": Label("升级上报", "Escalated"),
+    "acknowledged": Label("确认接收", "Receipt confirmed"),
+    "resolved": Label("办结", "Resolved"),
+    "expired": Label("超期未续报,系统关闭", "Closed by the system"),
+    "owner_named": Label("明确包案领导", "Responsible leader named"),
+    "visit": Label("走访", "Visit"),
+}
+
+# How a delivery attempt ended, as the alert detail's timeline names it (`TimelineEntry.result`).
+DELIVERY_RESULTS: Mapping[str, Label] = {
+    "pending": Label("待发送", "Pending"),
+    "retrying": Label("发送失败,重试中", "Retrying"),
+    "delivered": Label("已送达", "Delivered"),
+    "failed": Label("送达失败", "Failed"),
+}
+
+# The channels a body is reached by (`ChannelConfig.type`), as the alert detail's timeline names them.
+CHANNELS: Mapping[str, Label] = {
+    "webhook": Label("Webhook", "Webhook"),
+    "email": Label("电子邮件", "E-mail"),
+    "wecom": Label("企业微信", "WeCom"),
+    "dingtalk": Label("钉钉", "DingTalk"),
+}
+
+# Where a screening round (常态化排查) stands (`RoundCoverage.state`).
+ROUND_STATES: Mapping[str, Label] = {
+    "upcoming": Label("未开始", "Upcoming"),
+    "open": Label("进行中", "Open"),
+    "closed": Label("已截止", "Closed"),
+}
+
 CATALOGUE: Mapping[str, Mapping[str, Label]] = {
     "level": RISK_LEVELS,
     "kind": REPORT_KINDS,
@@ -168,6 +259,16 @@ CATALOGUE: Mapping[str, Mapping[str, Label]] = {
     "deadline_rule": DEADLINE_RULES,
     "body_language": BODY_LANGUAGES,
     "delivery_state": DELIVERY_STATES,
+    "dispute_kind": DISPUTE_TYPES,
+    "dispute_stage": DISPUTE_STAGES,
+    "stability_event": STABILITY_EVENTS,
+    "collective_action": COLLECTIVE_ACTIONS,
+    "petition_status": PETITIONS,
+    "online_exposure_level": ONLINE_EXPOSURES,
+    "timeline": TIMELINE_EVENTS,
+    "round_state": ROUND_STATES,
+    "delivery_result": DELIVERY_RESULTS,
+    "channel": CHANNELS,
 }
 """Every group by the prefix the pages use in their keys (`level.red`, `outcome.expired`, ...)."""
 

@@ -18,6 +18,7 @@ from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared import regions
 from shared.labels import Label, label
 
 
@@ -216,7 +217,7 @@ def markdown(payload: Payload, language: str | None = None) -> str:
         f"- {_pick(chosen, '事件', 'Event')}: {_pick(chosen, event_zh, event_en)}",
         f"- {_pick(chosen, '企业', 'Enterprise')}: {safe(_text(report.enterprise.name))}"
         f"{open_paren}{safe(_text(alert.credit_code))}{close_paren}",
-        f"- {_pick(chosen, '地区', 'Region')}: {safe(_text(report.region_code))}",
+        f"- {_pick(chosen, '地区', 'Region')}: {safe(_region(report.region_code, chosen), keep_parentheses=True)}",
         f"- {_pick(chosen, '涉及职工', 'Workers involved')}: "
         f"{_pick(chosen, _workers(report), _workers(report, english=True))}",
         f"- {_pick(chosen, '风险分', 'Score')}: **{_text(assessment.score)}**/100"
@@ -252,7 +253,7 @@ def wecom_markdown(payload: Payload) -> str:
         f"### {title(message, markdown_safe=True)[: WECOM_NAME_MAX * 2]}",
         f'> 事件 / Event: <font color="warning">{event_zh} / {event_en}</font>',
         f"> 企业 / Enterprise: {name}（{safe(_text(alert.credit_code))}）",
-        f"> 地区 / Region: {safe(_text(report.region_code))}",
+        f"> 地区 / Region: {safe(_region(report.region_code, 'zh-en'), keep_parentheses=True)}",
         f"> 涉及职工 / Workers involved: {_workers(report)} / {_workers(report, english=True)}",
         f"> 风险分 / Score: **{_text(assessment.score)}**/100（{_text(assessment.rubric_version)}）",
         f'> 确认时限 / Acknowledge by: <font color="warning">{_deadline(alert.ack_deadline)}</font>',
@@ -292,7 +293,7 @@ def email_text(payload: Payload, language: str | None = None) -> tuple[str, str]
         f"{event_zh}：{level_zh} · {kind_zh}",
         "",
         f"企业：{name}（{credit_code}）",
-        f"地区：{_text(report.region_code)}",
+        f"地区：{_region(report.region_code, 'zh')}",
         f"涉及职工：{_workers(report, english=False)}",
         f"风险分：{score}（{rubric}）",
         f"状态：{state_zh}",
@@ -309,7 +310,7 @@ def email_text(payload: Payload, language: str | None = None) -> tuple[str, str]
         f"{event_en}: {level_en} · {kind_en}",
         "",
         f"Enterprise: {name} ({credit_code})",
-        f"Region: {_text(report.region_code)}",
+        f"Region: {_region(report.region_code, 'en')}",
         f"Workers involved: {_workers(report, english=True)}",
         f"Score: {score} ({rubric})",
         f"State: {state_en}",
@@ -375,6 +376,28 @@ def escape_markdown(text: str, *, keep_parentheses: bool = False) -> str:
     full-width forms would turn into Chinese punctuation."""
     table = {**_MARKDOWN_SAFE, **_KEEP_PARENTHESES} if keep_parentheses else _MARKDOWN_SAFE
     return _WHITESPACE.sub(" ", text).strip().translate(table).replace("://", "：//")
+
+
+def _region(code: object, language: MessageLanguage) -> str:
+    """Where it happened, by name with the code beside it: "南京市 玄武区（320102）", "Xuanwu District, Nanjing
+    (320102)", or both for `zh-en`. Officers know places by name; the code tells apart two districts of one name.
+    A code outside the regions file shows as the code alone."""
+    code_text = _text(code)
+    found = regions.region(code_text)
+    if found is None:
+        nearest = regions.nearest(code_text)
+        if nearest is None:
+            return code_text
+        zh, en = nearest.name_zh, nearest.name_en
+    else:
+        city = regions.region(found.parent) if found.level == "county" and found.parent else None
+        zh = f"{city.name_zh} {found.name_zh}" if city else found.name_zh
+        en = f"{found.name_en}, {city.name_en}" if city else found.name_en
+    if language == "zh":
+        return f"{zh}（{code_text}）"
+    if language == "en":
+        return f"{en} ({code_text})"
+    return f"{zh} / {en}（{code_text}）"
 
 
 def _text(value: object) -> str:

@@ -791,3 +791,11 @@ async def notify_work(session: AsyncSession) -> None:
     """NOTIFY the other replicas (delivered at commit, folded into one per transaction) that deliveries or outbox
     rows were queued."""
     await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})
+
+
+# --- channel secrets (key rotation) ----------------------------------------------------------------------------------
+
+
+async def bodies_for_update(session: AsyncSession) -> Sequence[Body]:
+    """Every body, locked until the end of the transaction (in id order, so that two runs cannot deadlock)."""
+    return (await session.scalars(select(Body).order_by(Body.id).with_for_update())).all()

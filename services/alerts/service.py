@@ -24,7 +24,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts import lifecycle, messages, receipts, repository, timeline
 from services.alerts.backoff import next_delay, should_give_up
-from services.alerts.channel_secrets import SecretUnreadable, public_channel, seal_channel, unseal_channel
+from services.alerts.channel_secrets import (
+    ENCRYPTED_FIELD,
+    SECRET_FIELD,
+    SecretUnreadable,
+    channel_secret,
+    cipher_for,
+    public_channel,
+    reseal_channel,
+    seal_channel,
+    unseal_channel,
+)
 from services.alerts.channels import ChannelConfig, DeliveryResult, EmailChannel, channel_config_adapter
 from services.alerts.lifecycle import AlertSnapshot, Assessed, Policy
 from services.alerts.messages import DEFAULT_LANGUAGE, MessageLanguage
@@ -1315,9 +1325,10 @@ async def notify_round_due(session: AsyncSession, event: ScreeningRoundDue, poli
     payload = screening_notice_payload(event, policy).model_dump_json()
     repository.add(session, *(
         Delivery(id=str(uuid.uuid4()), alert_id=None, kind=DeliveryKind.screening_notice.value, subject=notice_id,
-                 body_id=body.id, event_type=NOTICE_EVENT, channel_type=channel["type"], channel=channel,
+                 body_id=body.id, event_type=NOTICE_EVENT, channel_type=channel["type"],
+                 channel=channel_record(channel), channel_index=index,
                  payload=payload, state=DeliveryState.pending.value, attempts=0, created_at=now, next_attempt_at=now)
-        for channel in body.channels
+        for index, channel in enumerate(body.channels)
     ))
     SCREENING_NOTICES.labels(outcome="queued").inc()
     return True
@@ -1531,3 +1542,54 @@ async def record_attempts(session: AsyncSession, attempts: Sequence[Attempted], 
 async def announce_work(session: AsyncSession) -> None:
     """Tell every replica, at commit, that deliveries or outbox rows were queued (PostgreSQL NOTIFY)."""
     await repository.notify_work(session)
+
+
+# --- channel secrets (key rotation) ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResealCounts:
+    """What `reseal_channel_secrets` did: channels re-encrypted under the first key, already under it, unreadable
+    with every configured key (left as they were), and channels without a secret."""
+
+    resealed: int = 0
+    current: int = 0
+    unreadable: int = 0
+    without_secret: int = 0
+
+
+async def reseal_channel_secrets(session: AsyncSession, keys: str) -> ResealCounts:
+    """Re-encrypt every stored channel secret under the first of `keys` (comma-separated Fernet keys, the new one
+    first): the step between putting a new key in front of `ALERTS_SECRET_KEY` and removing the old one. A secret
+    already under the first key is left untouched; one that no key opens is counted and left as it was."""
+    cipher = cipher_for(keys)
+    first = cipher_for(keys.split(",")[0])
+    counts: dict[str, int] = defaultdict(int)
+    for body in await repository.bodies_for_update(session):
+        channels = []
+        for channel in body.channels:
+            stored = channel
+            if channel.get(ENCRYPTED_FIELD) is None and channel.get(SECRET_FIELD) is None:
+                counts["without_secret"] += 1
+            elif channel.get(ENCRYPTED_FIELD) is not None and _opens(channel, first):
+                counts["current"] += 1
+            else:
+                try:
+                    stored = reseal_channel(channel, cipher)
+                    counts["resealed"] += 1
+                except SecretUnreadable:
+                    counts["unreadable"] += 1
+            channels.append(stored)
+        if channels != body.channels:
+            body.channels = channels
+            body.updated_at = utcnow()
+    await session.flush()
+    return ResealCounts(**counts)
+
+
+def _opens(channel: dict[str, Any], cipher: MultiFernet) -> bool:
+    try:
+        channel_secret(channel, cipher)
+    except SecretUnreadable:
+        return False
+    return True

@@ -14,7 +14,7 @@ from services.intake import service
 from services.intake.api import router
 from services.intake.consumer import StatusHandler
 from services.intake.context import IntakeContext
-from services.intake.metrics import count_rejected_submission
+from services.intake.metrics import count_rejected_submission, count_too_large_submission
 from services.intake.models import SCHEMA
 from services.intake.ratelimit import RateLimiter
 from services.intake.relay import intake_relay
@@ -69,7 +69,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         description="基层工会上报劳动争议、欠薪和职工队伍稳定风险 / Reports of labour disputes, wage arrears and "
         "workforce-stability risks from grassroots union units.",
         version="1.0.0", lifespan=lifespan,
-        body_limits={"/v1/reports/batch": service.BATCH_MAX_BYTES},
+        body_limits={"/v1/reports/batch": service.BATCH_MAX_BYTES}, on_too_large=count_too_large_submission,
     )
     on_validation_error(app, count_rejected_submission)
     app.include_router(router)

@@ -19,6 +19,13 @@ OUTBOX_OLDEST_AGE = Gauge("intake_outbox_oldest_age_seconds", "Age of the oldest
 OUTBOX_PUBLISHED = Counter("intake_outbox_published_total", "Outbox rows published to Kafka")
 
 
+def count_too_large_submission(scope: Any) -> None:
+    """`shared.http` hook: a report submission (single or batch) refused with 413 counts as rejected for
+    `too_large` (one, whatever a refused batch held: its reports were never read)."""
+    if scope.get("method") == "POST" and str(scope.get("path", "")).startswith("/v1/reports"):
+        REPORTS_REJECTED.labels(reason="too_large").inc()
+
+
 def count_rejected_submission(request: Request, _details: list[dict[str, Any]]) -> None:
     """`shared.http` validation hook: a report submission answered 422 counts as rejected for `validation`."""
     route = request.scope.get("route")

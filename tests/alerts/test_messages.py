@@ -283,3 +283,26 @@ def test_a_language_given_to_the_renderer_wins_over_the_payload() -> None:
 
     assert title(payload, "en") == f"[red (level I) alert] Wage arrears · {NAME}"
     assert not CJK.search(markdown(payload, "en").replace(NAME, ""))
+
+
+# --- region names (issue 13 item 5) ---------------------------------------------------------------------------------
+
+
+def test_every_message_names_the_region_with_its_city_and_keeps_the_code() -> None:
+    payload = make_payload()
+
+    assert "- 地区 / Region: 南京市 玄武区 / Xuanwu District, Nanjing（320102）" in markdown(payload)
+    assert "> 地区 / Region: 南京市 玄武区 / Xuanwu District, Nanjing（320102）" in wecom_markdown(payload)
+    body = email_text(payload)[1]
+    assert "地区：南京市 玄武区（320102）" in body
+    assert "Region: Xuanwu District, Nanjing (320102)" in body
+    assert "- Region: Xuanwu District, Nanjing (320102)" in markdown(in_language("en"))
+    assert "- 地区: 南京市 玄武区（320102）" in markdown(in_language("zh"))
+
+
+def test_a_region_outside_the_file_shows_its_nearest_division_or_the_bare_code() -> None:
+    payload = make_payload()
+    payload["report"]["region_code"] = "330106"  # a district of Hangzhou: only Zhejiang is listed
+    assert "地区：浙江省（330106）" in email_text(payload)[1]
+    payload["report"]["region_code"] = "990000"
+    assert "地区：990000" in email_text(payload)[1]

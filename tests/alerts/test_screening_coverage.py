@@ -173,8 +173,9 @@ async def test_the_county_federation_gets_one_notice_listing_the_units_that_did_
     alerts: AlertsWorld,
 ) -> None:
     with webhook_receiver() as receiver:
-        union = await alerts.body(region_code="320311", name="徐州市泉山区总工会",
-                                  channels=[{"type": "webhook", "url": receiver.url, "secret": SECRET}])
+        union = await alerts.body(region_code="320311", name="徐州市泉山区总工会",  # two webhooks: both get it
+                                  channels=[{"type": "webhook", "url": receiver.url, "secret": SECRET},
+                                            {"type": "webhook", "url": f"{receiver.url}/2", "secret": SECRET}])
         city_union = await alerts.body(level="city", region_code="320300")
         round_ = Round({"320311": ["甲", "乙", "丙"]}, region_code="320311")
         answered = round_.answer("320311", 0, ScreeningStatus.no_risk)
@@ -185,12 +186,13 @@ async def test_the_county_federation_gets_one_notice_listing_the_units_that_did_
         await processed(alerts, due)
         await publish(alerts, again)
         await processed(alerts, again)
-        await alerts.wait_for(lambda: _equals(_len(receiver.accepted), 1), what="the notice delivered")
+        await alerts.wait_for(lambda: _equals(_len(receiver.accepted), 2), what="the notice delivered")
         await asyncio.sleep(1.0)  # room for a wrong second notice to show up
         page = await coverage(alerts, auth(union))
         as_city = await coverage(alerts, auth(city_union), round_id=round_.round_id)
 
-    assert len(receiver.requests) == 1
+    assert len(receiver.requests) == 2
+    assert sorted(receiver.accepted_paths) == ["/hook", "/hook/2"]
     headers, raw = receiver.accepted[0]
     assert signature_is_valid(headers, raw, SECRET)
     assert "x-alert-id" not in headers
@@ -202,10 +204,11 @@ async def test_the_county_federation_gets_one_notice_listing_the_units_that_did_
     assert (payload["expected"], payload["answered"], payload["no_risk"], payload["risks_reported"]) == (3, 1, 1, 0)
     assert [unit["unit_id"] for unit in payload["missing"]] == ["320311-乙", "320311-丙"]
     deliveries = await alerts.rows(
-        "SELECT body_id, kind, alert_id, event_type, state FROM alerts.deliveries WHERE subject = :s",
-        s=f"{round_.round_id}/320311")
-    assert [tuple(row) for row in deliveries] == [
-        (union["body_id"], "screening_notice", None, "screening.round_due", "delivered")]
+        "SELECT body_id, kind, alert_id, event_type, state, channel_index, channel FROM alerts.deliveries "
+        "WHERE subject = :s ORDER BY channel_index", s=f"{round_.round_id}/320311")
+    assert [tuple(row)[:6] for row in deliveries] == [
+        (union["body_id"], "screening_notice", None, "screening.round_due", "delivered", index) for index in (0, 1)]
+    assert all(set(row.channel) == {"type", "url"} for row in deliveries)  # no secret kept with a delivery
     county = county_of(page, round_.round_id, "320311")
     assert county["closed"] is True
     assert (county["expected"], county["answered"], county["no_risk"]) == (3, 1, 1)

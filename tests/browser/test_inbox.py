@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Dialog, Page, expect
 
 from tests.browser.conftest import DESKTOP, MOBILE
 from tests.conftest import ADMIN_TOKEN, StartService
@@ -117,20 +117,24 @@ def test_county_union_acknowledges_and_resolves_a_red_alert_in_the_inbox(red_ale
     # Nothing personal reaches the inbox.
     expect(card).not_to_contain_text("13800")
 
-    # Acknowledge: the page asks for the name of the person confirming receipt.
-    asked: list[str] = []
+    # Acknowledge: an in-page form asks for the name of the person confirming receipt (no browser dialog).
+    dialogs: list[str] = []
 
-    def answer(dialog: Any) -> None:
-        asked.append(dialog.message)
-        dialog.accept("王主任")
+    def refuse(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
 
-    page.once("dialog", answer)
+    page.on("dialog", refuse)
     card.locator("button.ack").click()
+    receipt = card.locator("form.receipt-form")
+    expect(receipt).to_be_visible()
+    expect(receipt.locator('label[for$="-ack-person"]')).to_have_text("确认人姓名")
+    receipt.locator('input[name="person"]').fill("王主任")
+    receipt.locator("button.confirm-ack").click()
     expect(card).to_have_attribute("data-state", "acknowledged")
     expect(card.locator("button.ack")).to_have_count(0)
     expect(page.locator("#status")).to_contain_text("已确认接收预警")
-    assert len(asked) == 1, asked
-    assert "确认人姓名" in asked[0], asked
+    assert dialogs == [], dialogs
     acknowledged = get_alert(red_alert)
     assert acknowledged["state"] == "acknowledged"
     assert [a["person"] for a in acknowledged["acknowledgements"]] == ["王主任"], acknowledged

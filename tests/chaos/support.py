@@ -24,7 +24,6 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,8 @@ from shared.events import RiskLevel
 from tests.conftest import make_service_env
 from tests.factories import credit_code, make_report_body
 from tests.support.processes import REPO, ServiceProcess, free_port
+from tests.support.receivers import WebhookReceiver
+from tests.support.receivers import webhook_receiver as shared_webhook_receiver
 
 HARNESS = REPO / "deploy" / "local" / "harness.py"
 REGION = "320106"  # 南京市鼓楼区: every report of the run, and both bodies, are here
@@ -190,63 +191,38 @@ class Receipt:
 
 @dataclass
 class Receiver:
-    """Records every webhook POST; always answers 200."""
+    """Records every webhook POST (the shared test receiver, always answering 200) and reads them as receipts."""
 
-    base_url: str = ""
-    receipts: list[Receipt] = field(default_factory=list)
-    malformed: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    inner: WebhookReceiver
 
     def url(self, name: str) -> str:
-        return f"{self.base_url}/hook/{name}"
+        return f"{self.inner.url}/{name}"
+
+    @property
+    def malformed(self) -> int:
+        return len(self.inner.accepted) - len(self.snapshot())
 
     def snapshot(self) -> list[Receipt]:
-        with self.lock:
-            return list(self.receipts)
-
-
-class _Server(ThreadingHTTPServer):
-    # alerts sends up to 20 deliveries at once: the default listen backlog of 5 would reset connections
-    # (the sender sees ReadError and retries), which tests the receiver instead of the platform.
-    request_queue_size = 128
-    daemon_threads = True
+        with self.inner.lock:
+            accepted = list(zip(self.inner.accepted_paths, self.inner.accepted, strict=True))
+        receipts = []
+        for path, (headers, raw) in accepted:
+            try:
+                payload = json.loads(raw)
+                receipts.append(Receipt(
+                    path=path, delivery_id=headers["x-delivery-id"], event=payload["event"],
+                    alert_id=payload["alert"]["alert_id"], report_ids=tuple(payload["alert"]["report_ids"]),
+                ))
+            except (ValueError, KeyError, TypeError):
+                continue
+        return receipts
 
 
 @contextlib.contextmanager
 def webhook_receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            try:
-                payload = json.loads(raw)
-                receipt = Receipt(
-                    path=self.path, delivery_id=self.headers["X-Delivery-Id"], event=payload["event"],
-                    alert_id=payload["alert"]["alert_id"], report_ids=tuple(payload["alert"]["report_ids"]),
-                )
-            except (ValueError, KeyError, TypeError):
-                with receiver.lock:
-                    receiver.malformed += 1
-            else:
-                with receiver.lock:
-                    receiver.receipts.append(receipt)
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = _Server(("127.0.0.1", 0), Handler)
-    receiver.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()
+    # alerts sends many deliveries at once: a listen backlog of 128 keeps the receiver out of the measurement
+    with shared_webhook_receiver(backlog=128) as inner:
+        yield Receiver(inner)
 
 
 # --- the steady load -------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -170,11 +171,20 @@ async def test_invalid_report_is_explained_field_by_field_and_changes_nothing(
 async def test_body_over_64_kib_is_refused_with_413(intake: httpx.AsyncClient, new_unit: NewUnit) -> None:
     unit = await new_unit()
     body = make_report_body(summary="长" * 30_000)  # 90 KB of UTF-8
+    counted_before = too_large_count()
 
     response = await intake.post("/v1/reports", json=body, headers={"Authorization": unit["auth"]})
+    other_route = await intake.post("/v1/units", json={"name": "长" * 30_000, "region_code": "320102"},
+                                    headers={"Authorization": unit["auth"]})
 
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
+    assert other_route.status_code == 413
+    assert too_large_count() == counted_before + 1  # the report only: a unit is no report
+
+
+def too_large_count() -> float:
+    return REGISTRY.get_sample_value("intake_reports_rejected_total", {"reason": "too_large"}) or 0.0
 
 
 async def test_malformed_json_is_a_clear_422(intake: httpx.AsyncClient, new_unit: NewUnit) -> None:

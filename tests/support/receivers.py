@@ -22,6 +22,7 @@ class WebhookReceiver:
     fail_status: int = 500
     requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     accepted: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    accepted_paths: list[str] = field(default_factory=list)  # the request path of each accepted one, same order
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def delivery_ids(self) -> list[str]:
@@ -29,8 +30,19 @@ class WebhookReceiver:
             return [headers["x-delivery-id"] for headers, _ in self.accepted]
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], backlog: int) -> None:
+        self.request_queue_size = backlog  # read by listen() in server_activate, called from __init__
+        super().__init__(("127.0.0.1", 0), handler)
+
+
 @contextmanager
-def webhook_receiver(fail_first: int = 0, fail_status: int = 500) -> Iterator[WebhookReceiver]:
+def webhook_receiver(fail_first: int = 0, fail_status: int = 500, *, backlog: int = 5) -> Iterator[WebhookReceiver]:
+    """A receiver at `url` (any path below it is accepted too). `backlog` is the listen queue: alerts sends many
+    deliveries at once under load, and the default of 5 would reset connections (the sender sees ReadError and
+    retries), which would test the receiver instead of the platform."""
     receiver = WebhookReceiver(fail_first=fail_first, fail_status=fail_status)
 
     class Handler(BaseHTTPRequestHandler):
@@ -42,6 +54,7 @@ def webhook_receiver(fail_first: int = 0, fail_status: int = 500) -> Iterator[We
                 ok = len(receiver.requests) > receiver.fail_first
                 if ok:
                     receiver.accepted.append((headers, raw))
+                    receiver.accepted_paths.append(self.path)
             self.send_response(200 if ok else receiver.fail_status)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -49,7 +62,7 @@ def webhook_receiver(fail_first: int = 0, fail_status: int = 500) -> Iterator[We
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = _Server(Handler, backlog)
     receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
