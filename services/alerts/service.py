@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import uuid
+from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
