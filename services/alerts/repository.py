@@ -531,10 +531,14 @@ async def unresolved_alert_counts(session: AsyncSession, *, region_prefix: str) 
     """Alerts not yet resolved in the region, counted by (county, current level) and by (industry, current level):
     an index-only scan of `ix_alerts_unresolved_counts` with two grouping sets, so a few hundred rows come back
     however many alerts are open."""
+    # A city as a range of county codes, not `city_code =`: the range is an index condition on the partial index,
+    # whereas the city equality made the planner read the city's resolved alerts too (58 ms for Nanjing at 10^6).
+    region = (Alert.region_code == region_prefix if len(region_prefix) == 6
+              else and_(Alert.region_code >= region_prefix,
+                        Alert.region_code < str(int(region_prefix) + 1).zfill(len(region_prefix))))
     statement = (
         select(Alert.region_code, Alert.industry, func.grouping(Alert.region_code), Alert.level, func.count())
-        .where(Alert.state != AlertState.resolved.value,
-               _region_filter(Alert.region_code, Alert.city_code, region_prefix))
+        .where(Alert.state != AlertState.resolved.value, region)
         .group_by(func.grouping_sets(tuple_(Alert.region_code, Alert.level), tuple_(Alert.industry, Alert.level)))
     )
     tallies = OpenAlertTallies(by_county={}, by_industry={})
