@@ -1,5 +1,6 @@
 """The alerts consumers: `assessments.v1` (alerts) and `screening.v1` (screening coverage and due notices); one
-transaction per batch, deduplicated by event id."""
+transaction per batch, deduplicated by event id. Assessments are handled set-based: a fixed number of statements
+per batch, whatever its size."""
 
 from __future__ import annotations
 
@@ -31,12 +32,13 @@ class AssessedHandler:
         self._on_change = on_change  # wakes the relay and the delivery worker
 
     async def __call__(self, batch: Sequence[Incoming]) -> None:
-        changed: list[tuple[ReportAssessed, list[str]]] = []
+        """The whole batch in one transaction with a fixed number of statements (`service.handle_assessed_batch`),
+        then one wake-up of the relay and the delivery worker."""
+        events = [item.event for item in batch if isinstance(item.event, ReportAssessed)]
+        if not events:
+            return
         async with transaction(self._sessions) as session:
-            for item in batch:
-                if isinstance(item.event, ReportAssessed):
-                    alert_ids = await service.handle_assessed(session, item.event, self._policy, utcnow())
-                    changed.append((item.event, alert_ids))
+            changed = await service.handle_assessed_batch(session, events, self._policy, utcnow())
             if any(alert_ids for _, alert_ids in changed):
                 await service.announce_work(session)  # the other replicas' delivery workers, at commit
         if any(alert_ids for _, alert_ids in changed):

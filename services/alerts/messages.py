@@ -524,6 +524,9 @@ def notice_markdown(notice: NoticeInput) -> str:
         lines.append("- 请督促未回复单位尽快报送 / Please follow up with the units that did not answer")
     else:
         lines.append("- 全部单位均已回复 / Every unit answered")
+    if notice.inbox_url:
+        lines.append(f"- 查看排查覆盖 / Screening coverage: [在收件箱中打开 / Open in the inbox]"
+                     f"({_link_target(notice.inbox_url)})")
     return "\n".join(lines)
 
 
@@ -552,6 +555,7 @@ def notice_email_text(notice: NoticeInput) -> tuple[str, str]:
         f"截止时间：{due}",
         "应答单位：{}；已回复：{}（无风险隐患 {}，报告风险 {}）".format(*figures),
         *(["未回复单位：", *units, "请督促未回复单位尽快报送。"] if units else ["全部单位均已回复。"]),
+        *([f"查看排查覆盖：{notice.inbox_url}"] if notice.inbox_url else []),
     ]
     en = [
         f"Screening round due: {round_name}",
@@ -561,5 +565,6 @@ def notice_email_text(notice: NoticeInput) -> tuple[str, str]:
         "Expected: {}; answered: {} (no risk: {}, risks reported: {})".format(*figures),
         *(["Units that did not answer:", *units, "Please follow up with them."] if units
           else ["Every unit answered."]),
+        *([f"Screening coverage: {notice.inbox_url}"] if notice.inbox_url else []),
     ]
     return notice_title(notice), "\n".join([*zh, "", "-" * 40, "", *en]) + "\n"

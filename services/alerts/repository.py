@@ -3,19 +3,24 @@ ledger, the outbox and screening coverage. Functions only flush; the caller's tr
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
+    JSON,
     ColumnElement,
     Select,
     Table,
+    Text,
     and_,
     bindparam,
+    cast,
     exists,
     func,
     or_,
@@ -25,7 +30,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, defer
 
@@ -42,6 +47,7 @@ from services.alerts.models import (
     InboxEntry,
     IndustryReportCountRollup,
     Notification,
+    OutboxMessage,
     ProcessedEvent,
     ReportCountRollup,
     ScreeningAnswer,
@@ -97,15 +103,6 @@ async def mark_processed(session: AsyncSession, event_id: str, now: datetime) ->
         .on_conflict_do_nothing().returning(ProcessedEvent.event_id)
     )
     return first_time is not None
-
-
-async def unresolved_alert_for_update(session: AsyncSession, credit_code: str, kind: str) -> Alert | None:
-    """The one unresolved alert of (credit_code, kind), locked, or None."""
-    alert: Alert | None = await session.scalar(
-        select(Alert).where(Alert.credit_code == credit_code, Alert.kind == kind,
-                            Alert.state != AlertState.resolved.value).with_for_update()
-    )
-    return alert
 
 
 async def get_alert(session: AsyncSession, alert_id: str, *, for_update: bool = False) -> Alert | None:
@@ -269,13 +266,20 @@ async def assessed_reports(session: AsyncSession, report_ids: Sequence[str]) -> 
 # --- assessed reports (inbox lists, situation, watch list) ---------------------------------------------------------
 
 
-async def record_assessed_report(session: AsyncSession, values: dict[str, Any]) -> bool:
-    """Store one assessed report; False when a row with its report_id is already there (a redelivery)."""
-    stored = await session.scalar(
-        insert(AssessedReport).values(**values).on_conflict_do_nothing(index_elements=[AssessedReport.report_id])
-        .returning(AssessedReport.report_id)
-    )
-    return stored is not None
+async def record_assessed_reports(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Store assessed reports with one plain `INSERT ... ON CONFLICT DO NOTHING` (a report already stored keeps its
+    first assessment: a redelivery changes nothing)."""
+    first: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        first.setdefault(row["report_id"], row)  # one row per report in a statement: the first assessment
+    if first:
+        columns = tuple(rows[0])
+        await session.execute(_assessed_insert(columns), _arrays(_ASSESSED, list(first.values()), columns))
+
+
+@lru_cache(maxsize=4)
+def _assessed_insert(columns: tuple[str, ...]) -> Any:
+    return _insert_unnested(_ASSESSED, columns).on_conflict_do_nothing(index_elements=[_ASSESSED.c.report_id])
 
 
 # --- inbox lists and export ------------------------------------------------------------------------------------------
@@ -803,3 +807,155 @@ async def notify_work(session: AsyncSession) -> None:
 async def bodies_for_update(session: AsyncSession) -> Sequence[Body]:
     """Every body, locked until the end of the transaction (in id order, so that two runs cannot deadlock)."""
     return (await session.scalars(select(Body).order_by(Body.id).with_for_update())).all()
+
+
+# --- consuming assessments a batch at a time (a fixed number of statements per batch, whatever its size) ----------
+
+_ALERTS: Table = Alert.__table__  # type: ignore[assignment]  # a Table, typed as FromClause
+_NOTIFICATIONS: Table = Notification.__table__  # type: ignore[assignment]
+_PROCESSED: Table = ProcessedEvent.__table__  # type: ignore[assignment]
+_ASSESSED: Table = AssessedReport.__table__  # type: ignore[assignment]
+_OUTBOX: Table = OutboxMessage.__table__  # type: ignore[assignment]
+
+ALERT_COLUMNS: tuple[str, ...] = tuple(c.name for c in _ALERTS.columns if c.computed is None)
+"""The columns an alert row is written with (the generated ones excluded): what a new alert inserts."""
+ALERT_CHANGED_COLUMNS: tuple[str, ...] = (
+    "report_ids", "level", "score", "report", "assessment", "state", "updated_at", "deadline_seconds",
+    "ack_deadline", "ack_deadline_working", "ack_deadline_rule", "escalation_exhausted", "highest_union_level",
+    "resolved_at", "outcome", "note",
+)
+"""What an assessment can change on an existing alert (a join, a level raise, an expiry)."""
+
+
+# A batch's rows travel as one array per column and are unnested by PostgreSQL (`unnest($1::t1[], $2::t2[], ...)`):
+# one statement whatever the number of rows, with the same text every time, so SQLAlchemy compiles it and asyncpg
+# prepares it once (a multi-row VALUES list has a new text, and a new compilation, for every row count).
+
+
+def _is_json(table: Table, name: str) -> bool:
+    return isinstance(table.c[name].type, JSON)
+
+
+def _unnested(table: Table, columns: Sequence[str]) -> Any:
+    """`unnest` of one typed array parameter (`u_<column>`) per column, as a derived table with those columns. JSON
+    columns travel as text (a JSON array inside an array parameter would read as a second dimension)."""
+    binds = [bindparam(f"u_{name}", type_=ARRAY(Text() if _is_json(table, name) else table.c[name].type))
+             for name in columns]
+    return func.unnest(*binds).table_valued(*columns).render_derived()
+
+
+def _column(table: Table, source: Any, name: str) -> Any:
+    """A column of an unnested source, as the table's type (JSON cast back from text; None is SQL NULL)."""
+    return cast(source.c[name], table.c[name].type) if _is_json(table, name) else source.c[name]
+
+
+def _arrays(table: Table, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> dict[str, list[Any]]:
+    arrays: dict[str, list[Any]] = {}
+    for name in columns:
+        values = [row[name] for row in rows]
+        if _is_json(table, name):
+            values = [None if value is None else json.dumps(value, ensure_ascii=False) for value in values]
+        arrays[f"u_{name}"] = values
+    return arrays
+
+
+@lru_cache(maxsize=32)
+def _insert_unnested(table: Table, columns: tuple[str, ...]) -> Any:
+    source = _unnested(table, columns)
+    return insert(table).from_select(list(columns), select(*(_column(table, source, name) for name in columns)))
+
+
+@lru_cache(maxsize=1)
+def _processed_insert() -> Any:
+    return _insert_unnested(_PROCESSED, ("event_id", "processed_at")).on_conflict_do_nothing(
+        index_elements=[_PROCESSED.c.event_id]).returning(_PROCESSED.c.event_id)
+
+
+async def mark_processed_many(session: AsyncSession, event_ids: Sequence[str], now: datetime) -> set[str]:
+    """Record consumed events in one statement; the ids recorded now (the others were recorded before: copies)."""
+    ids = list(dict.fromkeys(event_ids))
+    if not ids:
+        return set()
+    rows = await session.scalars(_processed_insert(), {"u_event_id": ids, "u_processed_at": [now] * len(ids)})
+    return set(rows)
+
+
+@lru_cache(maxsize=1)
+def _unresolved_for_update() -> Any:
+    keys = _unnested(_ALERTS, ("credit_code", "kind"))
+    return (
+        select(_ALERTS).where(tuple_(_ALERTS.c.credit_code, _ALERTS.c.kind).in_(select(keys.c.credit_code,
+                                                                                      keys.c.kind)),
+                              _ALERTS.c.state != AlertState.resolved.value)
+        .order_by(_ALERTS.c.credit_code, _ALERTS.c.kind).with_for_update(of=_ALERTS)
+    )
+
+
+async def unresolved_alerts_for_update(session: AsyncSession,
+                                       keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Alert]:
+    """The unresolved alerts of these (credit_code, kind) keys, locked in key order (two batches locking some of
+    the same alerts never wait on each other in a cycle), as detached rows by key: the caller decides on them in
+    memory and writes them back with `update_alerts`."""
+    unique = sorted(set(keys))
+    if not unique:
+        return {}
+    rows = await session.execute(_unresolved_for_update(), {"u_credit_code": [code for code, _ in unique],
+                                                            "u_kind": [kind for _, kind in unique]})
+    alerts = [Alert(**dict(row._mapping)) for row in rows]
+    return {(alert.credit_code, alert.kind): alert for alert in alerts}
+
+
+async def active_bodies_in_provinces(session: AsyncSession, provinces: Sequence[str]) -> dict[str, Body]:
+    """The active bodies of these provinces (two-digit code prefixes), by id: one query for a batch."""
+    if not provinces:
+        return {}
+    rows = await session.scalars(
+        select(Body).where(Body.active.is_(True),
+                           or_(*(Body.region_code.startswith(province) for province in sorted(set(provinces)))))
+    )
+    return {body.id: body for body in rows}
+
+
+@lru_cache(maxsize=1)
+def _alerts_update() -> Any:
+    changed = _unnested(_ALERTS, ("id", *ALERT_CHANGED_COLUMNS))
+    return (update(_ALERTS).where(_ALERTS.c.id == changed.c.id)
+            .values({name: _column(_ALERTS, changed, name) for name in ALERT_CHANGED_COLUMNS}))
+
+
+async def update_alerts(session: AsyncSession, alerts: Sequence[Alert]) -> None:
+    """Write back what a batch changed on existing alerts (`ALERT_CHANGED_COLUMNS`): one `UPDATE ... FROM
+    unnest(...)` for all of them."""
+    if alerts:
+        rows = [{name: getattr(alert, name) for name in ("id", *ALERT_CHANGED_COLUMNS)} for alert in alerts]
+        await session.execute(_alerts_update(), _arrays(_ALERTS, rows, ("id", *ALERT_CHANGED_COLUMNS)))
+
+
+async def insert_alerts(session: AsyncSession, alerts: Sequence[Alert]) -> None:
+    """Insert new alerts (detached `Alert` objects) in one statement."""
+    if alerts:
+        rows = [{name: getattr(alert, name) for name in ALERT_COLUMNS} for alert in alerts]
+        await session.execute(_insert_unnested(_ALERTS, ALERT_COLUMNS), _arrays(_ALERTS, rows, ALERT_COLUMNS))
+
+
+async def _insert_rows(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows (each with the same keys) into `table` with one statement."""
+    if rows:
+        columns = tuple(rows[0])
+        await session.execute(_insert_unnested(table, columns), _arrays(table, rows, columns))
+
+
+async def insert_notifications(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """A batch's notifications in one statement; each one's inbox entry follows by trigger (row by row)."""
+    await _insert_rows(session, _NOTIFICATIONS, rows)
+
+
+async def insert_deliveries(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """A batch's new pending deliveries in one statement."""
+    await _insert_rows(session, _DELIVERIES, rows)
+
+
+async def insert_outbox(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """A batch's `alerts.v1` outbox rows in one statement, in the order given (ids follow it: the relay publishes
+    in id order)."""
+    await _insert_rows(session, _OUTBOX, rows)

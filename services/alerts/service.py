@@ -15,7 +15,7 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -128,7 +128,7 @@ from shared.events import (
 )
 from shared.http import ApiError, Conflict, Forbidden, InvalidInput, NotFound
 from shared.labels import INDUSTRIES, label
-from shared.outbox import outbox_row
+from shared.outbox import outbox_row, outbox_values
 from shared.report import KIND_BLOCKS, Report, ReportKind
 
 log = logging.getLogger(__name__)
@@ -287,46 +287,133 @@ def snapshot(alert: Alert) -> AlertSnapshot:
     )
 
 
-async def handle_assessed(session: AsyncSession, event: ReportAssessed, policy: Policy, now: datetime) -> list[str]:
-    """Apply one assessment; returns the ids of the alerts it changed. A redelivered event changes nothing."""
-    if not await repository.mark_processed(session, str(event.event_id), now) or event.replay:
-        return []  # a copy, or a what-if re-score: recorded by risk, notifies nobody here
-    await record_assessed_report(session, event)
-    report = event.report
-    alert = await repository.unresolved_alert_for_update(session, report.enterprise.credit_code, report.kind.value)
-    current = None if alert is None else snapshot(alert)
-    assessed = Assessed(report_id=event.report_id, level=event.level, report=report,
-                        ack_deadline_seconds=event.ack_deadline_seconds, replay=event.replay)
-    bodies: dict[str, Body] = {}
-    if lifecycle.needs_targets(current, assessed, now, policy):
-        bodies = await repository.active_bodies_in_province(session, report.region_code)
-    decision = lifecycle.on_assessment(current, assessed, [body_ref(body) for body in bodies.values()], now, policy)
+@dataclass
+class _Notice:
+    """A notifying decision of a batch (an alert opened or raised): the alert as it was then, who is told, and the
+    notifications of the alert made in the batch up to this one included (the payload lists them after those in
+    the database)."""
+
+    alert: Alert
+    bodies: list[Body]
+    reason: str
+    event_type: str
+    earlier: list[Notification]
+    existing: bool
+
+
+@dataclass
+class _Batch:
+    """What a batch of assessments changes, collected in memory and then written with one statement per table."""
+
+    policy: Policy
+    now: datetime
+    bodies: dict[str, Body]
+    current: dict[tuple[str, str], Alert | None]
+    loaded_ids: set[str]
+    changed: dict[str, Alert] = field(default_factory=dict)
+    opened: dict[str, Alert] = field(default_factory=dict)
+    notifications: dict[str, list[Notification]] = field(default_factory=lambda: defaultdict(list))
+    notices: list[_Notice] = field(default_factory=list)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+
+    def touch(self, alert: Alert) -> None:
+        if alert.id in self.loaded_ids:
+            self.changed[alert.id] = alert
+
+    def publish(self, alert: Alert, event_type: str, *, trace_id: str, report_id: str | None = None,
+                body_ids: Sequence[str] = ()) -> None:
+        event = _alert_changed(alert, event_type, self.now, trace_id=trace_id, report_id=report_id,
+                               body_ids=body_ids)
+        self.outbox.append(outbox_values(Topic.alerts.value, event, self.now))
+
+    def notify(self, alert: Alert, targets: Sequence[BodyRef], *, reason: str, event_type: str) -> list[str]:
+        bodies = [self.bodies[ref.body_id] for ref in targets]
+        made = [Notification(alert_id=alert.id, body_id=body.id, reason=reason, event_type=event_type, at=self.now)
+                for body in bodies]
+        self.notifications[alert.id].extend(made)
+        self.notices.append(_Notice(alert=_copy(alert), bodies=bodies, reason=reason, event_type=event_type,
+                                    earlier=list(self.notifications[alert.id]),
+                                    existing=alert.id in self.loaded_ids))
+        return [body.id for body in bodies]
+
+
+def _key(event: ReportAssessed) -> tuple[str, str]:
+    return event.report.enterprise.credit_code, event.report.kind.value
+
+
+def _assessed(event: ReportAssessed) -> Assessed:
+    return Assessed(report_id=event.report_id, level=event.level, report=event.report,
+                    ack_deadline_seconds=event.ack_deadline_seconds, replay=event.replay)
+
+
+async def handle_assessed_batch(session: AsyncSession, events: Sequence[ReportAssessed], policy: Policy,
+                                now: datetime) -> list[tuple[ReportAssessed, list[str]]]:
+    """Apply a batch of assessments (in their order) with a fixed number of statements, whatever the batch's size:
+    the events recorded (copies dropped), their reports stored, the unresolved alerts of their (credit_code, kind)
+    keys loaded and locked in key order, the covering bodies loaded once; then the lifecycle decides report after
+    report in memory (two reports of one enterprise in a batch join the same alert), and alerts, notifications,
+    deliveries and outbox rows are written with one multi-row statement each. Returns every event with the ids of
+    the alerts it changed (none for a copy or a what-if re-score)."""
+    fresh_ids = await repository.mark_processed_many(session, [str(event.event_id) for event in events], now)
+    results: list[tuple[ReportAssessed, list[str]]] = [(event, []) for event in events]
+    fresh: list[tuple[int, ReportAssessed]] = []
+    for position, event in enumerate(events):
+        if str(event.event_id) in fresh_ids:
+            fresh_ids.discard(str(event.event_id))  # an event twice in one batch counts once
+            if not event.replay:  # a what-if re-score: recorded by risk, notifies nobody here
+                fresh.append((position, event))
+    if not fresh:
+        return results
+    await repository.record_assessed_reports(session, [assessed_report_row(event) for _, event in fresh])
+    loaded = await repository.unresolved_alerts_for_update(session, [_key(event) for _, event in fresh])
+    # The provinces whose bodies a decision may route to: a report that may open or raise an alert, judged against
+    # the alerts as they were before the batch (a superset of what deciding in order needs).
+    provinces = sorted({event.report.region_code[:2] for _, event in fresh if lifecycle.needs_targets(
+        None if (alert := loaded.get(_key(event))) is None else snapshot(alert), _assessed(event), now, policy)})
+    bodies = await repository.active_bodies_in_provinces(session, provinces)
+    refs: dict[str, list[BodyRef]] = defaultdict(list)
+    for body in bodies.values():
+        refs[body.region_code[:2]].append(body_ref(body))
+    batch = _Batch(policy=policy, now=now, bodies=bodies, current=dict(loaded),
+                   loaded_ids={alert.id for alert in loaded.values()})
+    for position, event in fresh:
+        results[position] = (event, _decide(batch, event, refs[event.report.region_code[:2]]))
+    await _write(session, batch)
+    return results
+
+
+def _decide(batch: _Batch, event: ReportAssessed, refs: Sequence[BodyRef]) -> list[str]:
+    """One assessment against its key's alert as the batch has left it so far; the ids of the alerts it changed."""
+    key = _key(event)
+    alert = batch.current.get(key)
+    decision = lifecycle.on_assessment(None if alert is None else snapshot(alert), _assessed(event), refs,
+                                       batch.now, batch.policy)
     match decision:
         case lifecycle.Ignore():
             return []
         case lifecycle.Open():
-            return [await _open(session, event, decision, bodies, policy, now)]
+            return [_open(batch, event, decision)]
         case lifecycle.Join():
             assert alert is not None
-            _add_report(alert, event, now)
+            _add_report(alert, event, batch.now)
+            batch.touch(alert)
             return [alert.id]
         case lifecycle.RaiseLevel():
             assert alert is not None
-            await _raise(session, alert, event, decision, bodies, policy, now)
+            _raise(batch, alert, event, decision)
             return [alert.id]
         case lifecycle.Expire():
             assert alert is not None
-            _close_expired(session, alert, policy, now)
-            await repository.flush(session)  # the partial unique index must see it resolved before a new one opens
+            _close_expired(batch, alert)
+            batch.current[key] = None
             if decision.then is None:
                 return []
-            return [await _open(session, event, decision.then, bodies, policy, now)]
+            return [_open(batch, event, decision.then)]
     raise AssertionError(f"unhandled decision {decision!r}")
 
 
-async def _open(session: AsyncSession, event: ReportAssessed, decision: lifecycle.Open, bodies: dict[str, Body],
-                policy: Policy, now: datetime) -> str:
-    report = event.report
+def _open(batch: _Batch, event: ReportAssessed, decision: lifecycle.Open) -> str:
+    report, now = event.report, batch.now
     alert = Alert(
         id=str(uuid.uuid4()), credit_code=report.enterprise.credit_code, kind=report.kind.value,
         level=decision.level.value, state=AlertState.open.value, report_ids=[event.report_id],
@@ -335,14 +422,14 @@ async def _open(session: AsyncSession, event: ReportAssessed, decision: lifecycl
         first_accepted_at=event.accepted_at, opened_at=now, updated_at=now,
         deadline_seconds=event.ack_deadline_seconds, escalation_exhausted=False,
         highest_union_level=decision.highest_union_level.value if decision.highest_union_level else None,
+        acknowledged_at=None, acknowledged_by=None, resolved_at=None, resolved_by=None, outcome=None, note=None,
+        first_delivered_at=None, owner=None, casework=[],
     )
     _set_deadline(alert, decision.deadline)
-    repository.add(session, alert)
-    await repository.flush(session)
-    targets = [bodies[ref.body_id] for ref in decision.targets]
-    await _notify(session, alert, targets, reason="routing", event_type="alert.opened", policy=policy, now=now)
-    _publish(session, alert, "alert.opened", now, trace_id=event.trace_id, report_id=event.report_id,
-             body_ids=[body.id for body in targets])
+    batch.current[_key(event)] = alert
+    batch.opened[alert.id] = alert
+    body_ids = batch.notify(alert, decision.targets, reason="routing", event_type="alert.opened")
+    batch.publish(alert, "alert.opened", trace_id=event.trace_id, report_id=event.report_id, body_ids=body_ids)
     ALERTS_OPENED.labels(level=alert.level).inc()
     return alert.id
 
@@ -352,10 +439,9 @@ def _add_report(alert: Alert, event: ReportAssessed, now: datetime) -> None:
     alert.updated_at = now
 
 
-async def _raise(session: AsyncSession, alert: Alert, event: ReportAssessed, decision: lifecycle.RaiseLevel,
-                 bodies: dict[str, Body], policy: Policy, now: datetime) -> None:
+def _raise(batch: _Batch, alert: Alert, event: ReportAssessed, decision: lifecycle.RaiseLevel) -> None:
     """The alert takes the higher level, needs acknowledging again, and every target of the new level hears."""
-    _add_report(alert, event, now)
+    _add_report(alert, event, batch.now)
     alert.level = decision.level.value
     alert.score = event.score
     alert.report = event.report.model_dump(mode="json")
@@ -365,21 +451,70 @@ async def _raise(session: AsyncSession, alert: Alert, event: ReportAssessed, dec
     _set_deadline(alert, decision.deadline)
     alert.escalation_exhausted = False
     alert.highest_union_level = decision.highest_union_level.value if decision.highest_union_level else None
-    targets = [bodies[ref.body_id] for ref in decision.targets]
-    await _notify(session, alert, targets, reason="level_raised", event_type="alert.level_raised", policy=policy,
-                  now=now)
-    _publish(session, alert, "alert.level_raised", now, trace_id=event.trace_id, report_id=event.report_id,
-             body_ids=[body.id for body in targets])
+    batch.touch(alert)
+    body_ids = batch.notify(alert, decision.targets, reason="level_raised", event_type="alert.level_raised")
+    batch.publish(alert, "alert.level_raised", trace_id=event.trace_id, report_id=event.report_id,
+                  body_ids=body_ids)
     ALERTS_LEVEL_RAISED.labels(level=alert.level).inc()
 
 
-def _close_expired(session: AsyncSession, alert: Alert, policy: Policy, now: datetime) -> None:
+def _close_expired(batch: _Batch, alert: Alert) -> None:
     alert.state = AlertState.resolved.value
-    alert.resolved_at = now
+    alert.resolved_at = batch.now
     alert.outcome = lifecycle.EXPIRED_OUTCOME
-    alert.note = policy.expired_note()
-    alert.updated_at = now
-    _publish(session, alert, "alert.resolved", now, trace_id=alert.trace_id)
+    alert.note = batch.policy.expired_note()
+    alert.updated_at = batch.now
+    batch.touch(alert)
+    batch.publish(alert, "alert.resolved", trace_id=alert.trace_id)
+
+
+def _copy(alert: Alert) -> Alert:
+    """A detached copy of the alert as it is now: the payload of a notice shows the alert as it was then, even when
+    a later report of the same batch changes it again."""
+    return Alert(**{name: getattr(alert, name) for name in repository.ALERT_COLUMNS})
+
+
+async def _write(session: AsyncSession, batch: _Batch) -> None:
+    """Store what the batch decided: existing alerts updated first (an expired one is resolved before its
+    successor is inserted: one unresolved alert per key), then new alerts, notifications (their inbox entries
+    follow by trigger), deliveries with their payloads, and the outbox rows in decision order."""
+    existing = sorted({notice.alert.id for notice in batch.notices if notice.existing})
+    # Read before this batch's notifications are stored: the payloads list those made before, in the database
+    # and in the batch so far.
+    notified = await repository.notified_of(session, existing) if existing else {}
+    escalations = await repository.escalations_of(session, existing) if existing else {}
+    confirmations = await repository.acknowledgements_of(session, existing) if existing else {}
+    await repository.update_alerts(session, list(batch.changed.values()))
+    await repository.insert_alerts(session, list(batch.opened.values()))
+    await repository.insert_notifications(session, [
+        {"alert_id": n.alert_id, "body_id": n.body_id, "reason": n.reason, "event_type": n.event_type, "at": n.at}
+        for made in batch.notifications.values() for n in made])
+    deliveries: list[dict[str, Any]] = []
+    for notice in batch.notices:
+        if not notice.bodies:
+            continue
+        alert = notice.alert
+        names = [(n, batch.bodies[n.body_id].name) for n in notice.earlier]
+        view = _alert_view(alert, [*notified.get(alert.id, []), *names], escalations.get(alert.id, []),
+                           confirmed={a.body_id for a, _ in confirmations.get(alert.id, []) if a.level == alert.level})
+        payloads = _payloads(view, alert, notice.bodies, notice.event_type, batch.policy, batch.now)
+        deliveries += [
+            delivery_row(alert.id, body, notice.event_type, index, channel, payloads[body.id], batch.now)
+            for body in notice.bodies for index, channel in enumerate(body.channels)
+        ]
+    await repository.insert_deliveries(session, deliveries)
+    await repository.insert_outbox(session, batch.outbox)
+
+
+def delivery_row(alert_id: str, body: Body, event_type: str, index: int, channel: dict[str, Any], payload: str,
+                 now: datetime) -> dict[str, Any]:
+    """A new pending delivery of an alert's change to one channel of a body, as a row to insert."""
+    return {
+        "id": str(uuid.uuid4()), "alert_id": alert_id, "kind": DeliveryKind.alert.value, "subject": None,
+        "body_id": body.id, "event_type": event_type, "channel_type": channel["type"],
+        "channel": channel_record(channel), "channel_index": index, "payload": payload,
+        "state": DeliveryState.pending.value, "attempts": 0, "created_at": now, "next_attempt_at": now,
+    }
 
 
 def _set_deadline(alert: Alert, deadline: AckDeadline | None) -> None:
@@ -421,11 +556,6 @@ def assessed_report_row(event: ReportAssessed) -> dict[str, Any]:
     }
 
 
-async def record_assessed_report(session: AsyncSession, event: ReportAssessed) -> bool:
-    """Keep every assessed report (any level) for the detail, the situation and the watch list; idempotent by
-    report id (the first assessment of a report stays)."""
-    return await repository.record_assessed_report(session, assessed_report_row(event))
-
 
 # --- notifying -----------------------------------------------------------------------------------------------------
 
@@ -439,10 +569,7 @@ async def _notify(session: AsyncSession, alert: Alert, bodies: Sequence[Body], *
     if not bodies:
         return
     (view,) = await alert_views(session, [alert])
-    by_language = {language: _payload_in(view, alert, event_type, policy, language)
-                   for language in {_language(body) for body in bodies}}  # one per language among the bodies told
-    payloads = {body.id: _with_receipt_link(by_language[_language(body)], alert, body.id, policy, now).model_dump_json()
-                for body in bodies}
+    payloads = _payloads(view, alert, bodies, event_type, policy, now)
     repository.add(session, *(
         Delivery(id=str(uuid.uuid4()), alert_id=alert.id, body_id=body.id, event_type=event_type,
                  channel_type=channel["type"], channel=channel_record(channel), channel_index=index,
@@ -450,6 +577,15 @@ async def _notify(session: AsyncSession, alert: Alert, bodies: Sequence[Body], *
                  state=DeliveryState.pending.value, attempts=0, created_at=now, next_attempt_at=now)
         for body in bodies for index, channel in enumerate(body.channels)
     ))
+
+
+def _payloads(view: AlertView, alert: Alert, bodies: Sequence[Body], event_type: str, policy: Policy,
+              now: datetime) -> dict[str, str]:
+    """The exact JSON each body gets for this change: the payload in its language, with its own receipt link."""
+    by_language = {language: _payload_in(view, alert, event_type, policy, language)
+                   for language in {_language(body) for body in bodies}}  # one per language among the bodies told
+    return {body.id: _with_receipt_link(by_language[_language(body)], alert, body.id, policy, now).model_dump_json()
+            for body in bodies}
 
 
 async def webhook_payload(session: AsyncSession, alert: Alert, event_type: str, policy: Policy,
@@ -469,8 +605,8 @@ def _payload_in(view: AlertView, alert: Alert, event_type: str, policy: Policy,
                            receipt_url=None),
         report=alert.report, assessment=AssessmentView.model_validate(alert.assessment),
     )
-    payload.message = WebhookMessage(title=messages.title(payload.model_dump(mode="json")),
-                                     markdown=messages.markdown(payload.model_dump(mode="json")))
+    dumped = payload.model_dump(mode="json")  # once for both texts: the consumer builds one per change and language
+    payload.message = WebhookMessage(title=messages.title(dumped), markdown=messages.markdown(dumped))
     return payload
 
 
@@ -491,13 +627,19 @@ def _with_receipt_link(payload: WebhookPayload, alert: Alert, body_id: str, poli
 
 def _publish(session: AsyncSession, alert: Alert, event_type: str, now: datetime, *, trace_id: str,
              report_id: str | None = None, body_ids: Sequence[str] = ()) -> None:
-    event = AlertChanged(
+    event = _alert_changed(alert, event_type, now, trace_id=trace_id, report_id=report_id, body_ids=body_ids)
+    repository.add(session, outbox_row(OutboxMessage, Topic.alerts.value, event, now))
+
+
+def _alert_changed(alert: Alert, event_type: str, now: datetime, *, trace_id: str, report_id: str | None = None,
+                   body_ids: Sequence[str] = ()) -> AlertChanged:
+    """The `alerts.v1` event of a change of the alert, as the alert is now."""
+    return AlertChanged(
         trace_id=trace_id, occurred_at=now, event_type=event_type, alert_id=alert.id,
         credit_code=alert.credit_code, kind=ReportKind(alert.kind), level=RiskLevel(alert.level),
         state=AlertState(alert.state), report_ids=list(alert.report_ids), report_id=report_id,
         body_ids=list(body_ids),
     )
-    repository.add(session, outbox_row(OutboxMessage, Topic.alerts.value, event, now))
 
 
 # --- escalation ----------------------------------------------------------------------------------------------------
@@ -1347,7 +1489,7 @@ def screening_notice_payload(event: ScreeningRoundDue, policy: Policy) -> Screen
         expected=event.expected, answered=event.answered, no_risk=event.no_risk,
         risks_reported=event.risks_reported,
         missing=[ScreeningUnitView(unit_id=unit.unit_id, name=unit.name) for unit in event.missing],
-        inbox_url=policy.inbox_url,
+        inbox_url=f"{policy.inbox_url}#/coverage",  # the inbox opens on its screening coverage tab
     )
 
 

@@ -45,8 +45,10 @@ class AlertsSettings(ServiceSettings):
     retry_base_seconds: float = Field(default=5.0, gt=0, description="First retry delay; doubles, with jitter")
     retry_max_seconds: float = Field(default=3600.0, gt=0)
     escalation_poll_seconds: float = Field(default=1.0, gt=0)
-    consumer_batch_size: int = Field(default=25, ge=1, description="Assessments per consumer transaction: small, "
-                                     "so that a surge's first alerts are committed (and sent) while the rest wait")
+    consumer_batch_size: int = Field(default=200, ge=1, description="Assessments per consumer transaction at most "
+                                     "(a batch costs a fixed number of statements, so larger batches catch up "
+                                     "faster; at a steady rate batches stay small: what came while the last one "
+                                     "was handled)")
     join_window_days: float = Field(default=7.0, gt=0)
 
     # --- one-click receipt links (services/alerts/receipts.py) ---

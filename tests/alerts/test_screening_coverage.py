@@ -216,7 +216,10 @@ async def test_the_county_federation_gets_one_notice_listing_the_units_that_did_
     assert county["notice"]["body_id"] == union["body_id"]
     assert county["notice"]["body_name"] == "徐州市泉山区总工会"
     assert as_city["rounds"][0]["state"] == "closed"
+    assert payload["inbox_url"].endswith("/inbox#/coverage")  # opens the inbox on its coverage tab
     text = messages.markdown(payload)
+    assert f"]({payload['inbox_url']})" in text
+    assert f"查看排查覆盖：{payload['inbox_url']}" in messages.email_text(payload)[1]
     assert "乙有限公司" in text
     assert "丙有限公司" in text
     assert "甲有限公司" not in text
