@@ -184,7 +184,10 @@ class OutboxRelay(PollingWorker):
                                                       for row in rows])
             if rows:
                 now = datetime.now(UTC)
-                await session.execute(update(model).where(model.id.in_([row.id for row in rows])).values(sent_at=now))
+                # No ORM synchronisation of the session's objects: the rows are not used after this (the
+                # "evaluate" strategy walked the identity map on every batch).
+                await session.execute(update(model).where(model.id.in_([row.id for row in rows])).values(sent_at=now)
+                                      .execution_options(synchronize_session=False))
                 if self._on_published:
                     self._on_published(len(rows))
             pending, oldest = (await session.execute(

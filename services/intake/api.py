@@ -174,7 +174,7 @@ async def submit_report(
         log.info("report accepted", extra={"trace_id": outcome.report_id, "kind": body.kind.value,
                                            "region_code": body.region_code})
     return JSONResponse(
-        ReportAcceptedResponse(report_id=outcome.report_id).model_dump(), status_code=202,
+        {"report_id": outcome.report_id, "status": "accepted"}, status_code=202,  # `ReportAcceptedResponse`
         headers={"Idempotent-Replayed": "true"} if outcome.replayed else None,
     )
 
