@@ -159,7 +159,9 @@ async def submit_report(
         raise ApiError("报告须由上报单位提交 / Reports are submitted with a unit's key")
     context: IntakeContext = request.app.state.context
     # The fingerprint only matters with a key (it is what a retry is compared by).
-    fingerprint = service.request_fingerprint(await request.body()) if idempotency_key is not None else ""
+    # `request.json()` is the parse FastAPI already made of the body (Starlette keeps it on the request): the
+    # same content `request_fingerprint` would parse again.
+    fingerprint = service.content_fingerprint(await request.json()) if idempotency_key is not None else ""
     # Stored through the group-commit writer (no request session): committed once this returns.
     [outcome] = await service.submit_reports(
         context.writer, unit=caller, submissions=[service.Submission(body, fingerprint, idempotency_key)],
