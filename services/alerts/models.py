@@ -4,7 +4,7 @@ and answers heard on `screening.v1`)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Computed,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -360,3 +361,74 @@ class ScreeningAnswer(Base):
     report_count: Mapped[int] = mapped_column(Integer)
     revision: Mapped[int] = mapped_column(Integer)
     submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# --- rollups of assessed reports (situation counts, watch list) ------------------------------------------------------
+# Maintained by the statement-level trigger `assessed_reports_rollup` (migration 20261127_situation01): every INSERT
+# into assessed_reports adds its rows' counts in one grouped upsert per table, whoever inserts. Only inserted rows
+# are counted (a redelivery's `ON CONFLICT DO NOTHING` row is not in the transition table); assessed reports are
+# never updated or deleted.
+
+ROLLUP_TIME_ZONE = "Asia/Shanghai"
+"""Days and weeks (Monday start) of the rollups are those of this zone, as the situation page shows them."""
+
+
+ROLLUP_LEVELS = ("red", "orange", "yellow", "blue", "none")
+"""The levels counted, one column `n_<level>` each: a period of an area is one row (five times fewer rows to read
+than a row per level). A report of any other level is not counted (the situation shows these five)."""
+
+
+class _LevelColumns:
+    n_red: Mapped[int] = mapped_column(BigInteger, default=0)
+    n_orange: Mapped[int] = mapped_column(BigInteger, default=0)
+    n_yellow: Mapped[int] = mapped_column(BigInteger, default=0)
+    n_blue: Mapped[int] = mapped_column(BigInteger, default=0)
+    n_none: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ReportCountRollup(_LevelColumns, Base):
+    """How many assessed reports occurred per (area, day or week), by level. `area` is a report's county code, its
+    city's code and its province's code (one row each, so a city or the province is one row, not a sum); `grain`
+    'd' counts a day (`period` the day), 'w' a week (`period` its Monday), both in Asia/Shanghai."""
+
+    __tablename__ = "report_counts"
+
+    area: Mapped[str] = mapped_column(String(6), primary_key=True)
+    grain: Mapped[str] = mapped_column(String(1), primary_key=True, comment="d: a day, w: a week from Monday")
+    period: Mapped[date] = mapped_column(Date, primary_key=True)
+
+
+class IndustryReportCountRollup(_LevelColumns, Base):
+    """`ReportCountRollup` split by industry (GB/T 4754 section): the situation's table by industry."""
+
+    __tablename__ = "report_counts_by_industry"
+
+    area: Mapped[str] = mapped_column(String(6), primary_key=True)
+    grain: Mapped[str] = mapped_column(String(1), primary_key=True)
+    period: Mapped[date] = mapped_column(Date, primary_key=True)
+    industry: Mapped[str] = mapped_column(String(1), primary_key=True)
+
+
+class WatchedEnterpriseRollup(Base):
+    """The latest blue (关注 / watch) report of each enterprise in each county: the watch list pages these rows by
+    (latest_occurred_at, credit_code), newest first, instead of grouping every blue report of the period."""
+
+    __tablename__ = "watched_enterprises"
+    __table_args__ = (
+        Index("ix_watched_enterprises_latest", "latest_occurred_at", "credit_code"),
+        Index("ix_watched_enterprises_county", "region_code", "latest_occurred_at", "credit_code"),
+        Index("ix_watched_enterprises_city", "city_code", "latest_occurred_at", "credit_code"),
+    )
+
+    credit_code: Mapped[str] = mapped_column(String(18), primary_key=True)
+    region_code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    city_code: Mapped[str] = mapped_column(String(6))
+    latest_occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    latest_report_id: Mapped[str] = mapped_column(String(64), comment="ties on the time go to the greater report id")
+    enterprise_name: Mapped[str] = mapped_column(String(200))
+    score: Mapped[int] = mapped_column(Integer)
+
+
+# The watch list's counts and kinds for the enterprises of one page: an index-only probe per credit code.
+Index("ix_assessed_reports_blue_enterprise", AssessedReport.credit_code, AssessedReport.occurred_at,
+      postgresql_include=["kind", "region_code", "city_code"], postgresql_where=text("level = 'blue'"))

@@ -7,9 +7,10 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     JSON,
@@ -20,18 +21,22 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
+    exists,
     func,
     or_,
     select,
     text,
     tuple_,
+    union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by, insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import defer
+from sqlalchemy.orm import aliased, defer
 
 from services.alerts.models import (
+    ROLLUP_LEVELS,
+    ROLLUP_TIME_ZONE,
     Acknowledgement,
     Alert,
     AssessedReport,
@@ -40,13 +45,17 @@ from services.alerts.models import (
     DeliveryState,
     Escalation,
     InboxEntry,
+    IndustryReportCountRollup,
     Notification,
     OutboxMessage,
     ProcessedEvent,
+    ReportCountRollup,
     ScreeningAnswer,
     ScreeningCoverage,
+    WatchedEnterpriseRollup,
     alert_search_text,
 )
+from shared import regions
 from shared.events import AlertState
 
 Row = TypeVar("Row", Notification, Escalation, Delivery)
@@ -378,58 +387,177 @@ def alerts_page_statement(query: AlertQuery, *, after: AlertKey | None, limit: i
 
 
 # --- situation -----------------------------------------------------------------------------------------------------
+# The counts come from the rollups the trigger `assessed_reports_rollup` keeps (models.ReportCountRollup and
+# IndustryReportCountRollup): whole weeks from the weekly rows, whole days at the edges of the period from the daily
+# rows, and only the partial days at its very edges from the raw rows. A year of the province is a few thousand
+# rollup rows, not a year of reports.
 
 
-SITUATION_TIME_ZONE = "Asia/Shanghai"
+SITUATION_TIME_ZONE = ROLLUP_TIME_ZONE
+_ZONE = ZoneInfo(SITUATION_TIME_ZONE)
 
 
 @dataclass(frozen=True)
-class ReportCount:
-    """One line of the report counts: by (county, level), (industry, level) or (week, level); the other keys None."""
+class PeriodParts:
+    """[since, until) cut into rollup pieces and raw pieces: `rollups` (grain, first period, end period) with
+    'w' ranges of Mondays and 'd' ranges of days (end excluded), `raw` (start, end) instants of partial days."""
 
-    region_code: str | None
-    industry: str | None
-    week_start: date | None
-    level: str
-    count: int
+    rollups: tuple[tuple[str, date, date], ...]
+    raw: tuple[tuple[datetime, datetime], ...]
 
 
-async def report_counts(session: AsyncSession, *, region_prefix: str, since: datetime,
-                        until: datetime) -> list[ReportCount]:
-    """Assessed reports that occurred in [since, until) within the region, counted by county, by industry and by
-    week (Monday start, Asia/Shanghai), each by level: one index-only scan with three grouping sets."""
+def period_parts(since: datetime, until: datetime) -> PeriodParts:
+    """Whole weeks (Monday to Monday, Asia/Shanghai) as weekly rows, the whole days before the first and after the
+    last whole week as daily rows, the partial days at the two ends as raw rows: together exactly [since, until)."""
+    local_since, local_until = since.astimezone(_ZONE), until.astimezone(_ZONE)
+    first_day = local_since.date() if local_since.time() == time() else local_since.date() + timedelta(days=1)
+    end_day = local_until.date()
+    if first_day >= end_day:
+        return PeriodParts(rollups=(), raw=((since, until),))
+    day_start, day_end = _midnight(first_day), _midnight(end_day)
+    raw = tuple(part for part in ((since, day_start), (day_end, until)) if part[0] < part[1])
+    first_monday = first_day + timedelta(days=(7 - first_day.weekday()) % 7)
+    end_monday = end_day - timedelta(days=end_day.weekday())
+    if first_monday >= end_monday:
+        return PeriodParts(rollups=(("d", first_day, end_day),), raw=raw)
+    rollups = tuple(part for part in (("d", first_day, first_monday), ("w", first_monday, end_monday),
+                                      ("d", end_monday, end_day)) if part[1] < part[2])
+    return PeriodParts(rollups=rollups, raw=raw)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), _ZONE)
+
+
+def week_of(day: date) -> date:
+    """The Monday of `day`'s week."""
+    return day - timedelta(days=day.weekday())
+
+
+LevelTally = dict[str, int]
+
+
+@dataclass
+class SituationCounts:
+    """Assessed reports of a period by level: per area asked (a county, city or province code: the reports within
+    it and within the scope), and within the scope per week (its Monday) and per industry."""
+
+    by_area: dict[str, LevelTally]
+    by_week: dict[date, LevelTally]
+    by_industry: dict[str, LevelTally]
+
+
+def _tally(into: dict[Any, LevelTally], key: Any, level: str, count: int) -> None:
+    bucket = into.setdefault(key, {})
+    bucket[level] = bucket.get(level, 0) + count
+
+
+def _pieces(table: type[ReportCountRollup] | type[IndustryReportCountRollup], keys: Sequence[Any],
+            where: Sequence[ColumnElement[bool]], parts: PeriodParts) -> Any:
+    """The rollup rows of the period (`keys` and the level columns), one index range per piece (a UNION ALL, so that
+    each piece is an index scan)."""
+    columns = [*keys, *(getattr(table, f"n_{level}") for level in ROLLUP_LEVELS)]
+    return union_all(*(select(*columns).where(*where, table.grain == grain, table.period >= first,
+                                              table.period < end)
+                       for grain, first, end in parts.rollups)).subquery()
+
+
+def _summed(rows: Any, *keys: str) -> Select[Any]:
+    """The level columns of `rows` summed by `keys`."""
+    return (select(*(rows.c[key] for key in keys), *(func.sum(rows.c[f"n_{level}"]) for level in ROLLUP_LEVELS))
+            .group_by(*(rows.c[key] for key in keys)))
+
+
+def _tally_levels(into: dict[Any, LevelTally], key: Any, counts: Sequence[Any]) -> None:
+    for level, count in zip(ROLLUP_LEVELS, counts, strict=True):
+        if count:
+            _tally(into, key, level, int(count))
+
+
+async def situation_report_counts(session: AsyncSession, *, scope: str, areas: Sequence[str], since: datetime,
+                                  until: datetime) -> SituationCounts:
+    """Assessed reports that occurred in [since, until) within `scope` (a province, city or county code), by level:
+    per code of `areas` (each within the scope), per week and per industry. At most four queries, each reading a
+    few thousand rows at most: the rollups by area, by week and by industry, and the raw rows of the partial days
+    at the ends of the period."""
+    parts = period_parts(since, until)
+    counts = SituationCounts(by_area={}, by_week={}, by_industry={})
+    # A few thousand rows: starting parallel workers costs more than it saves (the planner chose two for the
+    # province's counts, which then took three to five times longer on a busy box). For this transaction only.
+    await session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+    if parts.rollups:
+        rollup, by_industry = ReportCountRollup, IndustryReportCountRollup
+        area_rows = _pieces(rollup, (rollup.area,), (rollup.area.in_(areas),), parts)
+        for area, *levels in (await session.execute(_summed(area_rows, "area"))).all():
+            _tally_levels(counts.by_area, area, levels)
+        week_rows = _pieces(rollup, (rollup.grain, rollup.period), (rollup.area == scope,), parts)
+        for _grain, period, *levels in (await session.execute(_summed(week_rows, "grain", "period"))).all():
+            _tally_levels(counts.by_week, week_of(period), levels)
+        industry_rows = _pieces(by_industry, (by_industry.industry,), (by_industry.area == scope,), parts)
+        for industry, *levels in (await session.execute(_summed(industry_rows, "industry"))).all():
+            _tally_levels(counts.by_industry, industry, levels)
+    if parts.raw:
+        wanted = set(areas)
+        for region, industry, week_at, level, count in await _raw_counts(session, scope, parts.raw):
+            if level not in ROLLUP_LEVELS:
+                continue
+            for area in {region, region[:4] + "00", region[:2] + "0000"} & wanted:
+                _tally(counts.by_area, area, level, count)
+            _tally(counts.by_week, week_at, level, count)
+            _tally(counts.by_industry, industry, level, count)
+    return counts
+
+
+async def _raw_counts(session: AsyncSession, scope: str, ranges: Sequence[tuple[datetime, datetime]],
+                      ) -> list[tuple[str, str, date, str, int]]:
+    """The assessed reports of the partial days, counted by (county, industry, week, level): index-only scans."""
     week = func.date_trunc("week", func.timezone(SITUATION_TIME_ZONE, AssessedReport.occurred_at))
-    statement = (
-        select(AssessedReport.region_code, AssessedReport.industry, week.label("week"), AssessedReport.level,
-               func.count())
-        .where(AssessedReport.occurred_at >= since, AssessedReport.occurred_at < until,
-               _region_filter(AssessedReport.region_code, AssessedReport.city_code, region_prefix))
-        .group_by(func.grouping_sets(
-            tuple_(AssessedReport.region_code, AssessedReport.level),
-            tuple_(AssessedReport.industry, AssessedReport.level),
-            tuple_(week, AssessedReport.level),
-        ))
-    )
-    rows = (await session.execute(statement)).all()
-    return [ReportCount(region_code=region, industry=industry, week_start=week_at.date() if week_at else None,
-                        level=str(level), count=int(count))
-            for region, industry, week_at, level, count in rows]
+    region = _region_filter(AssessedReport.region_code, AssessedReport.city_code, regions.prefix_of(scope))
+    rows = union_all(*(select(AssessedReport.region_code, AssessedReport.industry, week.label("week"),
+                              AssessedReport.level)
+                       .where(region, AssessedReport.occurred_at >= start, AssessedReport.occurred_at < end)
+                       for start, end in ranges)).subquery()
+    statement = (select(rows.c.region_code, rows.c.industry, rows.c.week, rows.c.level, func.count())
+                 .group_by(rows.c.region_code, rows.c.industry, rows.c.week, rows.c.level))
+    return [(str(region_code), str(industry), week_at.date(), str(level), int(count))
+            for region_code, industry, week_at, level, count in (await session.execute(statement)).all()]
 
 
-async def unresolved_alert_counts(session: AsyncSession, *, region_prefix: str) -> list[tuple[str, str, str, int]]:
-    """Alerts not yet resolved in the region, as (county, current level, industry, count): an index-only scan of
-    `ix_alerts_unresolved_counts`."""
+@dataclass
+class OpenAlertTallies:
+    """Alerts not yet resolved, by current level: per county and per industry ("" when the report had none)."""
+
+    by_county: dict[str, LevelTally]
+    by_industry: dict[str, LevelTally]
+
+
+async def unresolved_alert_counts(session: AsyncSession, *, region_prefix: str) -> OpenAlertTallies:
+    """Alerts not yet resolved in the region, counted by (county, current level) and by (industry, current level):
+    an index-only scan of `ix_alerts_unresolved_counts` with two grouping sets, so a few hundred rows come back
+    however many alerts are open."""
+    # A city as a range of county codes, not `city_code =`: the range is an index condition on the partial index,
+    # whereas the city equality made the planner read the city's resolved alerts too (58 ms for Nanjing at 10^6).
+    region = (Alert.region_code == region_prefix if len(region_prefix) == 6
+              else and_(Alert.region_code >= region_prefix,
+                        Alert.region_code < str(int(region_prefix) + 1).zfill(len(region_prefix))))
     statement = (
-        select(Alert.region_code, Alert.level, Alert.industry, func.count())
-        .where(Alert.state != AlertState.resolved.value,
-               _region_filter(Alert.region_code, Alert.city_code, region_prefix))
-        .group_by(Alert.region_code, Alert.level, Alert.industry)
+        select(Alert.region_code, Alert.industry, func.grouping(Alert.region_code), Alert.level, func.count())
+        .where(Alert.state != AlertState.resolved.value, region)
+        .group_by(func.grouping_sets(tuple_(Alert.region_code, Alert.level), tuple_(Alert.industry, Alert.level)))
     )
-    return [(str(region), str(level), str(industry or ""), int(count))
-            for region, level, industry, count in (await session.execute(statement)).all()]
+    tallies = OpenAlertTallies(by_county={}, by_industry={})
+    for region, industry, by_industry, level, count in (await session.execute(statement)).all():
+        if by_industry:
+            _tally(tallies.by_industry, str(industry or ""), str(level), int(count))
+        else:
+            _tally(tallies.by_county, str(region), str(level), int(count))
+    return tallies
 
 
 # --- watch list ----------------------------------------------------------------------------------------------------
+# A page walks `watched_enterprises` (the latest blue report of each enterprise in each county, kept by the trigger)
+# newest first and stops after `limit` rows; then the page's enterprises alone get their counts and kinds from the
+# blue reports (`ix_assessed_reports_blue_enterprise`).
 
 
 @dataclass(frozen=True)
@@ -446,30 +574,41 @@ class WatchedEnterprise:
 async def watchlist_page(session: AsyncSession, *, region_prefix: str | None, since: datetime,
                          after: tuple[datetime, str] | None, limit: int) -> list[WatchedEnterprise]:
     """Enterprises with blue reports that occurred since `since` in the region, the most recent first (then by
-    credit code, descending): name, region and score of the latest, how many, and their kinds. Reads the partial
-    index of blue reports."""
-    latest = func.max(AssessedReport.occurred_at)
-
-    def of_latest(column: Any) -> Any:
-        return func.array_agg(aggregate_order_by(column, AssessedReport.occurred_at.desc()))[1]
-
-    statement = (
-        select(AssessedReport.credit_code, of_latest(AssessedReport.enterprise_name),
-               of_latest(AssessedReport.region_code), func.count(), latest, of_latest(AssessedReport.score),
-               func.array_agg(AssessedReport.kind.distinct()))
-        .where(AssessedReport.level == "blue", AssessedReport.occurred_at >= since)
-        .group_by(AssessedReport.credit_code)
-        .order_by(latest.desc(), AssessedReport.credit_code.desc())
-        .limit(limit)
-    )
+    credit code, descending): name, region and score of the latest, how many, and their kinds. Two queries: the
+    page of enterprises, then the counts and kinds of those."""
+    watched, newer = WatchedEnterpriseRollup, aliased(WatchedEnterpriseRollup)
+    statement = (select(watched).where(watched.latest_occurred_at >= since)
+                 .order_by(watched.latest_occurred_at.desc(), watched.credit_code.desc()).limit(limit))
     if region_prefix is not None:
-        statement = statement.where(_region_filter(AssessedReport.region_code, AssessedReport.city_code,
-                                                   region_prefix))
+        statement = statement.where(_region_filter(watched.region_code, watched.city_code, region_prefix))
+    if region_prefix is None or len(region_prefix) < 6:
+        # An enterprise with blue reports in several counties of the region: only its row with the latest report.
+        later = select(newer.credit_code).where(
+            newer.credit_code == watched.credit_code,
+            tuple_(newer.latest_occurred_at, newer.region_code) > tuple_(watched.latest_occurred_at,
+                                                                          watched.region_code))
+        if region_prefix is not None:
+            later = later.where(_region_filter(newer.region_code, newer.city_code, region_prefix))
+        statement = statement.where(~exists(later))
     if after is not None:
-        statement = statement.having(tuple_(latest, AssessedReport.credit_code) < tuple_(*after))
-    return [WatchedEnterprise(credit_code=code, enterprise_name=name, region_code=region, count=int(count),
-                              latest_occurred_at=latest_at, latest_score=int(score), kinds=sorted(kinds))
-            for code, name, region, count, latest_at, score, kinds in (await session.execute(statement)).all()]
+        statement = statement.where(tuple_(watched.latest_occurred_at, watched.credit_code) < tuple_(*after))
+    page = (await session.scalars(statement)).all()
+    if not page:
+        return []
+    blue = (select(AssessedReport.credit_code, func.count(), func.array_agg(AssessedReport.kind.distinct()))
+            .where(AssessedReport.level == "blue", AssessedReport.credit_code.in_([row.credit_code for row in page]),
+                   AssessedReport.occurred_at >= since)
+            .group_by(AssessedReport.credit_code))
+    if region_prefix is not None:
+        blue = blue.where(_region_filter(AssessedReport.region_code, AssessedReport.city_code, region_prefix))
+    tallies = {code: (int(count), sorted(kinds)) for code, count, kinds in (await session.execute(blue)).all()}
+    return [WatchedEnterprise(credit_code=row.credit_code, enterprise_name=row.enterprise_name,
+                              region_code=row.region_code, count=tallies.get(row.credit_code, (0, []))[0],
+                              latest_occurred_at=row.latest_occurred_at, latest_score=row.score,
+                              kinds=tallies.get(row.credit_code, (0, []))[1])
+            for row in page]
+
+
 # --- case ownership (包案) -------------------------------------------------------------------------------------------
 
 

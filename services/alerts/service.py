@@ -1164,7 +1164,7 @@ async def situation(session: AsyncSession, caller: Caller, *, since: datetime | 
                     region_code: str | None, now: datetime) -> Situation:
     """Reports by level (that occurred in the period) and alerts open now by level, per city and county of the
     region, per week and per industry. A body sees its own region (403 outside it), the admin all (Jiangsu by
-    default). Three queries: the body, the report counts, the open alerts."""
+    default). The body, the report counts from the rollups (up to four queries), the open alerts."""
     default_since, default_until = default_period(now)
     since, until = since or default_since, until or default_until
     if since >= until:
@@ -1172,54 +1172,51 @@ async def situation(session: AsyncSession, caller: Caller, *, since: datetime | 
     scope = _scope(await _caller_region(session, caller), region_code, regions.JIANGSU)
     assert scope is not None
     prefix = regions.prefix_of(scope)
-    counts = await repository.report_counts(session, region_prefix=prefix, since=since, until=until)
-    open_counts = await repository.unresolved_alert_counts(session, region_prefix=prefix)
-
-    county_reports: dict[str, LevelCounts] = defaultdict(LevelCounts)
-    industry_reports: dict[str, LevelCounts] = defaultdict(LevelCounts)
-    week_reports: dict[date, LevelCounts] = defaultdict(LevelCounts)
-    for row in counts:
-        if row.region_code is not None:
-            target = county_reports[row.region_code]
-        elif row.industry is not None:
-            target = industry_reports[row.industry]
-        elif row.week_start is not None:
-            target = week_reports[row.week_start]
-        else:
-            continue
-        if row.level in LevelCounts.model_fields:
-            setattr(target, row.level, getattr(target, row.level) + row.count)
-    county_open: dict[str, OpenAlertCounts] = defaultdict(OpenAlertCounts)
-    industry_open: dict[str, OpenAlertCounts] = defaultdict(OpenAlertCounts)
-    for region, level, industry, count in open_counts:
-        if level in OpenAlertCounts.model_fields:
-            for bucket in (county_open[region], industry_open[industry]):
-                setattr(bucket, level, getattr(bucket, level) + count)
-
     cities = [city for city in regions.cities(regions.province_of(scope) or regions.JIANGSU)
               if regions.covers(scope, city.code) or regions.covers(city.code, scope)]
     counties = [county for city in cities for county in regions.counties_of(city.code)
                 if regions.covers(scope, county.code)]
+    # A city's reports within the scope: the city's own counts, or the scope's when the scope is inside the city.
+    city_area = {city.code: city.code if regions.covers(scope, city.code) else scope for city in cities}
+    counts = await repository.situation_report_counts(
+        session, scope=scope, areas=sorted({scope, *city_area.values(), *(county.code for county in counties)}),
+        since=since, until=until)
+    open_counts = await repository.unresolved_alert_counts(session, region_prefix=prefix)
+
+    county_open = {code: _open_counts(tally) for code, tally in open_counts.by_county.items()
+                   if tally.keys() & OpenAlertCounts.model_fields.keys()}
+    industry_open = {code: _open_counts(tally) for code, tally in open_counts.by_industry.items()
+                     if tally.keys() & OpenAlertCounts.model_fields.keys()}
+
     return Situation(
         since=since, until=until, region_code=scope,
         cities=[SituationRegion(
             region_code=city.code, name_zh=city.name_zh, name_en=city.name_en,
-            reports=_sum_levels(LevelCounts, (c for code, c in county_reports.items() if _in_city(code, city.code))),
+            reports=_level_counts(counts.by_area.get(city_area[city.code])),
             open_alerts=_sum_levels(OpenAlertCounts,
                                     (c for code, c in county_open.items() if _in_city(code, city.code))),
         ) for city in cities],
         counties=[SituationCounty(
             region_code=county.code, city_code=county.parent or county.code[:4] + "00", name_zh=county.name_zh,
-            name_en=county.name_en, reports=county_reports.get(county.code, LevelCounts()),
+            name_en=county.name_en, reports=_level_counts(counts.by_area.get(county.code)),
             open_alerts=county_open.get(county.code, OpenAlertCounts()),
         ) for county in counties],
-        weekly=[SituationWeek(week_start=week, reports=week_reports.get(week, LevelCounts()))
+        weekly=[SituationWeek(week_start=week, reports=_level_counts(counts.by_week.get(week)))
                 for week in _weeks(since, until)],
         industries=[SituationIndustry(
             industry=code, name_zh=name.zh, name_en=name.en,
-            reports=industry_reports.get(code, LevelCounts()), open_alerts=industry_open.get(code, OpenAlertCounts()),
-        ) for code, name in INDUSTRIES.items() if code in industry_reports or code in industry_open],
+            reports=_level_counts(counts.by_industry.get(code)), open_alerts=industry_open.get(code, OpenAlertCounts()),
+        ) for code, name in INDUSTRIES.items() if code in counts.by_industry or code in industry_open],
     )
+
+
+def _open_counts(tally: repository.LevelTally) -> OpenAlertCounts:
+    return OpenAlertCounts(**{level: count for level, count in tally.items() if level in OpenAlertCounts.model_fields})
+
+
+def _level_counts(tally: repository.LevelTally | None) -> LevelCounts:
+    """The counts of the levels the response shows (any other level stored is left out, as before)."""
+    return LevelCounts(**{level: count for level, count in (tally or {}).items() if level in LevelCounts.model_fields})
 
 
 def _in_city(county_code: str, city_code: str) -> bool:

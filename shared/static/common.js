@@ -107,3 +107,42 @@ function showSignedIn(signedIn) {
   $("#sign-in-form").hidden = signedIn;
   $("#signed-in").hidden = !signedIn;
 }
+
+/* ---------- sign-in with a bearer token kept in the tab (the alerts pages: situation, later the inbox) ---------- */
+
+/* The token stored under `storageKey` in this tab's sessionStorage (gone when the tab closes), or null. Pages that
+   use the same key share one sign-in. */
+function storedToken(storageKey) { return sessionStorage.getItem(storageKey); }
+
+/* The sign-in panel of a page signed in with a body's or the admin's bearer token: builds the panel
+   (`buildSignInPanel`, so call it before the texts are applied), refuses an empty field ("auth.enterToken"),
+   keeps the token under `storageKey` and shows the panel's right half. The page's hooks: `status(textFn, error)`
+   shows a message, `onSignIn()` runs once a token is stored, `onSignOut()` once it is removed (clear what was
+   shown). Returns {token(), api(path, options), signOut(messageKey = "auth.signedOutMsg", error = false)}; `api` is
+   `apiCall` with the stored token. */
+function tokenSignIn({ storageKey, status, onSignIn, onSignOut }) {
+  const panel = $("#sign-in-panel");
+  const field = () => $(`#${panel.dataset.tokenField}`);
+  const session = {
+    token: () => storedToken(storageKey),
+    api: (path, options = {}) => apiCall(path, session.token(), options),
+    signOut(messageKey = "auth.signedOutMsg", error = false) {
+      sessionStorage.removeItem(storageKey);
+      if (onSignOut) onSignOut();
+      showSignedIn(false);
+      status(() => t(messageKey), error);
+      field().focus();
+    },
+  };
+  buildSignInPanel((event) => {
+    event.preventDefault();
+    const value = field().value.trim();
+    if (!value) { status(() => t("auth.enterToken"), true); field().focus(); return; }
+    sessionStorage.setItem(storageKey, value);
+    field().value = "";
+    showSignedIn(true);
+    if (onSignIn) onSignIn();
+  }, () => session.signOut());
+  showSignedIn(Boolean(session.token()));
+  return session;
+}

@@ -1,9 +1,10 @@
 """The situation page (services/alerts/pages/situation.html) in a real browser, on a static harness.
 
-A local HTTP server serves the page, the service's static files (ECharts, Jiangsu's map) and a stub of
-`GET /v1/situation` that answers the contract written at the top of the page's script, plus `GET /v1/regions`
-from shared.regions. The stub tests the page, not the service: the service's own answer is tested with the
-service. Every request to another host is aborted and recorded, so the page is shown to work without the internet.
+A local HTTP server serves the page, the service's static files (ECharts, Jiangsu's map), the shared page files
+(common.js, labels.js) and stubs of `GET /v1/situation` and `GET /v1/screening/coverage` that answer the contract
+written at the top of the page's script, plus `GET /v1/regions` from shared.regions. The stub tests the page, not
+the service: the service's own answer is tested with the service. Every request to another host is aborted and
+recorded, so the page is shown to work without the internet.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pytest
 from playwright.sync_api import Page, Request, Route, expect
 
 from shared import regions
+from shared.webpages import shared_static_files
 from tests.browser.conftest import MOBILE
 
 pytestmark = pytest.mark.browser
@@ -79,6 +81,35 @@ class Harness:
     situation_queries: list[dict[str, list[str]]] = field(default_factory=list)
     serves_regions: bool = True  # False: a service without GET /v1/regions
     body_region: str | None = None  # the region a body's token sees when the page asks for none
+    coverage_queries: list[dict[str, list[str]]] = field(default_factory=list)
+    coverage_status: int = 200  # 403: the body is not a union federation
+
+
+# Two rounds over Nanjing's first two counties and Suzhou's first county: (county, expected, answered, missing).
+ROUND_COUNTIES = [("320102", 4, 3, ["玄武建工有限公司"]), ("320104", 2, 2, []),
+                  ("320505", 5, 1, ["虎丘纺织", "新区电子", "狮山物流", "枫桥餐饮"])]
+
+
+def coverage(region_code: str) -> dict[str, Any]:
+    """A coverage answer in the page's contract: an open round and a closed one over the counties of
+    ROUND_COUNTIES within the region."""
+    counties = [{"county": code, "county_name": regions.label(code), "expected": expected, "answered": answered,
+                 "no_risk": answered - 1 if answered else 0, "risks_reported": 1 if answered else 0,
+                 "missing": [{"unit_id": f"u-{code}-{n}", "name": name} for n, name in enumerate(missing)],
+                 "closed": False, "notice": None}
+                for code, expected, answered, missing in ROUND_COUNTIES if regions.covers(region_code, code)]
+
+    def total(key: str) -> int:
+        return sum(int(county[key]) for county in counties)
+
+    return {"rounds": [
+        {"round_id": round_id, "name": name, "region_code": regions.JIANGSU, "opens_at": opens, "due_at": due,
+         "state": state, "expected": total("expected"), "answered": total("answered"), "no_risk": total("no_risk"),
+         "risks_reported": total("risks_reported"), "counties": counties}
+        for round_id, name, state, opens, due in (
+            ("r2", "2026年11月稳定风险排查", "open", "2026-11-20T00:00:00+08:00", "2026-11-30T18:00:00+08:00"),
+            ("r1", "2026年10月稳定风险排查", "closed", "2026-10-20T00:00:00+08:00", "2026-10-31T18:00:00+08:00"))
+    ]}
 
 
 def make_handler(harness: Harness) -> type[BaseHTTPRequestHandler]:
@@ -100,6 +131,9 @@ def make_handler(harness: Harness) -> type[BaseHTTPRequestHandler]:
             url = urlsplit(self.path)
             if url.path == "/situation":
                 self.send(200, (ALERTS / "pages" / "situation.html").read_bytes(), CONTENT_TYPES[".html"])
+            elif url.path.removeprefix("/static/") in shared_static_files():
+                shared = shared_static_files()[url.path.removeprefix("/static/")]
+                self.send(200, shared.content, shared.media_type)
             elif url.path.startswith("/static/"):
                 root = (ALERTS / "static").resolve()
                 target = (root / url.path.removeprefix("/static/")).resolve()
@@ -117,6 +151,16 @@ def make_handler(harness: Harness) -> type[BaseHTTPRequestHandler]:
                 harness.situation_queries.append(query)
                 default = harness.body_region or regions.JIANGSU  # a body's token answers for its own region
                 self.send_json(200, situation(query.get("region_code", [default])[0]))
+            elif url.path == "/v1/screening/coverage":
+                if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                    self.send_json(401, {"error": {"code": "unauthorized", "message": "令牌无效 / invalid token"}})
+                    return
+                query = parse_qs(url.query)
+                harness.coverage_queries.append(query)
+                if harness.coverage_status != 200:
+                    self.send_json(harness.coverage_status, {"error": {"code": "forbidden", "message": "仅工会"}})
+                    return
+                self.send_json(200, coverage(query["region_code"][0]))
             else:
                 self.send_json(404, {"error": {"message": "not found"}})
 
@@ -291,4 +335,90 @@ def test_an_invalid_token_signs_out(page: Page, harness: Harness, offline: list[
     expect(page.get_by_label("机构令牌或管理员令牌")).to_be_visible()
     expect(page.locator("#dashboard")).to_be_hidden()
     assert page.evaluate("sessionStorage.getItem('alerts.token')") is None
+    assert offline == []
+
+
+def test_screening_coverage_per_city_per_county_and_the_missing_units(
+    page: Page, harness: Harness, offline: list[str], tmp_path: Path,
+) -> None:
+    page.goto(f"{harness.url}/situation")
+    page.get_by_label("机构令牌或管理员令牌").fill(TOKEN)
+    page.get_by_role("button", name="登录").click()
+
+    # The province: answered / expected per city, the open round first.
+    section = page.locator("#coverage-section")
+    expect(section.get_by_role("heading", name="常态化排查覆盖")).to_be_visible()
+    rounds = section.locator("article.round")
+    expect(rounds).to_have_count(2)
+    expect(rounds.nth(0).locator("h3")).to_have_text("2026年11月稳定风险排查")
+    expect(rounds.nth(0)).to_contain_text("进行中")
+    expect(rounds.nth(0)).to_contain_text("已答复 6 / 11")
+    nanjing = rounds.nth(0).locator('tr[data-region="320100"]')
+    expect(nanjing.locator("th")).to_have_text("南京市")
+    expect(nanjing.locator("td")).to_have_text(["6", "5", "3", "2", "1", "83%"])
+    expect(rounds.nth(0).locator('tr[data-region="320500"] td')).to_have_text(["5", "1", "0", "1", "4", "20%"])
+    expect(rounds.nth(0).locator("tbody tr")).to_have_count(2)
+    expect(rounds.nth(1)).to_contain_text("已截止")
+    expect(section.locator(".missing")).to_have_count(0)  # units are named for a county only
+    assert harness.coverage_queries[-1] == {"region_code": [regions.JIANGSU], "limit": ["3"]}
+    page.screenshot(path=str(tmp_path / "situation-coverage-province.png"), full_page=True)
+
+    # A city: per county.
+    page.get_by_label("地市", exact=True).select_option(label="南京市")
+    page.get_by_role("button", name="查询").click()
+    expect(rounds.nth(0).locator("tbody tr")).to_have_count(2)
+    expect(rounds.nth(0).locator('tr[data-region="320102"] th')).to_have_text("南京市 玄武区")
+    expect(rounds.nth(0).locator('tr[data-region="320102"] td')).to_have_text(["4", "3", "2", "1", "1", "75%"])
+    assert harness.coverage_queries[-1] == {"region_code": ["320100"], "limit": ["3"]}
+
+    # A county: the units that have not answered, by name; a county where all answered says so.
+    page.get_by_label("地市", exact=True).select_option(label="苏州市")
+    page.get_by_label("区县", exact=True).select_option(value="320505")
+    page.get_by_role("button", name="查询").click()
+    expect(rounds.nth(0).locator(".missing li")).to_have_text(["虎丘纺织", "新区电子", "狮山物流", "枫桥餐饮"])
+    expect(rounds.nth(0)).to_contain_text("未答复单位(4)")
+    page.get_by_label("地市", exact=True).select_option(label="南京市")
+    page.get_by_label("区县", exact=True).select_option(value="320104")
+    page.get_by_role("button", name="查询").click()
+    expect(rounds.nth(0)).to_contain_text("全部单位均已答复。")
+    page.screenshot(path=str(tmp_path / "situation-coverage-county.png"), full_page=True)
+
+    page.get_by_role("button", name="Switch to English").click()
+    expect(section.get_by_role("heading", name="Routine screening coverage")).to_be_visible()
+    expect(rounds.nth(0)).to_contain_text("Every unit has answered.")
+    assert offline == []
+
+
+def test_a_body_that_is_not_a_union_is_told_coverage_is_for_unions(
+    page: Page, harness: Harness, offline: list[str],
+) -> None:
+    harness.coverage_status = 403
+    page.goto(f"{harness.url}/situation")
+    page.get_by_label("机构令牌或管理员令牌").fill(TOKEN)
+    page.get_by_role("button", name="登录").click()
+    expect(page.locator("#coverage-note")).to_have_text("仅工会可查看排查覆盖情况。")
+    expect(page.locator("#coverage article.round")).to_have_count(0)
+    expect(page.locator("#totals li").nth(1)).to_contain_text("5")  # the rest of the page is unaffected
+    assert offline == []
+
+
+def test_the_sign_in_is_the_shared_one_and_serves_the_inbox_tab(page: Page, harness: Harness,
+                                                                offline: list[str]) -> None:
+    page.goto(f"{harness.url}/situation")
+    assert page.evaluate("typeof tokenSignIn") == "function"  # from /static/common.js
+    page.get_by_role("button", name="登录").click()  # empty field
+    expect(page.locator("#status")).to_contain_text("请输入令牌")
+    page.get_by_label("机构令牌或管理员令牌").fill(TOKEN)
+    page.get_by_role("button", name="登录").click()
+    expect(page.locator("#dashboard")).to_be_visible()
+    expect(page.get_by_role("button", name="退出登录")).to_be_visible()
+    page.get_by_role("button", name="退出登录").click()
+    expect(page.locator("#status")).to_contain_text("已退出登录")
+    expect(page.locator("#dashboard")).to_be_hidden()
+    assert page.evaluate("sessionStorage.getItem('alerts.token')") is None
+    # Signed in elsewhere in the tab (the inbox keeps the same key): the page loads at once.
+    page.evaluate(f"sessionStorage.setItem('alerts.token', '{TOKEN}')")
+    page.reload()
+    expect(page.locator("#dashboard")).to_be_visible()
+    expect(page.locator("#signed-in")).to_be_visible()
     assert offline == []
