@@ -50,7 +50,9 @@ def nul_paths(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[st
 
 def body_problems(body: bytes) -> list[dict[str, Any]]:
     """Validation errors (pydantic's shape) for NULs in a JSON request body; [] when there are none."""
-    if not _ESCAPED_NUL.search(body):
+    # Every NUL escape contains these six bytes: a plain substring test (a few µs for a 500-report batch) settles
+    # almost every body; the regex (it tells `\\u0000`, the text, from `\u0000`, the NUL) only runs when it matches.
+    if b"\\u0000" not in body or not _ESCAPED_NUL.search(body):
         return []
     try:
         parsed = json.loads(body)

@@ -43,7 +43,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             sessions, producer = infra.sessions, infra.producer
             relay = intake_relay(sessions=sessions, producer=producer, batch_size=settings.relay_batch_size,
                                  idle_seconds=settings.relay_idle_seconds,
-                                 linger_seconds=settings.relay_linger_seconds)
+                                 linger_seconds=settings.relay_linger_seconds, source=settings.service_name)
             outbox_listener = NotificationListener(settings.database_url, outbox_channel(SCHEMA), relay.wake)
 
             def outbox_committed() -> None:

@@ -134,5 +134,15 @@ class ReportSubmission(Report):
         return value
 
     def to_report(self) -> Report:
-        """The publishable report: everything but `contact`."""
-        return Report.model_validate(self.model_dump(exclude={"contact"}))
+        """The publishable report: everything but `contact`.
+
+        Built from this model's fields as they are, without validating them again: they passed this model's rules,
+        which are `Report`'s and stricter (a dump and a second validation were ~15 % of a batch item's CPU). Only
+        the fields `Report` declares are taken, so `contact` cannot come along."""
+        return Report.model_construct(
+            _fields_set=self.model_fields_set - {"contact"},
+            **{name: getattr(self, name) for name in _REPORT_FIELDS},
+        )
+
+
+_REPORT_FIELDS = tuple(Report.model_fields)

@@ -119,3 +119,39 @@ def test_kind_switch_needs_its_own_block(kind: str) -> None:
     assert problems(make_report_body(kind=kind)) == {}
     assert "arrears" in problems({**make_report_body(kind=kind), "arrears": {
         "amount_owed_cny": 1, "months_overdue": 1, "employer_absconded": False}})
+
+
+@pytest.mark.parametrize("kind_block", [
+    {},
+    {"collective_action": ["work_stoppage", "gathering"], "petition": "repeated", "online_exposure": "spreading"},
+])
+def test_to_report_is_the_report_a_full_validation_gives_and_never_carries_contact(
+    kind_block: dict[str, Any],
+) -> None:
+    """`to_report` skips the second validation: what it gives must still be exactly `Report`'s view of the body,
+    serialised without warnings (a subclass instance in a `Report` field), and the event built from it must not
+    carry the personal block."""
+    import json
+    import uuid
+    import warnings
+
+    from shared.events import ReportAccepted
+    from shared.report import Report
+
+    body = make_report_body(contact={"name": "张三", "phone": "13800001111"}, **kind_block)
+    submission = ReportSubmission.model_validate(body)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a PydanticSerializationUnexpectedValue would fail here
+        report = submission.to_report()
+        expected = Report.model_validate(submission.model_dump(exclude={"contact"}))
+        assert type(report) is Report
+        assert json.loads(report.model_dump_json()) == json.loads(expected.model_dump_json())
+        assert report.model_dump() == expected.model_dump()
+        now = datetime.now(UTC)
+        event = ReportAccepted(trace_id="t", report_id=str(uuid.uuid4()), unit_id="u", accepted_at=now,
+                               report=report, occurred_at=now)
+        payload = event.model_dump_json()
+    assert "contact" not in json.loads(payload)["report"]
+    assert "张三" not in payload
+    assert "13800001111" not in payload
+    assert "contact" not in report.model_dump()
