@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
 from pydantic import ValidationError
 
 from services.alerts import channels, service
@@ -38,7 +38,7 @@ from services.alerts.metrics import (
 )
 from services.alerts.models import Delivery, DeliveryKind
 from services.alerts.settings import AlertsSettings
-from services.alerts.targets import check_target
+from services.alerts.targets import CachedResolver, Resolver, check_target, system_resolver
 from shared.db import SessionFactory, transaction
 from shared.events import RiskLevel, utcnow
 from shared.logging import trace_context
@@ -71,7 +71,8 @@ class DeliveryWorker:
     def __init__(self, *, sessions: SessionFactory, settings: AlertsSettings) -> None:
         self._sessions = sessions
         self._settings = settings
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
+        self._resolver = CachedResolver()  # the send-time target check's resolutions, reused for a short while
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._held = 0  # claimed and not yet recorded
@@ -96,8 +97,8 @@ class DeliveryWorker:
 
     async def run(self) -> None:
         limit = self._settings.delivery_concurrency
-        limits = httpx.Limits(max_connections=limit, max_keepalive_connections=limit)
-        async with httpx.AsyncClient(follow_redirects=False, limits=limits) as client:
+        async with channels.new_http_client(limit=limit, allow_private=self._settings.private_targets_allowed,
+                                            timeout=self._settings.delivery_timeout_seconds) as client:
             self._client = client
             writer = asyncio.create_task(self._write_results(), name="delivery-results")
             try:
@@ -193,7 +194,7 @@ class DeliveryWorker:
                     payload: MessageInput | NoticeInput) -> channels.DeliveryResult:
         """Send through the channel as its body has it now (read when claimed: `service.channel_for`)."""
         assert self._client is not None
-        refusal = await target_refusal(config, self._settings)
+        refusal = await target_refusal(config, self._settings, self._resolver)
         if refusal is not None:
             return channels.DeliveryResult(ok=False, status=None, error=refusal, permanent=True)
         timeout = self._settings.delivery_timeout_seconds
@@ -307,13 +308,16 @@ def _host_of(config: channels.ChannelConfig) -> str:
     return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
 
 
-async def target_refusal(config: channels.ChannelConfig, settings: AlertsSettings) -> str | None:
+async def target_refusal(config: channels.ChannelConfig, settings: AlertsSettings,
+                         resolver: Resolver = system_resolver) -> str | None:
     """Why this channel's target must not be contacted now (None: it may); a refusal fails the delivery at once.
     The one send-time check of a target: webhook and robot URLs are resolved again now, so that a name that moved
-    to a private address since the body was saved is caught (`targets.check_target`)."""
+    to a private address since the body was saved is caught (`targets.check_target`). The delivery worker passes a
+    `CachedResolver`: a resolution is reused for `RESOLUTION_TTL_SECONDS` at most."""
     if isinstance(config, channels.EmailChannel):
         return None
-    return await check_target(config.url, allow_private=settings.private_targets_allowed, channel_type=config.type)
+    return await check_target(config.url, allow_private=settings.private_targets_allowed, channel_type=config.type,
+                              resolver=resolver)
 
 
 def message_input(delivery: Delivery) -> MessageInput | NoticeInput:
