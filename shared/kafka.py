@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -23,9 +26,11 @@ from aiokafka.errors import (
     CommitFailedError,
     KafkaConnectionError,
     KafkaError,
+    MessageSizeTooLargeError,
     OutOfOrderSequenceNumber,
     TopicAlreadyExistsError,
 )
+from aiokafka.partitioner import DefaultPartitioner
 from pydantic import ValidationError
 
 from shared.db import is_transient_database_error
@@ -108,6 +113,13 @@ async def ensure_topics(bootstrap_servers: str, prefix: str = "", partitions: in
         await admin.close()
 
 
+@functools.lru_cache(maxsize=65536)
+def _partition_for_key(key: bytes, partitions: tuple[int, ...]) -> int:
+    """The partition aiokafka's default partitioner gives a key (murmur2, as the Java client), remembered: a
+    consumer catching up sends many events of the same enterprises."""
+    return int(DefaultPartitioner()(key, list(partitions), list(partitions)))
+
+
 class EventProducer:
     """An idempotent producer (`acks=all`) that sends pydantic events and rebuilds itself when wedged.
 
@@ -169,6 +181,52 @@ class EventProducer:
                 for topic, event in items
             ]
         )
+
+    async def send_encoded(self, items: Sequence[tuple[Topic | str, EventBase, bytes]]) -> None:
+        """`send_events` for events already serialised (`value` is the event's JSON), e.g. because the same JSON
+        was stored with them: the event gives the key and the CloudEvents headers.
+
+        For large batches (a consumer catching up): the messages go out as record batches filled here, one
+        partition at a time (aiokafka `create_batch`/`send_batch`), on the partitions `send` would choose for their
+        keys, in order per partition. That saves a coroutine, a partitioner call and a future per message; the
+        producer's guarantees (idempotence, `acks=all`, retries) are the same, batch by batch.
+        """
+        messages = [
+            (self.topic(topic), event.key.encode(), value, cloudevent_headers(event, source=self._client_id))
+            for topic, event, value in items
+        ]
+        if not messages:
+            return
+        producer = await self._ensure_started()
+        try:
+            futures: list[asyncio.Future[Any]] = []
+            filling: dict[tuple[str, int], Any] = {}  # (topic, partition) → aiokafka BatchBuilder
+            partitions: dict[str, list[int]] = {}
+            for topic, key, value, headers in messages:
+                if topic not in partitions:
+                    partitions[topic] = sorted(await producer.partitions_for(topic))
+                partition = _partition_for_key(key, tuple(partitions[topic]))
+                builder = filling.get((topic, partition))
+                if builder is None:
+                    builder = filling[(topic, partition)] = producer.create_batch()
+                if builder.append(timestamp=None, key=key, value=value, headers=headers) is None:  # full
+                    futures.append(await producer.send_batch(builder, topic, partition=partition))
+                    builder = filling[(topic, partition)] = producer.create_batch()
+                    if builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
+                        raise MessageSizeTooLargeError(f"a message of {len(value)} bytes does not fit in a batch")
+            for (topic, partition), builder in filling.items():
+                futures.append(await producer.send_batch(builder, topic, partition=partition))
+            await asyncio.gather(*futures)
+        except OutOfOrderSequenceNumber:
+            KAFKA_PRODUCER_RESETS.inc()
+            log.warning("idempotent producer wedged on OutOfOrderSequenceNumber; rebuilding it")
+            await self.reset()
+            raise
+        except KafkaConnectionError:
+            await self.reset()
+            raise
+        for topic, count in Counter(topic for topic, *_ in messages).items():
+            KAFKA_PRODUCED.labels(topic=topic).inc(count)
 
     async def send_raw(self, messages: Sequence[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]]) -> None:
         producer = await self._ensure_started()

@@ -1,5 +1,6 @@
 """HTTP routes of intake. Thin: authenticate, call the service in the request's one session
-(`shared.deps.SessionDep`, committed before the answer is sent), shape the answer."""
+(`shared.deps.SessionDep`, committed before the answer is sent), shape the answer. Submissions (single and batch)
+are stored through the group-commit writer instead (`services.intake.writer`), committed before the answer too."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from services.intake import service
@@ -25,7 +26,7 @@ from services.intake.schemas import (
 )
 from services.intake.signin.service import COOKIE_AUTH
 from services.intake.validation import ReportSubmission
-from shared.auth import Caller, caller_dependency, ensure_admin
+from shared.auth import Caller, Credentials, caller_dependency, ensure_admin
 from shared.deps import SessionDep, request_context
 from shared.events import utcnow
 from shared.http import ApiError, RateLimited
@@ -58,6 +59,25 @@ async def get_caller(context: Context, caller: Annotated[Caller, Depends(authent
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+async def submitting_unit(request: Request, context: Context, credentials: Credentials) -> Caller:
+    """The caller of a submission route: `authenticated_caller` in a short session of its own, closed before the
+    route runs. A submission waits for the group-commit writer, which needs a pooled connection: a request session
+    that looked the key up (cache miss, cookie) would hold one through that wait, and a burst of such requests
+    would take the whole pool from the writer. A cached key opens no connection at all."""
+    async with context.sessions() as session:
+        return await authenticated_caller(request, session, credentials)
+
+
+async def submitting_caller(context: Context, caller: Annotated[Caller, Depends(submitting_unit)]) -> Caller:
+    """`submitting_unit` within its rate limit (as `get_caller`)."""
+    if caller.unit_id is not None:
+        retry_after = context.rate_limiter.acquire(caller.unit_id)
+        if retry_after:
+            REPORTS_REJECTED.labels(reason="rate_limited").inc()
+            raise RateLimited(int(retry_after))
+    return caller
 
 
 @router.post("/units", status_code=201, response_model=UnitCreated, tags=["units"],
@@ -93,10 +113,8 @@ async def revoke_unit_key(unit_id: str, caller: CallerDep, session: SessionDep) 
 async def submit_report(
     body: ReportSubmission,
     request: Request,
-    caller: CallerDep,
+    caller: Annotated[Caller, Depends(submitting_caller)],
     context: Context,
-    session: SessionDep,
-    after_commit: BackgroundTasks,
     idempotency_key: Annotated[str | None, Header(max_length=128, min_length=1)] = None,
 ) -> JSONResponse:
     """Submit a report. Once this answers 202 the report is durable and will reach the risk service.
@@ -107,21 +125,22 @@ async def submit_report(
         raise ApiError("报告须由上报单位提交 / Reports are submitted with a unit's key")
     # The fingerprint only matters with a key (it is what a retry is compared by).
     fingerprint = service.request_fingerprint(await request.body()) if idempotency_key is not None else ""
-    try:
-        accepted = await service.accept_report(
-            session, unit=caller, submission=body, fingerprint=fingerprint, idempotency_key=idempotency_key,
-            cipher=context.cipher, now=utcnow(),
-        )
-    except ApiError as error:
-        REPORTS_REJECTED.labels(reason=error.code).inc()
-        raise
-    if not accepted.replayed:
-        # Background tasks run once the answer is out, so after the commit: the relay finds the new row at once,
-        # and only a committed report is counted.
-        after_commit.add_task(_accepted, context, body, accepted.report_id)
+    # Stored through the group-commit writer (no request session): committed once this returns.
+    [outcome] = await service.submit_reports(
+        context.writer, unit=caller, submissions=[service.Submission(body, fingerprint, idempotency_key)],
+        cipher=context.cipher, now=utcnow(),
+    )
+    if outcome.error is not None:
+        REPORTS_REJECTED.labels(reason=outcome.error.code).inc()
+        raise outcome.error
+    assert outcome.report_id is not None
+    if not outcome.replayed:
+        REPORTS_ACCEPTED.labels(kind=body.kind.value).inc()
+        log.info("report accepted", extra={"trace_id": outcome.report_id, "kind": body.kind.value,
+                                           "region_code": body.region_code})
     return JSONResponse(
-        ReportAcceptedResponse(report_id=accepted.report_id).model_dump(), status_code=202,
-        headers={"Idempotent-Replayed": "true"} if accepted.replayed else None,
+        ReportAcceptedResponse(report_id=outcome.report_id).model_dump(), status_code=202,
+        headers={"Idempotent-Replayed": "true"} if outcome.replayed else None,
     )
 
 
@@ -129,10 +148,8 @@ async def submit_report(
              responses=error_responses(400, 401, 413, 422, 429, 503))
 async def submit_batch(
     body: ReportBatch,
-    caller: Annotated[Caller, Depends(authenticated_caller)],
+    caller: Annotated[Caller, Depends(submitting_unit)],
     context: Context,
-    session: SessionDep,
-    after_commit: BackgroundTasks,
 ) -> JSONResponse:
     """Submit up to 500 reports at once (partner systems: hotlines, labour-inspection systems); body ≤ 4 MiB.
 
@@ -152,10 +169,10 @@ async def submit_batch(
         raise RateLimited(int(retry_after))
     items = [service.batch_item(raw) for raw in body.reports]
     valid = [item for item in items if isinstance(item, service.Submission)]
-    outcomes = iter(await service.accept_reports(session, unit=caller, submissions=valid, cipher=context.cipher,
-                                                 now=utcnow()))
+    outcomes = iter(await service.submit_reports(context.writer, unit=caller, submissions=valid,
+                                                 cipher=context.cipher, now=utcnow()) if valid else [])
     results: list[dict[str, object]] = []
-    accepted_kinds: list[str] = []
+    accepted = 0
     for index, item in enumerate(items):
         if isinstance(item, service.Submission):
             outcome = next(outcomes)
@@ -163,7 +180,8 @@ async def submit_batch(
                 results.append({"index": index, "status": 202, "report_id": outcome.report_id,
                                 "replayed": outcome.replayed})
                 if not outcome.replayed:
-                    accepted_kinds.append(item.submission.kind.value)
+                    REPORTS_ACCEPTED.labels(kind=item.submission.kind.value).inc()
+                    accepted += 1
                 continue
             error: ApiError = outcome.error
         else:
@@ -171,24 +189,9 @@ async def submit_batch(
         REPORTS_REJECTED.labels(reason=error.code).inc()
         results.append({"index": index, "status": error.status_code,
                         "error": {"code": error.code, "message": error.message, "details": error.details}})
-    if accepted_kinds:
-        after_commit.add_task(_accepted_batch, context, accepted_kinds)
+    if accepted:
+        log.info("report batch accepted", extra={"accepted": accepted})
     return JSONResponse({"results": results})
-
-
-async def _accepted_batch(context: IntakeContext, kinds: list[str]) -> None:
-    for kind in kinds:
-        REPORTS_ACCEPTED.labels(kind=kind).inc()
-    context.outbox_committed()
-    log.info("report batch accepted", extra={"accepted": len(kinds)})
-
-
-async def _accepted(context: IntakeContext, body: ReportSubmission, report_id: str) -> None:
-    # async: Starlette would run a plain function in a thread, and the relay's wake-up event is not thread-safe.
-    REPORTS_ACCEPTED.labels(kind=body.kind.value).inc()
-    context.outbox_committed()
-    log.info("report accepted", extra={"trace_id": report_id, "kind": body.kind.value,
-                                       "region_code": body.region_code})
 
 
 @router.get("/reports/{report_id}", response_model=ReportView, tags=["reports"],

@@ -21,6 +21,7 @@ from services.intake.relay import intake_relay
 from services.intake.screening.api import router as screening_router
 from services.intake.settings import IntakeSettings
 from services.intake.signin.api import router as signin_router
+from services.intake.writer import GroupCommitWriter
 from shared.events import Topic
 from shared.http import create_service_app, on_validation_error
 from shared.kafka import BatchConsumer
@@ -43,6 +44,15 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             relay = intake_relay(sessions=sessions, producer=producer, batch_size=settings.relay_batch_size,
                                  idle_seconds=settings.relay_idle_seconds,
                                  linger_seconds=settings.relay_linger_seconds)
+            outbox_listener = NotificationListener(settings.database_url, outbox_channel(SCHEMA), relay.wake)
+
+            def outbox_committed() -> None:
+                relay.wake()
+                outbox_listener.notify()
+
+            writer = GroupCommitWriter(infra.engine, connections=settings.writer_connections,
+                                       linger_seconds=settings.writer_linger_seconds,
+                                       on_committed=outbox_committed)
             context = IntakeContext(
                 settings=settings, engine=infra.engine, sessions=sessions, producer=producer,
                 relay=relay,
@@ -53,9 +63,11 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
                 ),
                 cipher=Fernet(settings.effective_contact_key.encode()),
                 rate_limiter=RateLimiter(settings.unit_rate_limit),
-                outbox_listener=NotificationListener(settings.database_url, outbox_channel(SCHEMA), relay.wake),
+                outbox_listener=outbox_listener, writer=writer,
             )
             app.state.context = context
+            # On shutdown it commits what is queued, then stops taking submissions (503 after that).
+            context.workers.start("group-commit-writer", writer)
             context.workers.start("outbox-relay", context.relay)
             context.workers.start("outbox-listener", context.outbox_listener)
             context.workers.start("status-consumer", context.status_consumer)

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.intake.ratelimit import RateLimiter
 from services.intake.settings import IntakeSettings
+from services.intake.writer import GroupCommitWriter
 from shared.db import SessionFactory
 from shared.kafka import BatchConsumer, EventProducer
 from shared.outbox import OutboxRelay
@@ -27,6 +28,8 @@ class IntakeContext:
     rate_limiter: RateLimiter
     # LISTEN/NOTIFY on `intake_outbox`: wakes this relay when any replica commits outbox rows; `notify()` after ours.
     outbox_listener: NotificationListener
+    # Stores submissions in groups (one transaction for the reports that arrive together): `services.intake.writer`.
+    writer: GroupCommitWriter
     workers: Workers = field(default_factory=Workers)
 
     def outbox_committed(self) -> None:

@@ -3,7 +3,7 @@
 from typing import Any
 
 from fastapi import Request
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 REPORTS_ACCEPTED = Counter("intake_reports_accepted_total", "Reports accepted (202)", ["kind"])
 REPORTS_REJECTED = Counter(
@@ -17,6 +17,10 @@ for _reason in REJECTION_REASONS:  # every series at 0 from the start, so that r
 OUTBOX_PENDING = Gauge("intake_outbox_pending", "Outbox rows not yet published to Kafka")
 OUTBOX_OLDEST_AGE = Gauge("intake_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row")
 OUTBOX_PUBLISHED = Counter("intake_outbox_published_total", "Outbox rows published to Kafka")
+GROUP_REPORTS = Histogram(
+    "intake_group_commit_reports", "Reports stored per group-commit transaction (single submissions and batch items)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
 
 
 def count_too_large_submission(scope: Any) -> None:

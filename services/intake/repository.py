@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select, text
-from sqlalchemy.dialects.postgresql import insert
+import asyncpg
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.intake.models import SCHEMA, IdempotencyKey, OutboxMessage, Report, Unit
+from services.intake.models import SCHEMA, Report, Unit
 
 
 async def add_unit(session: AsyncSession, unit: Unit) -> None:
@@ -45,117 +45,124 @@ def enterprise_lock_key(credit_code: str) -> int:
     return int.from_bytes(hashlib.sha256(f"report-order:{credit_code}".encode()).digest()[:8], "big", signed=True)
 
 
-async def claim_idempotency_key(session: AsyncSession, record: IdempotencyKey) -> bool:
-    """Insert the key; False when the unit used it before (the existing row is then the first answer)."""
-    statement = (
-        insert(IdempotencyKey)
-        .values(unit_id=record.unit_id, key=record.key, request_hash=record.request_hash,
-                report_id=record.report_id, created_at=record.created_at)
-        .on_conflict_do_nothing(index_elements=[IdempotencyKey.unit_id, IdempotencyKey.key])
-        .returning(IdempotencyKey.key)
-    )
-    return (await session.scalar(statement)) is not None
+# ------------------------------------------------------------------------------------------- group commit
+# The submission path of `services.intake.writer`: many submissions (concurrent single reports, batch items) are
+# stored in ONE transaction on a raw asyncpg connection, in a fixed number of statements whatever their number:
+#   1. `BEGIN` and every enterprise lock of the group (one simple-query round trip);
+#   2. one statement (prepared, cached by asyncpg per connection) that claims the idempotency keys and inserts the
+#      reports and their outbox rows from arrays (`unnest`), returning the rows whose key was used before;
+#   3. only when some key was used before: one query for those keys' first answers;
+#   4. `COMMIT`.
+# Lock order, so that two groups (or a group and another replica's) never wait for each other crosswise: the
+# enterprise locks first, sorted by key; then the idempotency keys, inserted sorted by (unit, key).
 
 
-async def idempotency_key(session: AsyncSession, unit_id: str, key: str) -> IdempotencyKey | None:
-    return await session.get(IdempotencyKey, (unit_id, key))
+@dataclass(frozen=True, slots=True)
+class NewReport:
+    """One submission to store: its report row, its outbox row and its optional idempotency key."""
+
+    id: str
+    unit_id: str
+    kind: str
+    region_code: str
+    credit_code: str
+    accepted_at: datetime
+    body_json: str
+    contact_encrypted: bytes | None
+    key: str | None
+    request_hash: str
+    event_id: str
+    topic: str
+    payload: str
 
 
-# The submission hot path speaks Core (no ORM objects, no unit of work, no identity map): one INSERT per table, and
-# for a batch one executemany per table (asyncpg pipelines it).
-_REPORTS = cast(Table, Report.__table__)
-_OUTBOX = cast(Table, OutboxMessage.__table__)
-_KEYS = cast(Table, IdempotencyKey.__table__)
-
-
-# Built once: SQLAlchemy memoizes a statement object's cache key, so executing the same object skips rebuilding and
-# coercing it on every request (measured: building `insert().values(...)` per request cost ~8 % of intake's CPU).
-_CLAIM_KEY = (
-    insert(_KEYS).on_conflict_do_nothing(index_elements=[_KEYS.c.unit_id, _KEYS.c.key]).returning(_KEYS.c.key)
+_ACCEPT_GROUP = f"""
+WITH input AS (
+    SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $7::timestamptz[], $8::text[], $9::bytea[], $10::text[], $11::text[], $12::text[],
+                         $13::text[], $14::text[])
+        AS t(ord, id, unit_id, kind, region_code, credit_code, accepted_at, body, contact, key, request_hash,
+             event_id, topic, payload)
+),
+claim AS (
+    INSERT INTO {SCHEMA}.idempotency_keys (unit_id, key, request_hash, report_id, created_at)
+    SELECT unit_id, key, request_hash, id, accepted_at FROM input WHERE key IS NOT NULL ORDER BY unit_id, key
+    ON CONFLICT (unit_id, key) DO NOTHING
+    RETURNING unit_id, key
+),
+accepted AS (
+    SELECT input.* FROM input
+    WHERE input.key IS NULL
+       OR EXISTS (SELECT 1 FROM claim WHERE claim.unit_id = input.unit_id AND claim.key = input.key)
+),
+report AS (
+    INSERT INTO {SCHEMA}.reports (id, unit_id, kind, region_code, credit_code, accepted_at, body, contact_encrypted,
+                                  status, assessment, alert_ids, updated_at)
+    SELECT id, unit_id, kind, region_code, credit_code, accepted_at, CAST(body AS JSONB), contact, 'accepted',
+           NULL, '[]'::jsonb, accepted_at
+    FROM accepted ORDER BY ord
+),
+event AS (
+    INSERT INTO {SCHEMA}.outbox (event_id, topic, payload, created_at)
+    SELECT event_id, topic, payload, accepted_at FROM accepted ORDER BY ord
 )
-_INSERT_REPORT = insert(_REPORTS)
-_INSERT_OUTBOX = insert(_OUTBOX)
+SELECT ord FROM input WHERE NOT EXISTS (SELECT 1 FROM accepted WHERE accepted.ord = input.ord)
+"""
+# ORDER BY ord: outbox ids (a sequence, drawn row by row) follow the group's order, so one enterprise's reports in
+# one group reach Kafka in the order they were submitted.
+
+_FIRST_ANSWERS = f"""
+SELECT keys.unit_id, keys.key, keys.request_hash, keys.report_id
+FROM {SCHEMA}.idempotency_keys AS keys
+JOIN unnest($1::text[], $2::text[]) AS wanted(unit_id, key) ON keys.unit_id = wanted.unit_id AND keys.key = wanted.key
+"""
 
 
-async def claim_idempotency_keys(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> set[str]:
-    """Insert a unit's keys (`unit_id, key, request_hash, report_id, created_at`); returns the keys claimed now.
-    A key not returned was used before: its existing row holds the first answer. Rows are inserted in key order
-    so that two batches sharing keys wait for each other instead of deadlocking."""
-    if not rows:
-        return set()
-    if len(rows) == 1:
-        return set((await session.scalars(_CLAIM_KEY, dict(rows[0]))).all())
-    ordered = sorted(rows, key=lambda row: str(row["key"]))
-    return set((await session.scalars(_CLAIM_KEY, [dict(row) for row in ordered])).all())
+async def begin_with_enterprise_locks(connection: asyncpg.Connection, credit_codes: Sequence[str]) -> None:
+    """Open the transaction and take the enterprise lock of every credit code (`lock_enterprise`, sorted), in one
+    round trip. The lock keys are integers computed here, so writing them into the statement is safe."""
+    keys = sorted({enterprise_lock_key(code) for code in credit_codes})
+    statement = "BEGIN"
+    if keys:
+        statement += (f"; SELECT pg_advisory_xact_lock(k) FROM unnest('{{{','.join(map(str, keys))}}}'::bigint[])"
+                      " AS k")
+    await connection.execute(statement)
 
 
-async def idempotency_keys(session: AsyncSession, unit_id: str, keys: Sequence[str]) -> dict[str, IdempotencyKey]:
-    """The stored rows of these keys of a unit, by key."""
-    if not keys:
-        return {}
-    rows = await session.scalars(
-        select(IdempotencyKey).where(IdempotencyKey.unit_id == unit_id, IdempotencyKey.key.in_(sorted(set(keys))))
-    )
-    return {row.key: row for row in rows}
+async def accept_group(connection: asyncpg.Connection,
+                       reports: Sequence[NewReport]) -> list[tuple[str, str] | None]:
+    """Store the reports of a group, in the open transaction; per report, in order: None when it was stored now,
+    or `(request_hash, report_id)` of its key's first answer when its key was used before (nothing stored then).
+    Keys must be distinct per unit within `reports` (the writer answers repeats from their first occurrence)."""
+    columns: list[list[Any]] = [[] for _ in range(14)]
+    for ordinal, report in enumerate(reports):
+        for column, value in zip(columns, (
+            ordinal, report.id, report.unit_id, report.kind, report.region_code, report.credit_code,
+            report.accepted_at, report.body_json, report.contact_encrypted, report.key, report.request_hash,
+            report.event_id, report.topic, report.payload,
+        ), strict=True):
+            column.append(value)
+    refused = [row[0] for row in await connection.fetch(_ACCEPT_GROUP, *columns)]
+    answers: list[tuple[str, str] | None] = [None] * len(reports)
+    if not refused:
+        return answers
+    # A separate statement: its snapshot is taken now, so it sees a key whose first transaction committed while
+    # ours waited for it (the claim above skipped that key, but its own snapshot predates that commit).
+    wanted = [reports[ordinal] for ordinal in refused]
+    rows = await connection.fetch(_FIRST_ANSWERS, [r.unit_id for r in wanted], [r.key for r in wanted])
+    first = {(row["unit_id"], row["key"]): (row["request_hash"], row["report_id"]) for row in rows}
+    for ordinal in refused:
+        report = reports[ordinal]
+        answers[ordinal] = first[(report.unit_id, cast(str, report.key))]
+    return answers
 
 
-# One submission, one statement: the key claim, the report and its outbox row in one round trip (data-modifying
-# CTEs run together, atomically, in the request's transaction). The report and the event are written only when
-# the key was claimed now; no row back means the key was used before. BEGIN + this + COMMIT: three round trips
-# instead of five (measured: each round trip is a wait for a PostgreSQL backend on a busy box).
-_REPORT_COLUMNS = ("(id, unit_id, kind, region_code, credit_code, accepted_at, body, contact_encrypted, status, "
-                   "assessment, alert_ids, updated_at)")
-_REPORT_VALUES = ("CAST(:id AS VARCHAR), CAST(:unit_id AS VARCHAR), CAST(:kind AS VARCHAR), "
-                  "CAST(:region_code AS VARCHAR), CAST(:credit_code AS VARCHAR), CAST(:accepted_at AS TIMESTAMPTZ), "
-                  "CAST(:body AS JSONB), CAST(:contact_encrypted AS BYTEA), 'accepted', NULL, '[]'::jsonb, "
-                  "CAST(:accepted_at AS TIMESTAMPTZ)")
-_OUTBOX_INSERT = (f"INSERT INTO {SCHEMA}.outbox (event_id, topic, payload, created_at) "
-                  "SELECT CAST(:event_id AS VARCHAR), CAST(:topic AS VARCHAR), CAST(:payload AS TEXT), "
-                  "CAST(:accepted_at AS TIMESTAMPTZ) FROM report RETURNING id")
-_ACCEPT_WITH_KEY = text(
-    f"WITH claim AS (INSERT INTO {SCHEMA}.idempotency_keys (unit_id, key, request_hash, report_id, created_at) "
-    "VALUES (CAST(:unit_id AS VARCHAR), CAST(:key AS VARCHAR), CAST(:request_hash AS VARCHAR), "
-    "CAST(:id AS VARCHAR), CAST(:accepted_at AS TIMESTAMPTZ)) "
-    "ON CONFLICT (unit_id, key) DO NOTHING RETURNING report_id), "
-    f"report AS (INSERT INTO {SCHEMA}.reports {_REPORT_COLUMNS} SELECT {_REPORT_VALUES} FROM claim RETURNING id) "
-    + _OUTBOX_INSERT
-)
-_ACCEPT = text(
-    f"WITH report AS (INSERT INTO {SCHEMA}.reports {_REPORT_COLUMNS} VALUES ({_REPORT_VALUES}) RETURNING id) "
-    + _OUTBOX_INSERT
-)
+async def commit(connection: asyncpg.Connection) -> None:
+    await connection.execute("COMMIT")
 
 
-async def accept_one(session: AsyncSession, *, key: str | None, request_hash: str, report: Mapping[str, Any],
-                     outbox: Mapping[str, Any]) -> bool:
-    """Claim `key` (when given) and store the report and its outbox row, in one statement. False when the key was
-    used before: nothing is stored then, and the key's row holds the first answer."""
-    params = {
-        "id": report["id"], "unit_id": report["unit_id"], "kind": report["kind"],
-        "region_code": report["region_code"], "credit_code": report["credit_code"],
-        "accepted_at": report["accepted_at"], "body": json.dumps(report["body"], ensure_ascii=False),
-        "contact_encrypted": report["contact_encrypted"], "event_id": outbox["event_id"], "topic": outbox["topic"],
-        "payload": outbox["payload"],
-    }
-    if key is None:
-        await session.execute(_ACCEPT, params)
-        return True
-    stored = await session.scalar(_ACCEPT_WITH_KEY, {**params, "key": key, "request_hash": request_hash})
-    return stored is not None
-
-
-async def insert_reports_with_events(
-    session: AsyncSession, reports: Sequence[Mapping[str, Any]], outbox: Sequence[Mapping[str, Any]]
-) -> None:
-    """Insert report rows and their outbox rows (column values as dicts), in the session's transaction."""
-    if not reports:
-        return
-    if len(reports) == 1:
-        await session.execute(_INSERT_REPORT, dict(reports[0]))
-        await session.execute(_INSERT_OUTBOX, dict(outbox[0]))
-        return
-    await session.execute(_INSERT_REPORT, [dict(row) for row in reports])
-    await session.execute(_INSERT_OUTBOX, [dict(row) for row in outbox])
+async def rollback(connection: asyncpg.Connection) -> None:
+    await connection.execute("ROLLBACK")
 
 
 async def report_by_id(session: AsyncSession, report_id: str) -> Report | None:

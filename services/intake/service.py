@@ -22,21 +22,15 @@ from services.intake.models import Report, Unit
 from services.intake.schemas import ReportPage, ReportSummary, ReportView, UnitKey
 from services.intake.signin.service import end_sessions_of_unit
 from services.intake.validation import ReportSubmission
+from services.intake.writer import GroupCommitWriter, Stored
 from shared.auth import Caller, PrincipalCache, hash_token, new_token
 from shared.events import AlertChanged, ReportAccepted, ReportAssessed, Topic
 from shared.http import ApiError, Conflict, NotFound
-from shared.outbox import outbox_values
 from shared.validation_errors import describe_validation_errors
 
 STATUS_RANK = {"accepted": 0, "assessed": 1, "alerted": 2}
 NO_SUCH_UNIT = "没有该上报单位 / No such reporting unit"
 DEFAULT_KEY_CACHE_SECONDS = 5.0
-
-
-@dataclass(frozen=True)
-class Accepted:
-    report_id: str
-    replayed: bool
 
 
 async def create_unit(session: AsyncSession, *, name: str, region_code: str, now: datetime) -> tuple[Unit, str]:
@@ -168,107 +162,51 @@ def batch_item(raw: Any) -> Submission | InvalidReport:
 IDEMPOTENCY_CONFLICT = "该 Idempotency-Key 已用于另一份报告 / This Idempotency-Key was used with another body"
 
 
-async def accept_report(
-    session: AsyncSession, *, unit: Caller, submission: ReportSubmission, fingerprint: str,
-    idempotency_key: str | None, cipher: Fernet, now: datetime,
-) -> Accepted:
-    """Store the report and its `report.accepted` event in one transaction (the outbox).
+# ------------------------------------------------------------------------------------ submissions (group commit)
 
-    With an `Idempotency-Key`, the same key and body give the first answer again; another body is a conflict.
-    """
-    assert unit.unit_id is not None
+def new_report(unit_id: str, item: Submission, cipher: Fernet, now: datetime) -> repository.NewReport:
+    """The rows one accepted submission writes: its report, its `report.accepted` event (outbox) and its key."""
     report_id = str(uuid.uuid4())
-    report_row, event_row = _report_rows(unit.unit_id, report_id, submission, cipher, now)
-    # One enterprise's reports are accepted one at a time, so that they reach Kafka in acceptance order.
-    await repository.lock_enterprise(session, submission.enterprise.credit_code)
-    if await repository.accept_one(session, key=idempotency_key, request_hash=fingerprint, report=report_row,
-                                   outbox=event_row):
-        return Accepted(report_id=report_id, replayed=False)
-    assert idempotency_key is not None
-    first = await repository.idempotency_key(session, unit.unit_id, idempotency_key)
-    assert first is not None
-    if first.request_hash != fingerprint:
-        raise Conflict(IDEMPOTENCY_CONFLICT)
-    return Accepted(report_id=first.report_id, replayed=True)
-
-
-async def accept_reports(
-    session: AsyncSession, *, unit: Caller, submissions: Sequence[Submission], cipher: Fernet, now: datetime,
-) -> list[Outcome]:
-    """Store every submission that may be stored, with its `report.accepted` event, in the caller's transaction;
-    one outcome per submission, in order.
-
-    Idempotency-Key rules, per key of the unit: the first submission with a new key is stored; a later one with the
-    same content (in the same call or any later request, batch or single) gets the first report id, replayed; one
-    with other content is a 409 `Conflict`.
-    """
-    assert unit.unit_id is not None
-    unit_id = unit.unit_id
-    outcomes: list[Outcome | None] = [None] * len(submissions)
-    report_ids = [str(uuid.uuid4()) for _ in submissions]
-    # The first submission of each key is its candidate; the others follow it (same content) or conflict.
-    first_of_key: dict[str, int] = {}
-    followers: list[tuple[int, int]] = []
-    for index, item in enumerate(submissions):
-        if item.idempotency_key is None:
-            continue
-        first = first_of_key.setdefault(item.idempotency_key, index)
-        if first != index:
-            followers.append((index, first))
-    if first_of_key:
-        claimed = await repository.claim_idempotency_keys(session, [
-            {"unit_id": unit_id, "key": key, "request_hash": submissions[index].fingerprint,
-             "report_id": report_ids[index], "created_at": now}
-            for key, index in first_of_key.items()
-        ])
-        earlier = await repository.idempotency_keys(session, unit_id, [k for k in first_of_key if k not in claimed])
-        for key, index in first_of_key.items():
-            if key in claimed:
-                continue
-            stored = earlier[key]
-            outcomes[index] = (Outcome(report_id=stored.report_id, replayed=True)
-                               if stored.request_hash == submissions[index].fingerprint
-                               else Outcome(error=Conflict(IDEMPOTENCY_CONFLICT)))
-    reports: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
-    for index, item in enumerate(submissions):
-        if outcomes[index] is not None:
-            continue
-        if item.idempotency_key is not None and first_of_key[item.idempotency_key] != index:
-            continue
-        report_row, event_row = _report_rows(unit_id, report_ids[index], item.submission, cipher, now)
-        reports.append(report_row)
-        events.append(event_row)
-        outcomes[index] = Outcome(report_id=report_ids[index])
-    for index, first in followers:
-        leader = outcomes[first]
-        assert leader is not None
-        if submissions[index].fingerprint != submissions[first].fingerprint:
-            outcomes[index] = Outcome(error=Conflict(IDEMPOTENCY_CONFLICT))
-        elif leader.error is not None:
-            outcomes[index] = leader
-        else:
-            outcomes[index] = Outcome(report_id=leader.report_id, replayed=True)
-    # Each enterprise's lock, in one order (sorted) so that two batches never wait for each other crosswise.
-    for credit_code in sorted({report["credit_code"] for report in reports}):
-        await repository.lock_enterprise(session, credit_code)
-    await repository.insert_reports_with_events(session, reports, events)
-    return [outcome for outcome in outcomes if outcome is not None]
-
-
-def _report_rows(unit_id: str, report_id: str, submission: ReportSubmission, cipher: Fernet,
-                 now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The report row and its outbox row (column values) of one accepted submission."""
+    submission = item.submission
     report = submission.to_report()
     event = ReportAccepted(trace_id=report_id, report_id=report_id, unit_id=unit_id, accepted_at=now,
                            report=report, occurred_at=now)
     contact = submission.contact
-    return {
-        "id": report_id, "unit_id": unit_id, "kind": report.kind.value, "region_code": report.region_code,
-        "credit_code": report.enterprise.credit_code, "accepted_at": now, "body": report.model_dump(mode="json"),
-        "contact_encrypted": cipher.encrypt(contact.model_dump_json().encode()) if contact else None,
-        "status": "accepted", "assessment": None, "alert_ids": [], "updated_at": now,
-    }, outbox_values(Topic.reports.value, event, now)
+    return repository.NewReport(
+        id=report_id, unit_id=unit_id, kind=report.kind.value, region_code=report.region_code,
+        credit_code=report.enterprise.credit_code, accepted_at=now,
+        # pydantic's serializer (the body as `model_dump(mode="json")` would give it, without a detour through
+        # a dict and the json module)
+        body_json=report.model_dump_json(),
+        contact_encrypted=cipher.encrypt(contact.model_dump_json().encode()) if contact else None,
+        key=item.idempotency_key, request_hash=item.fingerprint, event_id=str(event.event_id),
+        topic=Topic.reports.value, payload=event.model_dump_json(),
+    )
+
+
+async def submit_reports(writer: GroupCommitWriter, *, unit: Caller, submissions: Sequence[Submission],
+                         cipher: Fernet, now: datetime) -> list[Outcome]:
+    """Store every submission that may be stored, with its `report.accepted` event, through the group-commit
+    writer (committed once this returns); one outcome per submission, in order.
+
+    Idempotency-Key rules, per key of the unit: the first submission with a new key is stored; a later one with the
+    same content (in the same call, a concurrent request or any later one, batch or single) gets the first report
+    id, replayed; one with other content is a 409 `Conflict`. Raises `DependencyUnavailable` (503) when the
+    database cannot be reached: then nothing of these submissions is stored.
+    """
+    assert unit.unit_id is not None
+    results = await writer.store([new_report(unit.unit_id, item, cipher, now) for item in submissions])
+    return [_outcome(item, result) for item, result in zip(submissions, results, strict=True)]
+
+
+def _outcome(item: Submission, result: Stored | ApiError) -> Outcome:
+    if isinstance(result, ApiError):
+        return Outcome(error=result)
+    if result.first_hash is None:
+        return Outcome(report_id=result.report_id)
+    if result.first_hash != item.fingerprint:
+        return Outcome(error=Conflict(IDEMPOTENCY_CONFLICT))
+    return Outcome(report_id=result.report_id, replayed=True)
 
 
 async def get_report(session: AsyncSession, *, caller: Caller, report_id: str) -> Report:

@@ -43,6 +43,13 @@ class IntakeSettings(ServiceSettings):
         default=5.0, ge=0, description="How long a unit key lookup is trusted in this process (0: no cache). A key "
         "revoked on another replica is refused here within this time; on this one at once.")
 
+    writer_connections: int = Field(
+        default=2, ge=1, le=16, description="Connections (from the pool) the group-commit writer commits on at "
+        "once: each commits one group of submissions at a time (INTAKE_WRITER_CONNECTIONS).")
+    writer_linger_seconds: float = Field(
+        default=0.002, ge=0, le=0.1, description="While another group is being committed, how long a writer waits "
+        "for more submissions to join its group (never when nothing else is in flight).")
+
     @model_validator(mode="after")
     def _contact_key_outside_development(self) -> IntakeSettings:
         if self.contact_key is None and not self.is_development:

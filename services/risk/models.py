@@ -8,7 +8,7 @@ Each table class is named after its table (`assessments` → `AssessmentRecord`,
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import DateTime, Index, Integer, MetaData, String
 from sqlalchemy.dialects.postgresql import JSONB
@@ -74,3 +74,34 @@ class AlertStateRecord(Base):
     kind: Mapped[str] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(16))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class NewAssessment(NamedTuple):
+    """The columns of an assessment about to be stored, as the consumer inserts a batch of them at once; `reasons`
+    and `report` come from `event`, the JSON (UTF-8) of its `report.assessed` event as published."""
+
+    report_id: str
+    event_id: str
+    trace_id: str
+    credit_code: str
+    kind: str
+    region_code: str
+    industry: str
+    occurred_at: datetime
+    accepted_at: datetime
+    assessed_at: datetime
+    score: int
+    level: str
+    rubric_version: str
+    ack_deadline_seconds: int | None
+    event: bytes
+
+
+class AlertStateRow(NamedTuple):
+    """An alert's latest state from `alerts.v1`, as stored in `alert_states`."""
+
+    alert_id: str
+    credit_code: str
+    kind: str
+    state: str
+    updated_at: datetime

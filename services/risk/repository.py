@@ -6,12 +6,12 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal, select, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import BindParameter, ColumnElement, String, any_, bindparam, func, literal, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
-from services.risk.models import AlertStateRecord, AssessmentRecord, Rescore
+from services.risk.models import AlertStateRecord, AlertStateRow, AssessmentRecord, NewAssessment, Rescore
 from services.risk.schemas import TrendGroup, TrendPeriod
 
 # --- assessments ---------------------------------------------------------------------------------------------------
@@ -25,22 +25,51 @@ async def assessment_by_report_id(session: AsyncSession, report_id: str) -> Asse
 async def assessments_by_report_ids(session: AsyncSession, report_ids: Iterable[str]) -> list[AssessmentRecord]:
     """The stored assessments among these reports (any order)."""
     return list(await session.scalars(
-        select(AssessmentRecord).where(AssessmentRecord.report_id.in_(list(report_ids)))
+        select(AssessmentRecord).where(AssessmentRecord.report_id == any_(_texts("report_ids", report_ids)))
     ))
 
 
-async def insert_new_assessments(session: AsyncSession, rows: Sequence[AssessmentRecord]) -> set[str]:
-    """Insert the rows whose report is not assessed yet; returns the report ids inserted (others stand)."""
+def _texts(name: str, values: Iterable[str]) -> BindParameter[Any]:
+    """One array parameter (`= ANY(:name)`): the statement's text is the same whatever the number of values, so
+    asyncpg prepares it once per connection instead of once per distinct list length (as `IN (...)` would)."""
+    array: ARRAY[Any] = ARRAY(String)
+    return bindparam(name, list(values), type_=array)
+
+
+# Every new assessment of a batch in one statement with a fixed text (one array per column), prepared once per
+# connection. `report` and `reasons` are taken from the `report.assessed` event as it is published (serialised once,
+# for Kafka and for this row alike).
+_INSERT_ASSESSMENTS = text("""
+WITH new AS MATERIALIZED (
+    SELECT report_id, event_id, trace_id, credit_code, kind, region_code, industry, occurred_at, accepted_at,
+           assessed_at, score, level, rubric_version, ack_deadline_seconds,
+           convert_from(event, 'UTF8')::jsonb AS event
+    FROM unnest(CAST(:report_id AS text[]), CAST(:event_id AS text[]), CAST(:trace_id AS text[]),
+                CAST(:credit_code AS text[]), CAST(:kind AS text[]), CAST(:region_code AS text[]),
+                CAST(:industry AS text[]), CAST(:occurred_at AS timestamptz[]), CAST(:accepted_at AS timestamptz[]),
+                CAST(:assessed_at AS timestamptz[]), CAST(:score AS integer[]), CAST(:level AS text[]),
+                CAST(:rubric_version AS text[]), CAST(:ack_deadline_seconds AS integer[]), CAST(:event AS bytea[]))
+         AS new (report_id, event_id, trace_id, credit_code, kind, region_code, industry, occurred_at,
+                 accepted_at, assessed_at, score, level, rubric_version, ack_deadline_seconds, event)
+)
+INSERT INTO risk.assessments (report_id, event_id, trace_id, credit_code, kind, region_code, industry, occurred_at,
+                              accepted_at, assessed_at, score, level, rubric_version, reasons, ack_deadline_seconds,
+                              report)
+SELECT report_id, event_id, trace_id, credit_code, kind, region_code, industry, occurred_at, accepted_at,
+       assessed_at, score, level, rubric_version, event -> 'reasons', ack_deadline_seconds, event -> 'report'
+FROM new
+ON CONFLICT (report_id) DO NOTHING
+RETURNING report_id
+""")
+
+
+async def insert_new_assessments(session: AsyncSession, rows: Sequence[NewAssessment]) -> set[str]:
+    """Insert the rows whose report is not assessed yet, in one statement; returns the report ids inserted (others
+    stand)."""
     if not rows:
         return set()
-    return set(await session.scalars(
-        insert(AssessmentRecord).values([_columns(row) for row in rows])
-        .on_conflict_do_nothing(index_elements=["report_id"]).returning(AssessmentRecord.report_id)
-    ))
-
-
-def _columns(row: AssessmentRecord) -> dict[str, Any]:
-    return {column.key: getattr(row, column.key) for column in AssessmentRecord.__table__.columns}
+    columns = {name: [getattr(row, name) for row in rows] for name in NewAssessment._fields}
+    return set(await session.scalars(_INSERT_ASSESSMENTS, columns))
 
 
 async def occurrences_of_enterprises(
@@ -49,7 +78,7 @@ async def occurrences_of_enterprises(
     """(credit code, occurred_at) of the stored reports on these enterprises that occurred in [earliest, latest]."""
     rows = await session.execute(
         select(AssessmentRecord.credit_code, AssessmentRecord.occurred_at).where(
-            AssessmentRecord.credit_code.in_(set(credit_codes)),
+            AssessmentRecord.credit_code == any_(_texts("credit_codes", set(credit_codes))),
             AssessmentRecord.occurred_at >= earliest, AssessmentRecord.occurred_at <= latest,
         )
     )
@@ -62,8 +91,10 @@ async def occurrences_of_enterprises(
 async def enterprises_with_open_alert(session: AsyncSession, credit_codes: Iterable[str]) -> set[str]:
     """The credit codes among these with an alert that is not resolved."""
     return set(await session.scalars(
-        select(AlertStateRecord.credit_code).where(AlertStateRecord.credit_code.in_(set(credit_codes)),
-                                                   AlertStateRecord.state != "resolved").distinct()
+        select(AlertStateRecord.credit_code).where(
+            AlertStateRecord.credit_code == any_(_texts("credit_codes", set(credit_codes))),
+            AlertStateRecord.state != "resolved",
+        ).distinct()
     ))
 
 
@@ -73,7 +104,8 @@ async def latest_alerting_assessments(session: AsyncSession, credit_codes: Itera
     (the levels that open or join an alert)."""
     rows = await session.execute(
         select(AssessmentRecord.credit_code, AssessmentRecord.kind, func.max(AssessmentRecord.assessed_at)).where(
-            AssessmentRecord.credit_code.in_(set(credit_codes)), AssessmentRecord.level.in_(list(levels)),
+            AssessmentRecord.credit_code == any_(_texts("credit_codes", set(credit_codes))),
+            AssessmentRecord.level == any_(_texts("levels", sorted(levels))),
         ).group_by(AssessmentRecord.credit_code, AssessmentRecord.kind)
     )
     return [(code, kind, at) for code, kind, at in rows]
@@ -83,23 +115,30 @@ async def latest_resolutions(session: AsyncSession, credit_codes: Iterable[str])
     """(credit code, kind, latest updated_at) of the resolved alerts on these enterprises."""
     rows = await session.execute(
         select(AlertStateRecord.credit_code, AlertStateRecord.kind, func.max(AlertStateRecord.updated_at)).where(
-            AlertStateRecord.credit_code.in_(set(credit_codes)), AlertStateRecord.state == "resolved",
+            AlertStateRecord.credit_code == any_(_texts("credit_codes", set(credit_codes))),
+            AlertStateRecord.state == "resolved",
         ).group_by(AlertStateRecord.credit_code, AlertStateRecord.kind)
     )
     return [(code, kind, at) for code, kind, at in rows]
 
 
-async def upsert_alert_state(session: AsyncSession, *, alert_id: str, credit_code: str, kind: str, state: str,
-                             updated_at: datetime) -> None:
-    """Store an alert's state unless a later one is stored already."""
-    statement = insert(AlertStateRecord).values(
-        alert_id=alert_id, credit_code=credit_code, kind=kind, state=state, updated_at=updated_at,
-    )
-    await session.execute(statement.on_conflict_do_update(
-        index_elements=["alert_id"],
-        set_={"state": statement.excluded.state, "updated_at": statement.excluded.updated_at},
-        where=AlertStateRecord.updated_at <= statement.excluded.updated_at,
-    ))
+# The latest state of each alert of a batch in one statement (the caller passes one row per alert id: an
+# `ON CONFLICT DO UPDATE` may not touch the same row twice).
+_UPSERT_ALERT_STATES = text("""
+INSERT INTO risk.alert_states (alert_id, credit_code, kind, state, updated_at)
+SELECT * FROM unnest(CAST(:alert_id AS text[]), CAST(:credit_code AS text[]), CAST(:kind AS text[]),
+                     CAST(:state AS text[]), CAST(:updated_at AS timestamptz[]))
+ON CONFLICT (alert_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
+WHERE risk.alert_states.updated_at <= excluded.updated_at
+""")
+
+
+async def upsert_alert_states(session: AsyncSession, states: Sequence[AlertStateRow]) -> None:
+    """Store each alert's state unless a later one is stored already (one row per alert id), in one statement."""
+    if not states:
+        return
+    await session.execute(_UPSERT_ALERT_STATES,
+                          {name: [getattr(row, name) for row in states] for name in AlertStateRow._fields})
 
 
 # --- trends --------------------------------------------------------------------------------------------------------

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.risk import repository
 from services.risk.metrics import ASSESSMENTS, SCORING_DURATION
-from services.risk.models import AssessmentRecord
+from services.risk.models import AlertStateRow, AssessmentRecord, NewAssessment
 from services.risk.rescoring import OpenAlertReader, rescore
 from services.risk.schemas import AssessmentView, TrendBucket, TrendGroup, TrendPeriod, Trends
 from services.risk.scoring import HISTORY_WINDOW, Assessment, History, Rubric, score_report
@@ -39,21 +41,37 @@ def assessed_event(row: AssessmentRecord) -> ReportAssessed:
     )
 
 
+class Publishable(NamedTuple):
+    """A `report.assessed` event and its JSON (UTF-8), serialised once: stored with the assessment and published
+    as is."""
+
+    event: ReportAssessed
+    json: bytes
+
+
+def _json(event: ReportAssessed) -> bytes:
+    """The event's JSON as `model_dump_json` gives it, as bytes (without decoding it to a str and back)."""
+    return event.__pydantic_serializer__.to_json(event)
+
+
 async def assess_batch(
     session: AsyncSession, rubric: Rubric, batch: Sequence[ReportAccepted], now: datetime
-) -> list[ReportAssessed]:
+) -> list[Publishable]:
     """Score the new reports of a batch (in order) and store them; reports assessed before give their stored event.
 
-    A handful of queries per batch, not per report: the history of every enterprise in the batch is read once, and
-    each report scored counts for the next one on the same enterprise (C16).
+    A constant number of statements per batch, whatever its size: the stored assessments among the batch, the
+    history and the open alerts of every enterprise in it (read once), then one insert of every new assessment.
+    Each report scored counts for the next one on the same enterprise (C16), and one assessed at yellow or above
+    counts as an open alert for the next one (C17).
     """
     ids = [accepted.report_id for accepted in batch]
     stored = {row.report_id: row for row in await repository.assessments_by_report_ids(session, ids)}
     fresh = [accepted for accepted in _unique(batch) if accepted.report_id not in stored]
-    rows: dict[str, AssessmentRecord] = {}
+    new: dict[str, Publishable] = {}
     if fresh:
         history = await _history(session, [accepted.report for accepted in fresh])
         open_alerts = await _open_alerts(session, {accepted.report.enterprise.credit_code for accepted in fresh})
+        rows: list[NewAssessment] = []
         for order, accepted in enumerate(fresh):
             report = accepted.report
             earlier = history.setdefault(report.enterprise.credit_code, [])
@@ -69,15 +87,48 @@ async def assess_batch(
                 open_alerts.add(report.enterprise.credit_code)
             # Assessment times strictly increase within a batch, so "assessed before" (C16) stays well defined.
             assessed_at = now + timedelta(microseconds=order)
-            rows[accepted.report_id] = _record(accepted, rubric, outcome, assessed_at)
-        inserted = await repository.insert_new_assessments(session, list(rows.values()))
-        for report_id in inserted:
-            ASSESSMENTS.labels(kind=rows[report_id].kind, level=rows[report_id].level).inc()
-        lost = [report_id for report_id in rows if report_id not in inserted]
+            event = _assessed(accepted, rubric, outcome, assessed_at)
+            new[accepted.report_id] = publishable = Publishable(event, _json(event))
+            rows.append(_new_row(publishable))
+        inserted = await repository.insert_new_assessments(session, rows)
+        for (kind, level), count in Counter((row.kind, row.level) for row in rows
+                                            if row.report_id in inserted).items():
+            ASSESSMENTS.labels(kind=kind, level=level).inc(count)
+        lost = [report_id for report_id in new if report_id not in inserted]
         if lost:  # another worker stored them a moment ago (during a rebalance): theirs stand
-            for row in await repository.assessments_by_report_ids(session, lost):
-                rows[row.report_id] = row
-    return [assessed_event(stored.get(report_id) or rows[report_id]) for report_id in dict.fromkeys(ids)]
+            for theirs in await repository.assessments_by_report_ids(session, lost):
+                stored[theirs.report_id] = theirs
+    published: list[Publishable] = []
+    for report_id in dict.fromkeys(ids):
+        record = stored.get(report_id)
+        if record is not None:
+            event = assessed_event(record)
+            published.append(Publishable(event, _json(event)))
+        else:
+            published.append(new[report_id])
+    return published
+
+
+def _assessed(accepted: ReportAccepted, rubric: Rubric, outcome: Assessment, at: datetime) -> ReportAssessed:
+    """The `report.assessed` event of a report scored now (a new event id); `assessed_event` of its stored row
+    gives the same event again."""
+    return ReportAssessed(
+        trace_id=accepted.trace_id, occurred_at=at, report_id=accepted.report_id, accepted_at=accepted.accepted_at,
+        report=accepted.report, score=outcome.score, level=outcome.level, rubric_version=rubric.version,
+        reasons=list(outcome.reasons), assessed_at=at, ack_deadline_seconds=rubric.ack_deadline_seconds(outcome.level),
+    )
+
+
+def _new_row(publishable: Publishable) -> NewAssessment:
+    event = publishable.event
+    report = event.report
+    return NewAssessment(
+        report_id=event.report_id, event_id=str(event.event_id), trace_id=event.trace_id,
+        credit_code=report.enterprise.credit_code, kind=report.kind.value, region_code=report.region_code,
+        industry=report.enterprise.industry, occurred_at=report.occurred_at, accepted_at=event.accepted_at,
+        assessed_at=event.assessed_at, score=event.score, level=event.level.value,
+        rubric_version=event.rubric_version, ack_deadline_seconds=event.ack_deadline_seconds, event=publishable.json,
+    )
 
 
 ALERTING_LEVELS = frozenset(level for level in RiskLevel if level.alerts)
@@ -133,24 +184,19 @@ async def _history(session: AsyncSession, reports: Sequence[Report]) -> dict[str
     return history
 
 
-def _record(accepted: ReportAccepted, rubric: Rubric, outcome: Assessment, now: datetime) -> AssessmentRecord:
-    report = accepted.report
-    return AssessmentRecord(
-        report_id=accepted.report_id, event_id=str(uuid.uuid4()), trace_id=accepted.trace_id,
-        credit_code=report.enterprise.credit_code, kind=report.kind.value, region_code=report.region_code,
-        industry=report.enterprise.industry, occurred_at=report.occurred_at, accepted_at=accepted.accepted_at,
-        assessed_at=now, score=outcome.score, level=outcome.level.value, rubric_version=rubric.version,
-        reasons=[reason.model_dump() for reason in outcome.reasons],
-        ack_deadline_seconds=rubric.ack_deadline_seconds(outcome.level), report=report.model_dump(mode="json"),
-    )
-
-
-async def record_alert(session: AsyncSession, event: AlertChanged) -> None:
-    """Keep the latest state of each alert (events of one enterprise arrive in order on one partition)."""
-    await repository.upsert_alert_state(
-        session, alert_id=event.alert_id, credit_code=event.credit_code, kind=event.kind.value,
-        state=event.state.value, updated_at=event.occurred_at,
-    )
+async def record_alerts(session: AsyncSession, events: Sequence[AlertChanged]) -> None:
+    """Keep the latest state of each alert (events of one enterprise arrive in order on one partition), for a
+    whole batch in one statement: per alert the latest event of the batch, a later one winning a tie."""
+    latest: dict[str, AlertChanged] = {}
+    for event in events:
+        kept = latest.get(event.alert_id)
+        if kept is None or kept.occurred_at <= event.occurred_at:
+            latest[event.alert_id] = event
+    await repository.upsert_alert_states(session, [
+        AlertStateRow(alert_id=event.alert_id, credit_code=event.credit_code, kind=event.kind.value,
+                      state=event.state.value, updated_at=event.occurred_at)
+        for event in latest.values()
+    ])
 
 
 async def get_assessment(session: AsyncSession, report_id: str) -> AssessmentView:

@@ -84,9 +84,42 @@ class _TextFormatter(string.Formatter):
 _TEXT = _TextFormatter()
 
 
+# A template split once into (literal text, field name, format spec, conversion) parts.
+_Parts = tuple[tuple[str, str | None, str | None, str | None], ...]
+
+
+@lru_cache(maxsize=1024)
+def _parts(template: str) -> _Parts | None:
+    """The template parsed once (every report renders the same few templates), or None when it needs
+    `str.format`'s general path: positional or auto-numbered fields, or a nested field in a format spec."""
+    try:
+        parts = tuple(_TEXT.parse(template))
+    except ValueError:
+        return None  # malformed: `vformat` raises the error
+    for _, field, spec, _ in parts:
+        if field is not None and (field == "" or field[0].isdigit() or "{" in (spec or "")):
+            return None
+    return parts
+
+
 def render(template: str, names: dict[str, Any]) -> str:
-    """A reason text from its template (see _TextFormatter) and the names of _Placeholders."""
-    return _TEXT.vformat(template, (), names)
+    """A reason text from its template (see _TextFormatter) and the names of _Placeholders; the same text as
+    `_TEXT.vformat(template, (), names)`, without parsing the template again for every report."""
+    parts = _parts(template)
+    if parts is None:
+        return _TEXT.vformat(template, (), names)
+    out: list[str] = []
+    for literal, field, spec, conversion in parts:
+        if literal:
+            out.append(literal)
+        if field is None:
+            continue
+        # What `get_field`, `convert_field` and `format_field` do, short-cut for the common plain cases.
+        value = _TEXT.get_field(field, (), names)[0] if "." in field or "[" in field else names[field]
+        if conversion is not None:
+            value = _TEXT.convert_field(value, conversion)
+        out.append(value if not spec and type(value) is str else _TEXT.format_field(value, spec or ""))
+    return "".join(out)
 
 
 class _Placeholders(dict[str, Any]):
