@@ -10,7 +10,7 @@ The HTTP client is aiohttp (`new_http_client`): one shared session per delivery 
 pool, TLS verified, no redirects followed, no proxy or cookie taken from the environment or from receivers, and a
 resolver that refuses to connect to a forbidden address when private targets are not allowed
 (`GuardedResolver`). It replaced httpx because sending was the CPU ceiling of the alerts process: httpx's request
-building, its connection pool (httpcore) and h11 cost 2.0-2.7 ms of CPU per webhook, aiohttp 0.25-0.31 ms (figures:
+building, its connection pool (httpcore) and h11 cost 2.0-2.7 ms of CPU per webhook, aiohttp 0.25-0.32 ms (figures:
 bench/README.md, "Alerts after the set-based consumer").
 """
 
