@@ -367,6 +367,7 @@ _MARKDOWN_SAFE = str.maketrans({
 
 
 _KEEP_PARENTHESES = {ord("("): "(", ord(")"): ")"}
+_MARKDOWN_SAFE_KEEPING_PARENTHESES = {**_MARKDOWN_SAFE, **_KEEP_PARENTHESES}  # built once: this runs per field
 
 
 def escape_markdown(text: str, *, keep_parentheses: bool = False) -> str:
@@ -374,7 +375,7 @@ def escape_markdown(text: str, *, keep_parentheses: bool = False) -> str:
     image, emphasis, code, heading, quote, table or HTML can start in it, and no bare URL is auto-linked.
     `keep_parentheses` leaves ( ) as they are (without brackets they open nothing): for English text, which
     full-width forms would turn into Chinese punctuation."""
-    table = {**_MARKDOWN_SAFE, **_KEEP_PARENTHESES} if keep_parentheses else _MARKDOWN_SAFE
+    table = _MARKDOWN_SAFE_KEEPING_PARENTHESES if keep_parentheses else _MARKDOWN_SAFE
     return _WHITESPACE.sub(" ", text).strip().translate(table).replace("://", "：//")
 
 

@@ -10,7 +10,8 @@ right before each send (a name can resolve elsewhere by then: DNS rebinding).
   `https://oapi.dingtalk.com` (their official hosts), also without credentials in the URL.
 
 `target_problem` (sync, no DNS) and `check_target` (async, resolves) return a zh/en reason or None; nothing here
-raises for a bad target. The resolver is a parameter so that tests need no DNS.
+raises for a bad target. The resolver is a parameter so that tests need no DNS; the delivery worker passes a
+`CachedResolver`, so a busy target is resolved once per `RESOLUTION_TTL_SECONDS`, not once per send.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
 
@@ -107,6 +109,41 @@ async def system_resolver(host: str, port: int) -> list[str]:
     """The addresses `host` resolves to, through the event loop's `getaddrinfo` (in its thread pool)."""
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [str(info[4][0]) for info in infos]
+
+
+RESOLUTION_TTL_SECONDS = 10.0
+"""How long a resolution is reused by the send-time check: a name that moves to a forbidden address is refused at
+most this long after it moved (and the connection itself never goes there: `channels.GuardedResolver`)."""
+
+
+class CachedResolver:
+    """A `Resolver` that reuses each (host, port) resolution for `ttl` seconds; a failure is not kept (the next
+    check asks again). Sends to one receiver come in bursts of hundreds a second: one getaddrinfo (a hop to the
+    loop's thread pool, and a DNS query) per burst instead of one per send."""
+
+    def __init__(self, resolver: Resolver = system_resolver, *, ttl: float = RESOLUTION_TTL_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._resolver = resolver
+        self._ttl = ttl
+        self._clock = clock
+        self._cache: dict[tuple[str, int], tuple[float, list[str]]] = {}
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        key = (host, port)
+        now = self._clock()
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        addresses = await self._resolver(host, port)
+        if len(self._cache) >= _CACHE_ENTRIES:
+            self._cache = {k: v for k, v in self._cache.items() if v[0] > now}  # drop what expired
+        self._cache[key] = (now + self._ttl, list(addresses))
+        return addresses
+
+
+_CACHE_ENTRIES = 4096
+"""When the cache holds this many names, the expired ones are dropped (bodies are few; this is a bound, not a
+tuning)."""
 
 
 def blocked_among(addresses: Iterable[str]) -> list[str]:

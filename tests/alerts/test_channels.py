@@ -20,7 +20,7 @@ from email.message import EmailMessage
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
+import aiohttp
 import pytest
 import pytest_asyncio
 from aiosmtpd.controller import Controller
@@ -32,6 +32,7 @@ from services.alerts.channels import (
     WebhookChannel,
     WecomChannel,
     channel_config_adapter,
+    new_http_client,
     send_dingtalk,
     send_email,
     send_webhook,
@@ -121,8 +122,8 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 @pytest_asyncio.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as http:
+async def client() -> AsyncIterator[aiohttp.ClientSession]:
+    async with new_http_client(limit=10, allow_private=True) as http:
         yield http
 
 
@@ -146,7 +147,7 @@ def verify_signature(header: str, secret: str, body: bytes) -> int:
 
 
 @pytest.mark.asyncio
-async def test_webhook_is_signed_and_carries_its_ids(receiver: Receiver, client: httpx.AsyncClient) -> None:
+async def test_webhook_is_signed_and_carries_its_ids(receiver: Receiver, client: aiohttp.ClientSession) -> None:
     body = json.dumps(make_payload(), ensure_ascii=False).encode()
     result = await send_webhook(
         client, f"{receiver.url}/hooks/alerts", SECRET, body, alert_id="al_1", delivery_id="dl_1", now=lambda: NOW
@@ -165,14 +166,14 @@ async def test_webhook_is_signed_and_carries_its_ids(receiver: Receiver, client:
 
 
 @pytest.mark.asyncio
-async def test_webhook_signature_fails_with_another_secret(receiver: Receiver, client: httpx.AsyncClient) -> None:
+async def test_webhook_signature_fails_with_another_secret(receiver: Receiver, client: aiohttp.ClientSession) -> None:
     await send_webhook(client, receiver.url, SECRET, b"{}", alert_id="al_1", delivery_id="dl_1")
     with pytest.raises(AssertionError):
         verify_signature(receiver.requests[0].headers["x-signature"], "another-secret-0123456789", b"{}")
 
 
 @pytest.mark.asyncio
-async def test_any_2xx_is_success(receiver: Receiver, client: httpx.AsyncClient) -> None:
+async def test_any_2xx_is_success(receiver: Receiver, client: aiohttp.ClientSession) -> None:
     receiver.status, receiver.answer = 204, b""
     result = await send_webhook(client, receiver.url, SECRET, b"{}", alert_id="a", delivery_id="d")
     assert (result.ok, result.status) == (True, 204)
@@ -180,7 +181,7 @@ async def test_any_2xx_is_success(receiver: Receiver, client: httpx.AsyncClient)
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("status", [500, 404, 302])
-async def test_webhook_non_2xx_is_a_failure(receiver: Receiver, client: httpx.AsyncClient, status: int) -> None:
+async def test_webhook_non_2xx_is_a_failure(receiver: Receiver, client: aiohttp.ClientSession, status: int) -> None:
     receiver.status = status
     result = await send_webhook(client, receiver.url, SECRET, b"{}", alert_id="a", delivery_id="d")
     assert not result.ok
@@ -190,7 +191,7 @@ async def test_webhook_non_2xx_is_a_failure(receiver: Receiver, client: httpx.As
 
 @pytest.mark.asyncio
 async def test_webhook_without_an_answer_in_time_fails_without_raising(
-    receiver: Receiver, client: httpx.AsyncClient
+    receiver: Receiver, client: aiohttp.ClientSession
 ) -> None:
     receiver.delay = 5.0
     started = time.monotonic()
@@ -202,7 +203,7 @@ async def test_webhook_without_an_answer_in_time_fails_without_raising(
 
 
 @pytest.mark.asyncio
-async def test_webhook_to_a_closed_port_fails_without_raising(client: httpx.AsyncClient) -> None:
+async def test_webhook_to_a_closed_port_fails_without_raising(client: aiohttp.ClientSession) -> None:
     result = await send_webhook(
         client, f"http://127.0.0.1:{closed_port()}/", SECRET, b"{}", alert_id="a", delivery_id="d", timeout=2
     )
@@ -212,7 +213,7 @@ async def test_webhook_to_a_closed_port_fails_without_raising(client: httpx.Asyn
 
 
 @pytest.mark.asyncio
-async def test_webhook_to_a_malformed_url_fails_without_raising(client: httpx.AsyncClient) -> None:
+async def test_webhook_to_a_malformed_url_fails_without_raising(client: aiohttp.ClientSession) -> None:
     result = await send_webhook(client, "not a url", SECRET, b"{}", alert_id="a", delivery_id="d")
     assert not result.ok
 
@@ -221,7 +222,7 @@ async def test_webhook_to_a_malformed_url_fails_without_raising(client: httpx.As
 
 
 @pytest.mark.asyncio
-async def test_wecom_sends_a_markdown_message(receiver: Receiver, client: httpx.AsyncClient) -> None:
+async def test_wecom_sends_a_markdown_message(receiver: Receiver, client: aiohttp.ClientSession) -> None:
     result = await send_wecom(client, f"{receiver.url}/cgi-bin/webhook/send?key=k1", make_payload())
     assert result.ok
     [request] = receiver.requests
@@ -234,7 +235,7 @@ async def test_wecom_sends_a_markdown_message(receiver: Receiver, client: httpx.
 
 
 @pytest.mark.asyncio
-async def test_wecom_errcode_is_a_failure(receiver: Receiver, client: httpx.AsyncClient) -> None:
+async def test_wecom_errcode_is_a_failure(receiver: Receiver, client: aiohttp.ClientSession) -> None:
     receiver.answer = b'{"errcode": 93000, "errmsg": "invalid webhook url"}'
     result = await send_wecom(client, receiver.url, make_payload())
     assert not result.ok
@@ -244,7 +245,7 @@ async def test_wecom_errcode_is_a_failure(receiver: Receiver, client: httpx.Asyn
 
 
 @pytest.mark.asyncio
-async def test_wecom_content_fits_the_robot_limit(receiver: Receiver, client: httpx.AsyncClient) -> None:
+async def test_wecom_content_fits_the_robot_limit(receiver: Receiver, client: aiohttp.ClientSession) -> None:
     payload = make_payload()
     payload["report"]["enterprise"]["name"] = "很长的企业名称" * 400
     assert (await send_wecom(client, receiver.url, payload)).ok
@@ -252,7 +253,7 @@ async def test_wecom_content_fits_the_robot_limit(receiver: Receiver, client: ht
 
 
 @pytest.mark.asyncio
-async def test_wecom_http_error_is_a_failure(receiver: Receiver, client: httpx.AsyncClient) -> None:
+async def test_wecom_http_error_is_a_failure(receiver: Receiver, client: aiohttp.ClientSession) -> None:
     receiver.status = 502
     result = await send_wecom(client, receiver.url, make_payload())
     assert (result.ok, result.status) == (False, 502)
@@ -262,7 +263,7 @@ async def test_wecom_http_error_is_a_failure(receiver: Receiver, client: httpx.A
 
 
 @pytest.mark.asyncio
-async def test_dingtalk_signs_the_url_when_a_secret_is_set(receiver: Receiver, client: httpx.AsyncClient) -> None:
+async def test_dingtalk_signs_the_url_when_a_secret_is_set(receiver: Receiver, client: aiohttp.ClientSession) -> None:
     secret = "SEC0123456789abcdef+/="
     result = await send_dingtalk(
         client, f"{receiver.url}/robot/send?access_token=tok", secret, make_payload(), now=lambda: NOW
@@ -286,13 +287,13 @@ async def test_dingtalk_signs_the_url_when_a_secret_is_set(receiver: Receiver, c
 
 
 @pytest.mark.asyncio
-async def test_dingtalk_without_a_secret_is_not_signed(receiver: Receiver, client: httpx.AsyncClient) -> None:
+async def test_dingtalk_without_a_secret_is_not_signed(receiver: Receiver, client: aiohttp.ClientSession) -> None:
     assert (await send_dingtalk(client, f"{receiver.url}/robot/send?access_token=tok", None, make_payload())).ok
     assert receiver.requests[0].target == "/robot/send?access_token=tok"
 
 
 @pytest.mark.asyncio
-async def test_dingtalk_errcode_is_a_failure(receiver: Receiver, client: httpx.AsyncClient) -> None:
+async def test_dingtalk_errcode_is_a_failure(receiver: Receiver, client: aiohttp.ClientSession) -> None:
     receiver.answer = b'{"errcode": 310000, "errmsg": "sign not match"}'
     result = await send_dingtalk(client, receiver.url, "SECabc", make_payload())
     assert not result.ok
@@ -401,7 +402,7 @@ def test_secrets_are_not_in_the_repr() -> None:
                                                    (408, False), (429, False), (500, False), (503, False),
                                                    (302, False)])
 async def test_a_4xx_other_than_408_and_429_is_a_permanent_failure(
-    receiver: Receiver, client: httpx.AsyncClient, status: int, permanent: bool
+    receiver: Receiver, client: aiohttp.ClientSession, status: int, permanent: bool
 ) -> None:
     receiver.status = status
     result = await send_webhook(client, receiver.url, SECRET, b"{}", alert_id="a", delivery_id="d")
@@ -413,7 +414,7 @@ async def test_a_4xx_other_than_408_and_429_is_a_permanent_failure(
 @pytest.mark.parametrize(("errcode", "permanent"), [(93000, True), (93004, True), (40014, True), (45009, False),
                                                     (-1, False)])
 async def test_wecom_bad_webhook_codes_are_permanent_and_rate_limits_are_not(
-    receiver: Receiver, client: httpx.AsyncClient, errcode: int, permanent: bool
+    receiver: Receiver, client: aiohttp.ClientSession, errcode: int, permanent: bool
 ) -> None:
     receiver.answer = json.dumps({"errcode": errcode, "errmsg": "x"}).encode()
     result = await send_wecom(client, receiver.url, make_payload())
@@ -425,7 +426,7 @@ async def test_wecom_bad_webhook_codes_are_permanent_and_rate_limits_are_not(
 @pytest.mark.parametrize(("errcode", "permanent"), [(310000, True), (300001, True), (400102, True),
                                                     (130101, False)])
 async def test_dingtalk_bad_signature_or_token_codes_are_permanent_and_rate_limits_are_not(
-    receiver: Receiver, client: httpx.AsyncClient, errcode: int, permanent: bool
+    receiver: Receiver, client: aiohttp.ClientSession, errcode: int, permanent: bool
 ) -> None:
     receiver.answer = json.dumps({"errcode": errcode, "errmsg": "sign not match"}).encode()
     result = await send_dingtalk(client, receiver.url, "SECabc", make_payload())
@@ -435,7 +436,7 @@ async def test_dingtalk_bad_signature_or_token_codes_are_permanent_and_rate_limi
 
 @pytest.mark.asyncio
 async def test_a_robots_long_errmsg_is_kept_only_as_a_short_excerpt(
-    receiver: Receiver, client: httpx.AsyncClient
+    receiver: Receiver, client: aiohttp.ClientSession
 ) -> None:
     receiver.answer = json.dumps({"errcode": 310000, "errmsg": "秘" * 1000}, ensure_ascii=False).encode()  # < 4 KiB
     result = await send_dingtalk(client, receiver.url, "SECabc", make_payload())
@@ -445,7 +446,7 @@ async def test_a_robots_long_errmsg_is_kept_only_as_a_short_excerpt(
 
 
 @pytest.mark.asyncio
-async def test_an_endless_answer_is_read_only_up_to_the_cap(client: httpx.AsyncClient) -> None:
+async def test_an_endless_answer_is_read_only_up_to_the_cap(client: aiohttp.ClientSession) -> None:
     """A receiver that answers 200 and then streams forever: the send reads its first KiB and is done (reading it
     all would never end and fail at the timeout)."""
 
