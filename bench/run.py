@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench import bench_lists, bench_pipeline, bench_scoring
 from bench.load import (
@@ -255,6 +256,42 @@ def _latency_stats(sent: list[Sent], first: dict[str, float]) -> dict[str, float
     }
 
 
+STAGES = {
+    "accepted → assessed": "pipeline_report_to_assessed_seconds",
+    "assessed → alert": "pipeline_assessed_to_alert_seconds",
+    "alert → delivered": "pipeline_alert_to_delivery_seconds",
+}
+
+
+def stage_quantiles(alerts_url: str) -> dict[str, tuple[float, float]]:
+    """p50 and p99 of each pipeline stage from alerts' /metrics (as Prometheus' histogram_quantile would give them:
+    linear within the bucket), so that a slow run says which stage was slow."""
+    text = httpx.get(f"{alerts_url}/metrics", timeout=10).text
+    buckets: dict[str, list[tuple[float, float]]] = {metric: [] for metric in STAGES.values()}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            metric = sample.name.removesuffix("_bucket")
+            if sample.name.endswith("_bucket") and metric in buckets:
+                buckets[metric].append((float(sample.labels["le"]), sample.value))
+    return {name: (_quantile(buckets[metric], 0.5), _quantile(buckets[metric], 0.99))
+            for name, metric in STAGES.items()}
+
+
+def _quantile(cumulative: list[tuple[float, float]], q: float) -> float:
+    cumulative = sorted(cumulative)
+    if not cumulative or cumulative[-1][1] == 0:
+        return math.nan
+    wanted = q * cumulative[-1][1]
+    lower_bound, lower_count = 0.0, 0.0
+    for bound, count in cumulative:
+        if count >= wanted:
+            if math.isinf(bound):
+                return lower_bound
+            return lower_bound + (bound - lower_bound) * (wanted - lower_count) / max(count - lower_count, 1e-9)
+        lower_bound, lower_count = bound, count
+    return math.nan
+
+
 def scenario_latency(run: Run, rate: float) -> None:
     seconds = run.args.latency_seconds
     port = free_port()
@@ -276,6 +313,7 @@ def scenario_latency(run: Run, rate: float) -> None:
         first = wait_for_deliveries(receiver, wanted, max_wait=_drain_left(run, sent))
         run.collect(profiler)
         end_load = load_average()
+        stages = stage_quantiles(running.url("alerts"))
     stats = _latency_stats(sent, first)
     first_third, last_third = stats["first_third_p50"], stats["last_third_p50"]
     growing = math.isinf(last_third) or last_third > 2 * first_third + 0.05
@@ -290,6 +328,8 @@ def scenario_latency(run: Run, rate: float) -> None:
     say(f"  intake answer p99 {fmt_seconds(stats['answer_p99'], 'no answer')} from schedule (waiting for one of 64 "
         f"connections included: p99 {fmt_seconds(stats['lag_p99'])}; {stats['unsent']:.0f} never sent before the "
         f"deadline); {load} → {end_load}")
+    say("  stages (the pipeline histograms alerts exports, p50 / p99 interpolated within buckets): " + "; ".join(
+        f"{name} {fmt_seconds(p50)} / {fmt_seconds(p99)}" for name, (p50, p99) in stages.items()))
     all_delivered = stats["delivered"] == count
     figure = (f"p50 {fmt_seconds(stats['p50'])}, p99 {fmt_seconds(stats['p99'])}, "
               f"delivered {stats['delivered']:.0f}/{count}")
