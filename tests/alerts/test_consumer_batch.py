@@ -5,38 +5,23 @@ of one enterprise in a batch share one alert; a redelivered batch changes nothin
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts import service
 from services.alerts.lifecycle import Policy
 from shared.events import ReportAssessed, utcnow
 from tests.alerts.conftest import ADMIN, AlertsWorld, make_assessed
 from tests.factories import credit_code
+from tests.support.statements import counted
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 RED = {"workers_involved": 320, "collective_action": ["road_blocking"]}
 
-
-@contextmanager
-def counted(engine: AsyncEngine) -> Iterator[list[str]]:
-    """The statements `engine` sends inside the block (as tests/alerts/test_queries.py counts them)."""
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 def policy_of(alerts: AlertsWorld) -> Policy:

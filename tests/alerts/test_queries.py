@@ -4,8 +4,6 @@ query per alert), and one request uses one session for authentication and the ro
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -16,25 +14,12 @@ from services.alerts import service
 from services.alerts.schemas import AlertFilters
 from shared.auth import ADMIN, Caller
 from tests.alerts.conftest import AlertsWorld, make_assessed
+from tests.support.statements import counted
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 RED = {"workers_involved": 320, "collective_action": ["road_blocking"]}
 
-
-@contextmanager
-def counted(engine: AsyncEngine) -> Iterator[list[str]]:
-    """The statements `engine` executes inside the block."""
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 async def test_a_page_of_alerts_takes_the_same_number_of_queries_whatever_its_size(alerts: AlertsWorld) -> None:

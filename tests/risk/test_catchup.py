@@ -5,13 +5,11 @@ one batch at a time."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from services.risk import service
@@ -22,6 +20,7 @@ from shared.report import ReportKind
 from tests.conftest import KafkaReader
 from tests.factories import credit_code, make_accepted
 from tests.risk.conftest import RiskWorld
+from tests.support.statements import counted
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -29,20 +28,6 @@ RUBRIC = load_rubric("task7-v1")
 RED = {"workers_involved": 320, "collective_action": ["road_blocking"]}
 ASSESSED = "SELECT count(*) FROM risk.assessments WHERE report_id = ANY(:ids)"
 
-
-@contextmanager
-def counted(engine: AsyncEngine) -> Iterator[list[str]]:
-    """The statements `engine` sends inside the block (BEGIN and COMMIT are not statements here)."""
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 async def assess(db: AsyncEngine, batch: Sequence[ReportAccepted]) -> list[service.Publishable]:
