@@ -14,7 +14,7 @@ import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -191,18 +191,23 @@ class EventProducer:
         keys, in order per partition. That saves a coroutine, a partitioner call and a future per message; the
         producer's guarantees (idempotence, `acks=all`, retries) are the same, batch by batch.
         """
-        messages = [
+        await self.send_raw_batched([
             (self.topic(topic), event.key.encode(), value, cloudevent_headers(event, source=self._client_id))
             for topic, event, value in items
-        ]
+        ])
+
+    async def send_raw_batched(self, messages: Sequence[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]],
+                               ) -> None:
+        """`send_raw` by record batches filled here (see `send_encoded`); every message needs a key."""
         if not messages:
             return
-        producer = await self._ensure_started()
-        try:
+        async with self._producing(messages) as producer:
             futures: list[asyncio.Future[Any]] = []
             filling: dict[tuple[str, int], Any] = {}  # (topic, partition) → aiokafka BatchBuilder
             partitions: dict[str, list[int]] = {}
             for topic, key, value, headers in messages:
+                if key is None:
+                    raise ValueError("send_raw_batched needs a key per message (it chooses the partition)")
                 if topic not in partitions:
                     partitions[topic] = sorted(await producer.partitions_for(topic))
                 partition = _partition_for_key(key, tuple(partitions[topic]))
@@ -217,6 +222,22 @@ class EventProducer:
             for (topic, partition), builder in filling.items():
                 futures.append(await producer.send_batch(builder, topic, partition=partition))
             await asyncio.gather(*futures)
+
+    async def send_raw(self, messages: Sequence[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]]) -> None:
+        async with self._producing(messages) as producer:
+            futures = [
+                await producer.send(topic, value=value, key=key, headers=headers)
+                for topic, key, value, headers in messages
+            ]
+            await asyncio.gather(*futures)
+
+    @contextlib.asynccontextmanager
+    async def _producing(self, messages: Sequence[tuple[str, Any, Any, Any]]) -> AsyncIterator[AIOKafkaProducer]:
+        """The started producer for sending `messages`: rebuilt when it wedged or lost the broker (the error goes on
+        to the caller, who retries), the messages counted once all were acknowledged."""
+        producer = await self._ensure_started()
+        try:
+            yield producer
         except OutOfOrderSequenceNumber:
             KAFKA_PRODUCER_RESETS.inc()
             log.warning("idempotent producer wedged on OutOfOrderSequenceNumber; rebuilding it")
@@ -227,25 +248,6 @@ class EventProducer:
             raise
         for topic, count in Counter(topic for topic, *_ in messages).items():
             KAFKA_PRODUCED.labels(topic=topic).inc(count)
-
-    async def send_raw(self, messages: Sequence[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]]) -> None:
-        producer = await self._ensure_started()
-        try:
-            futures = [
-                await producer.send(topic, value=value, key=key, headers=headers)
-                for topic, key, value, headers in messages
-            ]
-            await asyncio.gather(*futures)
-        except OutOfOrderSequenceNumber:
-            KAFKA_PRODUCER_RESETS.inc()
-            log.warning("idempotent producer wedged on OutOfOrderSequenceNumber; rebuilding it")
-            await self.reset()
-            raise
-        except KafkaConnectionError:
-            await self.reset()
-            raise
-        for topic, *_ in messages:
-            KAFKA_PRODUCED.labels(topic=topic).inc()
 
     async def healthy(self, timeout: float = 3.0) -> bool:
         """True when the broker answers a metadata request."""
