@@ -33,8 +33,9 @@ class Intake:
     def __init__(self, app: FastAPI, client: httpx.AsyncClient) -> None:
         self.app = app
         self.client = client
-        self.layer = app.router.middleware_stack
-        assert isinstance(self.layer, SubmitFastPath)
+        layer = app.router.middleware_stack
+        assert isinstance(layer, SubmitFastPath)
+        self.layer = layer
         self.routed = 0
         router_app = self.layer.app
 
