@@ -144,5 +144,12 @@ class ReportSubmission(Report):
             **{name: getattr(self, name) for name in _REPORT_FIELDS},
         )
 
+    def report_json(self) -> str:
+        """`to_report().model_dump_json()` without building the report: this model's JSON restricted to the
+        fields `Report` declares (so `contact`, or any field only intake knows, never comes along). Their order
+        and form are `Report`'s: the fields this model re-declares keep their inherited place."""
+        return self.model_dump_json(include=_REPORT_FIELD_SET)
+
 
 _REPORT_FIELDS = tuple(Report.model_fields)
+_REPORT_FIELD_SET = frozenset(_REPORT_FIELDS)

@@ -155,3 +155,39 @@ def test_to_report_is_the_report_a_full_validation_gives_and_never_carries_conta
     assert "张三" not in payload
     assert "13800001111" not in payload
     assert "contact" not in report.model_dump()
+
+
+@pytest.mark.parametrize(("kind", "extra"), [
+    ("arrears", {}),
+    ("dispute", {"collective_action": ["work_stoppage", "gathering"], "petition": "repeated"}),
+    ("stability", {"online_exposure": "spreading", "summary": '引号 "quoted" \\ 反斜杠, 换行\n, emoji 🚧, \u2028'}),
+    ("arrears", {"contact": {"name": "张三", "phone": "13800001111"}}),
+])
+def test_stored_rows_are_the_event_models_own_json(kind: str, extra: dict[str, Any]) -> None:
+    """`service.new_report` writes the report JSON and the `report.accepted` payload without building the event
+    model per report (`AcceptedEvents`, `ReportSubmission.report_json`): byte for byte what the models give, and
+    never the personal block."""
+    import uuid
+
+    from cryptography.fernet import Fernet
+
+    from services.intake import service
+    from shared.events import ReportAccepted
+
+    submission = ReportSubmission.model_validate(make_report_body(kind=kind, **extra))
+    now = datetime.now(UTC)
+    unit_id = str(uuid.uuid4())
+    events = service.AcceptedEvents(unit_id, now)
+    rows = [service.new_report(unit_id, service.Submission(submission, "", None), Fernet(Fernet.generate_key()),
+                               now, events) for _ in range(2)]
+
+    assert rows[0].id != rows[1].id
+    assert rows[0].event_id != rows[1].event_id
+    for row in rows:
+        expected = ReportAccepted(event_id=uuid.UUID(row.event_id), trace_id=row.id, report_id=row.id,
+                                  unit_id=unit_id, accepted_at=now, occurred_at=now, report=submission.to_report())
+        assert row.payload == expected.model_dump_json()
+        assert row.body_json == submission.to_report().model_dump_json()
+        assert "张三" not in row.payload
+        assert "13800001111" not in row.payload
+        assert '"contact"' not in row.body_json
