@@ -177,10 +177,12 @@ class AcceptedEvents:
     _REPORT_ID = '"report_id":"\\u0001"'
 
     def __init__(self, unit_id: str, now: datetime) -> None:
-        envelope = ReportAccepted.model_construct(
-            event_id=uuid.UUID(int=0), trace_id=self._STAND_IN_ID, report_id=self._STAND_IN_ID, unit_id=unit_id,
-            accepted_at=now, occurred_at=now,
-        ).model_dump_json(exclude={"report"})
+        # Every field but `report` (left out of the model and of its JSON); defaults (event type, schema version)
+        # from the model.
+        fields: dict[str, Any] = {"event_id": uuid.UUID(int=0), "trace_id": self._STAND_IN_ID,
+                                  "report_id": self._STAND_IN_ID, "unit_id": unit_id, "accepted_at": now,
+                                  "occurred_at": now}
+        envelope = ReportAccepted.model_construct(**fields).model_dump_json(exclude={"report"})
         # The model changed shape (a field after `report`, ids written otherwise): fail loudly, never publish
         # a payload with stand-ins left in it.
         if not envelope.endswith("}") or '"report"' in envelope or any(

@@ -152,4 +152,4 @@ class ReportSubmission(Report):
 
 
 _REPORT_FIELDS = tuple(Report.model_fields)
-_REPORT_FIELD_SET = frozenset(_REPORT_FIELDS)
+_REPORT_FIELD_SET = set(_REPORT_FIELDS)
