@@ -33,18 +33,19 @@ class Intake:
     def __init__(self, app: FastAPI, client: httpx.AsyncClient) -> None:
         self.app = app
         self.client = client
-        layer = app.router.middleware_stack
+        layer = app.middleware_stack
         assert isinstance(layer, SubmitFastPath)
         self.layer = layer
         self.routed = 0
-        router_app = self.layer.app
+        in_front_of_router = app.router.middleware_stack
+        router_app = in_front_of_router.app  # type: ignore[attr-defined]
 
         async def counting(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] == "http" and scope["path"] == REPORTS and scope["method"] == "POST":
                 self.routed += 1
             await router_app(scope, receive, send)
 
-        self.layer.app = counting
+        in_front_of_router.app = counting  # type: ignore[attr-defined]
 
     async def unit(self, region_code: str = "320106") -> dict[str, str]:
         created = await self.client.post("/v1/units", json={"name": "鼓楼区某街道工会", "region_code": region_code},
@@ -53,19 +54,19 @@ class Intake:
         return {"Authorization": f"Bearer {created.json()['api_key']}"}
 
     async def post(self, **kwargs: Any) -> tuple[httpx.Response, int]:
-        """The answer to `POST /v1/reports` and how many times it reached the router."""
+        """The answer to `POST /v1/reports` and how many times it reached the router (its FastAPI route)."""
         before = self.routed
         response = await self.client.post(REPORTS, **kwargs)
         return response, self.routed - before
 
     @contextmanager
     def without_fast_path(self) -> Iterator[None]:
-        """Requests inside go straight to the FastAPI router (the reference answers)."""
-        self.app.router.middleware_stack = self.layer.app
+        """Requests inside go through the app's own stack to the FastAPI route (the reference answers)."""
+        self.app.middleware_stack = self.layer.stack
         try:
             yield
         finally:
-            self.app.router.middleware_stack = self.layer
+            self.app.middleware_stack = self.layer
 
 
 async def _intake(service_env: dict[str, str], **overrides: Any) -> AsyncIterator[Intake]:
@@ -215,3 +216,62 @@ async def test_a_request_handed_to_the_route_takes_one_rate_limit_token(service_
         assert answered(valid[-1])[:2] == answered(refused_by_route)[:2]  # Retry-After: seconds from now
         assert int(valid[-1].headers["Retry-After"]) >= 1
         assert int(refused_by_route.headers["Retry-After"]) >= 1
+
+
+async def _chunks(body: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(body), 16_384):
+        yield body[start:start + 16_384]
+
+
+@pytest.mark.parametrize("size", ["small", "over the limit"])
+async def test_a_body_without_declared_length_goes_through_the_stack_and_its_limit(intake_app: Intake,
+                                                                                    size: str) -> None:
+    auth = await intake_app.unit()
+    body = json.dumps(make_report_body(summary="长" * (30_000 if size == "over the limit" else 10)),
+                      ensure_ascii=False).encode()
+    headers = {**auth, "Content-Type": "application/json"}
+
+    response, routed = await intake_app.post(content=_chunks(body), headers=headers)
+    with intake_app.without_fast_path():
+        reference = await intake_app.client.post(REPORTS, content=_chunks(body), headers=headers)
+
+    if size == "small":
+        assert (response.status_code, routed) == (202, 1)
+    else:
+        assert response.status_code == 413
+        assert answered(response) == answered(reference)
+        assert response.json()["error"]["code"] == "payload_too_large"
+
+
+async def test_errors_of_the_fast_path_are_answered_and_counted_by_the_apps_stack(intake_app: Intake) -> None:
+    unauthorized = {"method": "POST", "route": REPORTS, "status": "401"}
+    before = sample("http_requests_total", **unauthorized)
+
+    response, routed = await intake_app.post(json=make_report_body(), headers={"Authorization": "Bearer unit_x"})
+
+    assert (response.status_code, routed) == (401, 0)
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert sample("http_requests_total", **unauthorized) == before + 1
+
+
+async def test_an_unexpected_error_is_the_routes_plain_500(intake_app: Intake, monkeypatch: pytest.MonkeyPatch,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    from services.intake import api
+
+    auth = await intake_app.unit()
+
+    async def broken(*_: Any) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(api, "accept_report", broken)
+    transport = httpx.ASGITransport(app=intake_app.app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
+        fast = await client.post(REPORTS, json=make_report_body(), headers=auth)
+        with intake_app.without_fast_path():
+            reference = await client.post(REPORTS, json=make_report_body(), headers=auth)
+
+    assert fast.status_code == 500
+    assert answered(fast) == answered(reference)
+    assert fast.json()["error"]["code"] == "internal_error"
+    assert "a bug" not in fast.text
+    assert sum("unhandled error on POST /v1/reports" in record.getMessage() for record in caplog.records) == 2
