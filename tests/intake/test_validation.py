@@ -207,3 +207,17 @@ def test_the_credit_code_check_is_the_check_character_rule(code: str) -> None:
     assert not credit_code_is_valid(code[:17] + "I")  # not in the alphabet
     assert not credit_code_is_valid(code[:16])
     assert not credit_code_is_valid(code + "0")
+
+
+def test_new_ids_are_distinct_version_4_uuids_as_text() -> None:
+    import uuid
+
+    from services.intake import service
+
+    ids = service.new_ids(2000)
+
+    assert len(set(ids)) == 2000
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+        assert str(parsed) == text
