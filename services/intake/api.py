@@ -143,6 +143,8 @@ async def revoke_unit_key(unit_id: str, caller: CallerDep, session: SessionDep) 
     return Response(status_code=204)
 
 
+# The ordinary submission is answered by `services.intake.fastpath` in front of the app's stack, with this route's
+# own functions (`submitting_caller`, `accept_report`); this route answers the rest and documents the endpoint.
 @router.post("/reports", status_code=202, response_model=ReportAcceptedResponse, tags=["reports"],
              responses=error_responses(400, 401, 409, 413, 422, 429, 503))
 async def submit_report(
