@@ -345,36 +345,40 @@ def _decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
 async def record_downstream_events(
     session: AsyncSession, events: Sequence[ReportAssessed | AlertChanged], now: datetime
 ) -> None:
-    """Advance report status from consumed events. Idempotent: replays and reordering change nothing."""
-    report_ids = {
-        report_id
-        for event in events
-        for report_id in ([event.report_id] if isinstance(event, ReportAssessed) else event.report_ids)
-    }
-    reports = await repository.reports_for_update(session, sorted(report_ids))
+    """Advance report status from consumed events, in one statement per batch. Idempotent: replays and
+    reordering change nothing."""
+    await repository.apply_status_changes(session, status_changes(events), STATUS_RANK, now)
+
+
+def status_changes(events: Sequence[ReportAssessed | AlertChanged]) -> list[repository.StatusChange]:
+    """Fold a batch's events, in order, into one change per report, with the effect of applying them one by one:
+    - an assessment replaces the stored one, except a replay (a re-score under another rubric version), which
+      only fills in a missing one;
+    - the status only rises (accepted → assessed → alerted);
+    - an alert's id is listed once per report."""
+    folded: dict[str, dict[str, Any]] = {}
+
+    def change(report_id: str, status: str) -> dict[str, Any]:
+        entry = folded.setdefault(report_id, {"assessment": None, "replayed": None, "status": status,
+                                              "alert_ids": []})
+        if STATUS_RANK[status] > STATUS_RANK[entry["status"]]:
+            entry["status"] = status
+        return entry
+
     for event in events:
         if isinstance(event, ReportAssessed):
-            report = reports.get(event.report_id)
-            if report is None:
-                continue
-            if report.assessment is None or not event.replay:
-                report.assessment = _assessment_view(event)
-            _raise_status(report, "assessed", now)
+            entry = change(event.report_id, "assessed")
+            if not event.replay:
+                entry["assessment"] = _assessment_view(event)
+            elif entry["assessment"] is None and entry["replayed"] is None:
+                entry["replayed"] = _assessment_view(event)
         else:
             for report_id in event.report_ids:
-                report = reports.get(report_id)
-                if report is None:
-                    continue
-                if event.alert_id not in report.alert_ids:
-                    report.alert_ids = [*report.alert_ids, event.alert_id]
-                _raise_status(report, "alerted", now)
-    await session.flush()
-
-
-def _raise_status(report: Report, status: str, now: datetime) -> None:
-    if STATUS_RANK[status] > STATUS_RANK[report.status]:
-        report.status = status
-    report.updated_at = now
+                entry = change(report_id, "alerted")
+                if event.alert_id not in entry["alert_ids"]:
+                    entry["alert_ids"].append(event.alert_id)
+    return [repository.StatusChange(report_id, entry["assessment"], entry["replayed"], entry["status"],
+                                    entry["alert_ids"]) for report_id, entry in folded.items()]
 
 
 def _assessment_view(event: ReportAssessed) -> dict[str, Any]:
