@@ -32,6 +32,7 @@ from typing import Any
 
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -109,7 +110,7 @@ class SubmitFastPath:
         submission, content = taken
         # The route the request is counted under, as if the router had matched it.
         scope["route"] = self.route
-        request = Request(scope, receive, send)
+        request = _Request(scope, receive, send)
         try:
             caller = await api.submitting_caller(request, await bearer_scheme(request))
             response = await api.accept_report(request.app.state.context, caller, submission, content,
@@ -140,6 +141,26 @@ def _ordinary(body: bytes) -> tuple[ReportSubmission, Any] | None:
     except ValidationError:
         return None
     return submission, content
+
+
+class _Headers(Headers):
+    """`Headers` whose `get` finds an absent header without raising and catching a `KeyError` (the `Mapping.get`
+    `Headers` inherits goes through `__getitem__`): the caller check asks every submission for `X-Forwarded-For`,
+    which is nearly always absent, and that exception was ~3 % of a submission's CPU."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        values = self.getlist(key)
+        return values[0] if values else default
+
+
+class _Request(Request):
+    """The fast path's request: `_Headers`, the same answers as `Request`'s."""
+
+    @property
+    def headers(self) -> Headers:
+        if not hasattr(self, "_headers"):
+            self._headers = _Headers(scope=self.scope)
+        return self._headers
 
 
 class _RaiseCarried:

@@ -15,10 +15,11 @@ import pytest
 import pytest_asyncio
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
+from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
 from services.intake.app import create_app
-from services.intake.fastpath import SubmitFastPath
+from services.intake.fastpath import SubmitFastPath, _Headers
 from tests.factories import make_report_body
 from tests.intake.conftest import ADMIN, intake_settings
 
@@ -275,3 +276,16 @@ async def test_an_unexpected_error_is_the_routes_plain_500(intake_app: Intake, m
     assert fast.json()["error"]["code"] == "internal_error"
     assert "a bug" not in fast.text
     assert sum("unhandled error on POST /v1/reports" in record.getMessage() for record in caplog.records) == 2
+
+
+@pytest.mark.parametrize("raw", [
+    [],
+    [(b"authorization", b"Bearer a"), (b"x-forwarded-for", b"10.0.0.1"), (b"x-forwarded-for", b"10.0.0.2")],
+    [(b"content-type", b"application/json"), (b"cookie", b"session=x; other=\xe9")],
+])
+async def test_the_fast_paths_headers_read_as_starlettes(raw: list[tuple[bytes, bytes]]) -> None:
+    scope = {"type": "http", "headers": raw}
+    ours, theirs = _Headers(scope=scope), Headers(scope=scope)
+    for name in ("authorization", "Authorization", "X-Forwarded-For", "x-forwarded-for", "cookie", "absent"):
+        assert ours.get(name) == theirs.get(name)
+        assert ours.get(name, "fallback") == theirs.get(name, "fallback")
