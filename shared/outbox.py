@@ -170,7 +170,9 @@ class OutboxRelay(PollingWorker):
                     .limit(self._batch_size).with_for_update()
                 )).all()
                 if rows:
-                    await producer.send_raw([
+                    # Record batches filled here, in id order per partition (hence per key): no coroutine, future
+                    # and partitioner call per message.
+                    await producer.send_raw_batched([
                         (producer.topic(row.topic), *encoded_message(row.payload, source=source, key_of=key_of))
                         for row in rows
                     ])
