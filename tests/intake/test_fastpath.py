@@ -232,16 +232,20 @@ async def test_a_body_without_declared_length_goes_through_the_stack_and_its_lim
                       ensure_ascii=False).encode()
     headers = {**auth, "Content-Type": "application/json"}
 
+    counted_before = sample("intake_reports_rejected_total", reason="too_large")
     response, routed = await intake_app.post(content=_chunks(body), headers=headers)
     with intake_app.without_fast_path():
         reference = await intake_app.client.post(REPORTS, content=_chunks(body), headers=headers)
+    counted = sample("intake_reports_rejected_total", reason="too_large") - counted_before
 
     if size == "small":
         assert (response.status_code, routed) == (202, 1)
+        assert counted == 0
     else:
         assert response.status_code == 413
         assert answered(response) == answered(reference)
         assert response.json()["error"]["code"] == "payload_too_large"
+        assert counted == 2  # each refusal once, though no length was declared (the app's handler answered them)
 
 
 async def test_errors_of_the_fast_path_are_answered_and_counted_by_the_apps_stack(intake_app: Intake) -> None:
