@@ -633,8 +633,8 @@ class BatchConsumer:
 
     @staticmethod
     def _count(items: Sequence[Incoming], outcome: str) -> None:
-        for item in items:
-            KAFKA_CONSUMED.labels(topic=item.topic, outcome=outcome).inc()
+        for topic, count in Counter(item.record.topic for item in items).items():  # one increment per topic
+            KAFKA_CONSUMED.labels(topic=topic, outcome=outcome).inc(count)
 
     async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
         for tp in consumer.assignment():
