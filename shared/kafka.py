@@ -470,7 +470,11 @@ class BatchConsumer:
             delay = transient_retry_delay(self._transient_failures)
             log.warning("batch failed on the infrastructure (%s); retrying from the same offsets in %.0f s",
                         type(error).__name__, delay)
-            self._rewind(consumer, starts)
+            if self._pipelined:
+                self._rewind(consumer, starts)
+            else:
+                for tp, tp_records in batches.items():
+                    consumer.seek(tp, tp_records[0].offset)
             await self._sleep(delay)
             return
         offsets = {tp: tp_records[-1].offset + 1 for tp, tp_records in batches.items()}
