@@ -285,18 +285,34 @@ class Incoming:
         return str(self.record.topic)
 
 
-BatchHandler = Callable[[Sequence[Incoming]], Awaitable[None]]
+Finish = Callable[[], Awaitable[None]]
+"""What a handler leaves to do once its transaction is committed, before the offsets may be committed (e.g. publish
+what it stored). A pipelined `BatchConsumer` runs it while it handles the next batch."""
+
+BatchHandler = Callable[[Sequence[Incoming]], Awaitable[Finish | None]]
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """A pipelined batch whose handler is done and whose finish and offset commit run in `task`."""
+
+    task: asyncio.Task[None]
+    starts: dict[TopicPartition, int]  # its first offset per partition: where a failure rewinds to
 
 
 class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
     """Waits for the batch in flight to be processed and committed before partitions are taken away."""
 
-    def __init__(self, lock: asyncio.Lock, on_assigned: Callable[[set[TopicPartition]], None]) -> None:
+    def __init__(self, lock: asyncio.Lock, on_assigned: Callable[[set[TopicPartition]], None],
+                 settle: Callable[[], Awaitable[object]] | None = None) -> None:
         self._lock = lock
         self._on_assigned = on_assigned
+        self._settle = settle
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         async with self._lock:
+            if self._settle is not None:  # a pipelined batch still publishing: its offsets go before its partitions
+                await self._settle()
             log.info("partitions revoked", extra={"partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in revoked)})
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
@@ -305,7 +321,15 @@ class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class BatchConsumer:
-    """Reads batches from topics, hands them to `handle` (one transaction), then commits their offsets."""
+    """Reads batches from topics, hands them to `handle` (one transaction), then commits their offsets.
+
+    A handler may return a `Finish` (e.g. publish what it stored). By default it runs at once, as part of the batch.
+    With `pipelined=True` it runs in the background while the next batch is handled, so that the process does not
+    sit idle waiting for the broker's acknowledgements; a batch's offsets are committed only once its handler and
+    its finish both succeeded, and batches finish in order (the next one's finish starts after the previous one's
+    offsets are committed). When a finish fails, every partition is rewound to the first offset not known to be
+    finished, so the batches after it are read again too: handlers must be idempotent, as they are anyway.
+    """
 
     def __init__(
         self,
@@ -319,6 +343,7 @@ class BatchConsumer:
         topic_prefix: str = "",
         max_records: int = 500,
         max_attempts: int = 3,
+        pipelined: bool = False,
     ) -> None:
         self.name = name
         self._topics = [topic_name(topic, topic_prefix) for topic in topics]
@@ -338,6 +363,11 @@ class BatchConsumer:
             # Start the counters at zero so that `increase()` in alert rules sees the first dead letter.
             initialise_consumer_metrics(topic)
         self._transient_failures = 0
+        self._pipelined = pipelined
+        self._in_flight: _InFlight | None = None
+        # After a finish failed for a reason of its own, the batch read again finishes inline, where a failing
+        # message is isolated (and dead-lettered) as in the sequential mode.
+        self._finish_inline = False
 
     # --- lifecycle -----------------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -386,7 +416,8 @@ class BatchConsumer:
             # Notice new partitions and topics created after start-up within seconds, not the 5 min default.
             metadata_max_age_ms=10000,
         )
-        consumer.subscribe(self._topics, listener=_CommitBeforeRevoke(self._lock, self._set_assigned))
+        settle = functools.partial(self._settle, consumer, None) if self._pipelined else None
+        consumer.subscribe(self._topics, listener=_CommitBeforeRevoke(self._lock, self._set_assigned, settle))
         await consumer.start()
         self._consumer = consumer
         try:
@@ -395,10 +426,18 @@ class BatchConsumer:
                 if batches:
                     async with self._lock:
                         await self._process(consumer, batches)
+                elif self._in_flight is not None and self._in_flight.task.done():
+                    async with self._lock:  # a failed finish rewinds at once, not at the next batch
+                        await self._settle(consumer, {})
                 await self._update_lag(consumer)
         finally:
             self._consumer = None
-            await consumer.stop()
+            try:
+                # The batch in flight publishes and commits before the consumer leaves (a failure rewinds nothing:
+                # its offsets stay uncommitted and whoever owns the partitions next reads it again).
+                await self._settle(consumer, None)
+            finally:
+                await consumer.stop()
 
     def _set_assigned(self, assigned: set[TopicPartition]) -> None:
         for tp in self._assigned - assigned:
@@ -413,32 +452,115 @@ class BatchConsumer:
         started = time.perf_counter()
         records = [record for tp_records in batches.values() for record in tp_records]
         incoming, poison = self._parse(records)
+        starts = {tp: tp_records[0].offset for tp, tp_records in batches.items()}
+        # Pipelined: the finishes are collected (with the messages they count as processed) and run after the
+        # previous batch's; None: each runs at once, inside the failure isolation below.
+        deferred: list[tuple[Sequence[Incoming], Finish | None]] | None = (
+            [] if self._pipelined and not self._finish_inline else None
+        )
         try:
             for record, error in poison:
                 await self._dead_letter(record, error)
-            await self._handle_isolating_failures(incoming)
+            await self._handle_isolating_failures(incoming, deferred)
         except Exception as error:
             if not is_transient(error):
                 raise
             # Pause and retry the very same batch: no offset is committed and nothing is dead-lettered, however
             # long the outage lasts. The consumer keeps its group membership (heartbeats run in the background).
+            if not await self._settle(consumer, starts):
+                return  # the batch before failed too: rewound to its offsets, and paused
             self._transient_failures += 1
             delay = transient_retry_delay(self._transient_failures)
             log.warning("batch failed on the infrastructure (%s); retrying from the same offsets in %.0f s",
                         type(error).__name__, delay)
-            for tp, tp_records in batches.items():
-                consumer.seek(tp, tp_records[0].offset)
+            if self._pipelined:
+                self._rewind(consumer, starts)
+            else:
+                for tp, tp_records in batches.items():
+                    consumer.seek(tp, tp_records[0].offset)
             await self._sleep(delay)
             return
-        self._transient_failures = 0
         offsets = {tp: tp_records[-1].offset + 1 for tp, tp_records in batches.items()}
+        topics = {record.topic for record in records}
+        if deferred is not None:
+            # The batch before must be finished and committed first: offsets are committed in order.
+            if await self._settle(consumer, starts):
+                self._in_flight = _InFlight(
+                    asyncio.create_task(self._finish(consumer, deferred, offsets, topics, started),
+                                        name=f"{self.name}-finish"),
+                    starts,
+                )
+            return
+        self._transient_failures = 0
+        self._finish_inline = False
+        await self._commit(consumer, offsets)
+        self._observe(topics, started)
+
+    async def _finish(self, consumer: AIOKafkaConsumer, deferred: list[tuple[Sequence[Incoming], Finish | None]],
+                      offsets: dict[TopicPartition, int], topics: set[str], started: float) -> None:
+        """A pipelined batch's finishes in order, then its offsets (in the background)."""
+        for _, finish in deferred:
+            if finish is not None:
+                await finish()
+        for items, _ in deferred:
+            self._count(items, "processed")
+        await self._commit(consumer, offsets)
+        self._observe(topics, started)
+
+    async def _settle(self, consumer: AIOKafkaConsumer, rewind_also: dict[TopicPartition, int] | None) -> bool:
+        """Wait for the pipelined batch in flight (finished and committed); True if there was none or it succeeded.
+
+        If it failed, every partition of it and of `rewind_also` (the batch handled since, whose finish must not
+        run now) is rewound to its first offset, and the consumer pauses like after a failed batch (transient) or
+        finishes the batch read again inline (a failure of its own). `rewind_also` None: the consumer is closing or
+        losing its partitions, nothing to rewind (uncommitted offsets are read again by whoever owns them next).
+        """
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is None:
+            return True
+        try:
+            await asyncio.wait({in_flight.task})
+        except asyncio.CancelledError:
+            in_flight.task.cancel()
+            raise
+        error = None if in_flight.task.cancelled() else in_flight.task.exception()
+        if not in_flight.task.cancelled() and error is None:
+            self._transient_failures = 0
+            return True
+        if rewind_also is None:
+            return False
+        starts = dict(rewind_also)
+        for tp, offset in in_flight.starts.items():
+            starts[tp] = min(offset, starts.get(tp, offset))
+        self._rewind(consumer, starts)
+        if error is not None and not is_transient(error):
+            log.warning("finishing a batch failed (%s); reading it again and finishing it inline", error)
+            self._finish_inline = True
+            return False
+        self._transient_failures += 1
+        delay = transient_retry_delay(self._transient_failures)
+        log.warning("finishing a batch failed on the infrastructure (%s); retrying from its offsets in %.0f s",
+                    type(error).__name__, delay)
+        await self._sleep(delay)
+        return False
+
+    def _rewind(self, consumer: AIOKafkaConsumer, starts: dict[TopicPartition, int]) -> None:
+        assigned = consumer.assignment()
+        for tp, offset in starts.items():
+            if tp in assigned:  # a partition given away meanwhile is read from its committed offset by its owner
+                consumer.seek(tp, offset)
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         try:
             await consumer.commit(offsets)
         except CommitFailedError:
             # The group rebalanced: another member re-reads these messages and, handlers being idempotent,
             # changes nothing.
             log.warning("offset commit failed after a rebalance; the new owner will skip what is done")
-        for topic in {record.topic for record in records}:
+
+    @staticmethod
+    def _observe(topics: set[str], started: float) -> None:
+        for topic in topics:
             KAFKA_PROCESSING.labels(topic=topic).observe(time.perf_counter() - started)
 
     def _parse(
@@ -455,35 +577,48 @@ class BatchConsumer:
                 poison.append((record, f"unparseable event: {error}"[:2000]))
         return incoming, poison
 
-    async def _handle_isolating_failures(self, incoming: list[Incoming]) -> None:
+    async def _handle_isolating_failures(
+        self, incoming: list[Incoming], deferred: list[tuple[Sequence[Incoming], Finish | None]] | None = None
+    ) -> None:
         """The whole batch in one transaction; if it fails for a reason of its own, one message at a time."""
         if not incoming:
             return
         try:
-            await self._handle(incoming)
+            await self._call(incoming, deferred)
         except Exception as error:
             if is_transient(error):
                 raise
             log.warning("batch of %d failed (%s); isolating the failing message", len(incoming), error)
         else:
-            self._count(incoming, "processed")
             return
         for item in incoming:
-            await self._handle_one_with_retries(item)
+            await self._handle_one_with_retries(item, deferred)
 
-    async def _handle_one_with_retries(self, item: Incoming) -> None:
+    async def _call(self, items: Sequence[Incoming],
+                    deferred: list[tuple[Sequence[Incoming], Finish | None]] | None) -> None:
+        """`handle` the messages; its finish runs at once and they count as processed, or both are deferred."""
+        finish = await self._handle(items)
+        if deferred is not None:
+            deferred.append((items, finish))
+            return
+        if finish is not None:
+            await finish()
+        self._count(items, "processed")
+
+    async def _handle_one_with_retries(
+        self, item: Incoming, deferred: list[tuple[Sequence[Incoming], Finish | None]] | None = None
+    ) -> None:
         last_error: Exception | None = None
         for attempt in range(1, self._max_attempts + 1):
             try:
                 with trace_context(item.event.trace_id):
-                    await self._handle([item])
+                    await self._call([item], deferred)
             except Exception as error:
                 if is_transient(error):
                     raise
                 last_error = error
                 await asyncio.sleep(0.1 * attempt)
             else:
-                self._count([item], "processed")
                 return
         with trace_context(item.event.trace_id):
             log.error("message keeps failing; sending it to the dead-letter topic", exc_info=last_error)
@@ -505,8 +640,8 @@ class BatchConsumer:
 
     @staticmethod
     def _count(items: Sequence[Incoming], outcome: str) -> None:
-        for item in items:
-            KAFKA_CONSUMED.labels(topic=item.topic, outcome=outcome).inc()
+        for topic, count in Counter(item.record.topic for item in items).items():  # one increment per topic
+            KAFKA_CONSUMED.labels(topic=topic, outcome=outcome).inc(count)
 
     async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
         for tp in consumer.assignment():

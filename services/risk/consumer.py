@@ -3,6 +3,9 @@
 One database transaction per batch; the assessments are published after it commits and before the offsets are
 committed. A crash in between re-reads the batch: the stored assessments are found by report id and published
 again with their original event ids, so nothing is lost and nothing is scored twice.
+
+The publishing is the handler's `Finish`: the risk consumer is pipelined (`BatchConsumer(pipelined=True)`), so a
+batch is published, and its offsets committed, while the next one is scored and stored.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from services.risk import service
 from services.risk.scoring.rubric import Rubric
 from shared.db import SessionFactory, transaction
 from shared.events import AlertChanged, ReportAccepted, Topic, utcnow
-from shared.kafka import EventProducer, Incoming
+from shared.kafka import EventProducer, Finish, Incoming
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +28,8 @@ class AssessmentHandler:
         self._producer = producer
         self._rubric = rubric
 
-    async def __call__(self, batch: Sequence[Incoming]) -> None:
+    async def __call__(self, batch: Sequence[Incoming]) -> Finish | None:
+        """Assess and store the batch (one transaction); returns what publishes the assessments."""
         reports = [item.event for item in batch if isinstance(item.event, ReportAccepted)]
         alerts = [item.event for item in batch if isinstance(item.event, AlertChanged)]
         async with transaction(self._sessions) as session:
@@ -33,14 +37,18 @@ class AssessmentHandler:
             if alerts:
                 await service.record_alerts(session, alerts)
             assessed = await service.assess_batch(session, self._rubric, reports, utcnow()) if reports else []
-        if assessed:
+        if not assessed:
+            return None
+
+        async def publish() -> None:
             # The JSON stored with each assessment is what goes out: no second serialisation.
             topic = Topic.assessments.value
-            await self._producer.send_encoded(
-                [(topic, item.event, item.json) for item in assessed]
-            )
+            await self._producer.send_encoded([(topic, item.event, item.json) for item in assessed])
             for item in assessed:
                 event = item.event
-                # `trace_id` in the record itself: the same line as under `trace_context`, without a context switch.
+                # `trace_id` in the record itself: the same line as under `trace_context`, without a context
+                # switch.
                 log.info("report assessed", extra={"trace_id": event.trace_id, "report_id": event.report_id,
                                                    "score": event.score, "level": event.level.value})
+
+        return publish

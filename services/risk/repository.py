@@ -68,7 +68,9 @@ async def insert_new_assessments(session: AsyncSession, rows: Sequence[NewAssess
     stand)."""
     if not rows:
         return set()
-    columns = {name: [getattr(row, name) for row in rows] for name in NewAssessment._fields}
+    # Rows to columns in one transposition (zip), not a getattr per cell.
+    columns = {name: list(values) for name, values in zip(NewAssessment._fields, zip(*rows, strict=True),
+                                                          strict=True)}
     return set(await session.scalars(_INSERT_ASSESSMENTS, columns))
 
 

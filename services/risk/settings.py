@@ -30,3 +30,8 @@ class RiskSettings(ServiceSettings):
         description="Messages per consumer batch (one transaction, one publish, one offset commit): a backlog is "
         "caught up with a constant number of statements per batch, so bigger batches spread their fixed costs",
     )
+    consumer_pipelined: bool = Field(
+        default=True,
+        description="Publish a batch's assessments (and commit its offsets) while the next batch is scored and "
+        "stored, instead of one after the other: a catch-up does not wait for the broker's acknowledgements",
+    )

@@ -1,0 +1,224 @@
+"""A pipelined `BatchConsumer` on a real broker: a batch's finish (the risk consumer's publish) runs while the next
+batch is handled, yet no offset is committed before its batch is handled AND finished, batches finish in order, and
+a finish that fails rewinds to its batch, so that it and the batch handled meanwhile are read and finished again."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+import pytest
+import pytest_asyncio
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaConnectionError
+from aiokafka.partitioner import DefaultPartitioner
+
+from shared.events import ReportAccepted, Topic
+from shared.kafka import DEFAULT_PARTITIONS, BatchConsumer, EventProducer, Finish, Incoming
+from tests.conftest import fresh_topic_prefix
+from tests.factories import credit_code, make_accepted
+from tests.risk.test_fault_tolerance import wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+
+GROUP = "pipelined-test"
+
+
+@dataclass
+class Broker:
+    bootstrap: str
+    prefix: str
+    producer: EventProducer
+    admin: AIOKafkaAdminClient
+
+    async def committed(self) -> dict[TopicPartition, int]:
+        """The group's committed offsets (next offset to read) per partition."""
+        offsets = await self.admin.list_consumer_group_offsets(f"{self.prefix}{GROUP}")
+        return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
+    def consumer(self, handler: GatedHandler, *, pipelined: bool = True, max_records: int = 4) -> BatchConsumer:
+        return BatchConsumer(name="pipelined-test", topics=[Topic.reports], group_id=GROUP,
+                             bootstrap_servers=self.bootstrap, producer=self.producer, handle=handler,
+                             topic_prefix=self.prefix, max_records=max_records, pipelined=pipelined)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def broker(kafka_bootstrap: str) -> AsyncIterator[Broker]:
+    prefix = await asyncio.to_thread(fresh_topic_prefix, kafka_bootstrap)
+    producer = EventProducer(kafka_bootstrap, client_id="pipelined-test", topic_prefix=prefix)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        yield Broker(kafka_bootstrap, prefix, producer, admin)
+    finally:
+        await admin.close()
+        await producer.stop()
+
+
+@dataclass
+class GatedHandler:
+    """Records what it handles; each batch's finish waits for `gate`, checks that none of its batch's offsets is
+    committed yet, optionally fails once, then records what it finished."""
+
+    broker: Broker
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    fail_first_finish: bool = False
+    handled: list[list[str]] = field(default_factory=list)
+    finished: list[list[str]] = field(default_factory=list)
+    committed_too_early: list[str] = field(default_factory=list)
+
+    async def __call__(self, batch: Sequence[Incoming]) -> Finish | None:
+        ids = [str(getattr(item.event, "report_id", "")) for item in batch]
+        self.handled.append(ids)
+
+        async def finish() -> None:
+            await self.gate.wait()
+            committed = await self.broker.committed()
+            for item in batch:
+                tp = TopicPartition(item.record.topic, item.record.partition)
+                if committed.get(tp, 0) > item.record.offset:
+                    self.committed_too_early.append(str(getattr(item.event, "report_id", "")))
+            if self.fail_first_finish:
+                self.fail_first_finish = False
+                raise KafkaConnectionError("broker gone while publishing")
+            self.finished.append(ids)
+
+        return finish
+
+
+def reports(count: int, code: str | None = None) -> list[ReportAccepted]:
+    """Reports on one enterprise: one partition, in order (offsets from 0 on a fresh topic)."""
+    code = code or credit_code()
+    return [make_accepted(enterprise={"credit_code": code}) for _ in range(count)]
+
+
+def codes_on_two_partitions() -> tuple[str, str]:
+    """Two credit codes whose reports go to different partitions."""
+    partitions = list(range(DEFAULT_PARTITIONS))
+    partition = DefaultPartitioner()
+    first = credit_code()
+    while True:
+        second = credit_code()
+        if partition(second.encode(), partitions, partitions) != partition(first.encode(), partitions, partitions):
+            return first, second
+
+
+async def send(broker: Broker, accepted: Sequence[ReportAccepted]) -> None:
+    await broker.producer.send_events([(Topic.reports, event) for event in accepted])
+
+
+def flat(batches: list[list[str]]) -> list[str]:
+    return [report_id for batch in batches for report_id in batch]
+
+
+async def total_committed(broker: Broker) -> int:
+    return sum((await broker.committed()).values())
+
+
+async def test_offsets_are_committed_only_after_the_batch_is_handled_and_finished(broker: Broker) -> None:
+    handler = GatedHandler(broker)
+    consumer = broker.consumer(handler)
+    running = asyncio.create_task(consumer.run())
+    first, second = (every := reports(8))[:4], every[4:]
+    try:
+        await send(broker, first)
+        await wait_until(lambda: _async(len(flat(handler.handled)) >= 4), "the first reports handled", timeout=60)
+        await send(broker, second)
+        # Pipelined: the next batch is handled while the first one's finish still waits.
+        await wait_until(lambda: _async(len(handler.handled) >= 2), "a second batch handled", timeout=60)
+        await asyncio.sleep(0.5)  # a commit made too early would have landed by now
+        assert await total_committed(broker) == 0, "offsets committed before their batch was finished"
+        assert handler.finished == []
+
+        handler.gate.set()
+        everything = [event.report_id for event in [*first, *second]]
+        await wait_until(lambda: _async(sorted(flat(handler.finished)) == sorted(everything)), "every batch finished",
+                         timeout=60)
+        await wait_until(lambda: _total_is(broker, 8), "every offset committed", timeout=30)
+    finally:
+        handler.gate.set()  # a failed assertion must not leave the consumer waiting
+        await consumer.stop()
+        await running
+    assert handler.committed_too_early == []
+    assert handler.finished == handler.handled, "batches finished out of order or twice"
+    assert flat(handler.finished) == [event.report_id for event in [*first, *second]]  # one partition: in order
+
+
+async def test_a_failed_finish_reads_its_batch_and_the_one_handled_meanwhile_again(broker: Broker) -> None:
+    handler = GatedHandler(broker, fail_first_finish=True)
+    consumer = broker.consumer(handler)
+    running = asyncio.create_task(consumer.run())
+    # The batch handled meanwhile is on another partition: rewinding the failed batch's partition is not enough.
+    code_a, code_b = codes_on_two_partitions()
+    first, second = reports(4, code_a), reports(4, code_b)
+    everything = [event.report_id for event in [*first, *second]]
+    try:
+        await send(broker, first)
+        await wait_until(lambda: _async(len(flat(handler.handled)) >= 4), "the first reports handled", timeout=60)
+        await send(broker, second)
+        await wait_until(lambda: _async(len(handler.handled) >= 2), "a second batch handled", timeout=60)
+        handled_before_failure = flat(handler.handled)
+        handler.gate.set()  # the first finish fails: as if the broker went away while publishing
+        await wait_until(lambda: _async(sorted(set(flat(handler.finished))) == sorted(everything)),
+                         "every report finished after the failure", timeout=60)
+        await wait_until(lambda: _total_is(broker, 8), "every offset committed", timeout=30)
+    finally:
+        handler.gate.set()  # a failed assertion must not leave the consumer waiting
+        await consumer.stop()
+        await running
+    assert handler.committed_too_early == []
+    # Everything handled before the failure (the failed batch and the one handled meanwhile, whose finish must not
+    # run out of order) was handled again, and finished in order.
+    handled_after = flat(handler.handled)[len(handled_before_failure):]
+    assert set(handled_before_failure) <= set(handled_after)
+    finished = flat(handler.finished)
+    assert sorted(finished) == sorted(everything), "a report finished twice after the rewind"
+    for wave in (first, second):  # in order within each partition
+        assert [report_id for report_id in finished if report_id in {e.report_id for e in wave}] == [
+            e.report_id for e in wave]
+
+
+async def test_stopping_finishes_and_commits_the_batch_in_flight(broker: Broker) -> None:
+    handler = GatedHandler(broker)
+    consumer = broker.consumer(handler)
+    running = asyncio.create_task(consumer.run())
+    batch = reports(3)
+    await send(broker, batch)
+    await wait_until(lambda: _async(len(flat(handler.handled)) >= 3), "the reports handled", timeout=60)
+    await consumer.stop()
+    await asyncio.sleep(0.5)
+    assert not running.done(), "the consumer left before its batch in flight was finished"
+    handler.gate.set()
+    await running
+    assert flat(handler.finished) == [event.report_id for event in batch]
+    assert await total_committed(broker) == 3
+
+
+async def test_a_sequential_consumer_runs_the_finish_before_committing_and_before_the_next_batch(
+    broker: Broker,
+) -> None:
+    handler = GatedHandler(broker)
+    handler.gate.set()
+    consumer = broker.consumer(handler, pipelined=False)
+    running = asyncio.create_task(consumer.run())
+    first, second = (every := reports(8))[:4], every[4:]
+    try:
+        await send(broker, first)
+        await send(broker, second)
+        await wait_until(lambda: _total_is(broker, 8), "every offset committed", timeout=60)
+    finally:
+        handler.gate.set()  # a failed assertion must not leave the consumer waiting
+        await consumer.stop()
+        await running
+    assert handler.committed_too_early == []
+    assert handler.finished == handler.handled
+
+
+async def _async(value: bool) -> bool:
+    return value
+
+
+async def _total_is(broker: Broker, count: int) -> bool:
+    return await total_committed(broker) == count
