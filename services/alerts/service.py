@@ -607,8 +607,10 @@ def _payload_in(view: AlertView, alert: Alert, event_type: str, policy: Policy,
                            receipt_url=None),
         report=alert.report, assessment=AssessmentView.model_validate(alert.assessment),
     )
-    dumped = payload.model_dump(mode="json")  # once for both texts: the consumer builds one per change and language
-    payload.message = WebhookMessage(title=messages.title(dumped), markdown=messages.markdown(dumped))
+    # Read once for both texts (each would validate the dumped payload again): the consumer builds one per change
+    # and language.
+    message = messages.message_input(payload.model_dump(mode="json"))
+    payload.message = WebhookMessage(title=messages.title(message), markdown=messages.markdown(message))
     return payload
 
 
