@@ -335,8 +335,11 @@ def _grouped(series: dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 def child_main(settings: AlertsSettings, control: Connection, wake: Connection) -> None:
     """The child process: the delivery worker and a wake listener until asked to stop (or the service is gone)."""
-    # Ctrl-C reaches the whole process group: the service decides when its sender stops (it asks, below).
+    # Ctrl-C, or a SIGTERM to the whole process group (the local harness, the test fixtures), reach this process
+    # too: the service decides when its sender stops, after its own requests (it asks, below), so that the
+    # sender does not stop first and get started again meanwhile. Died unasked: started again.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     configure_logging(settings.service_name, settings.log_level)
     code = asyncio.run(_serve(settings, control, wake))
     raise SystemExit(code)
@@ -345,7 +348,6 @@ def child_main(settings: AlertsSettings, control: Connection, wake: Connection) 
 async def _serve(settings: AlertsSettings, control: Connection, wake: Connection) -> int:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stopping.set)
     engine = create_engine(
         settings.database_url, pool_size=settings.database_pool_size, max_overflow=settings.database_max_overflow,
         connect_timeout=settings.database_connect_timeout, command_timeout=settings.database_command_timeout,
