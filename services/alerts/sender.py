@@ -58,7 +58,10 @@ STABLE_SECONDS = 10.0
 CHILD_STOP_SECONDS = 8.0
 """How long a stopping child may take (the worker's grace for sends in flight and their results, then the engine)
 before it is killed: within the service's own 10 s for its workers."""
-METRICS_TIMEOUT_SECONDS = 1.0
+METRICS_TIMEOUT_SECONDS = 0.5
+"""How long a scrape waits for the child's metrics (it answers from a thread of its own, in milliseconds) before
+it shows the last ones heard."""
+SENDER_POOL_SIZE = 2
 
 
 class DeliverySender:
@@ -348,8 +351,10 @@ def child_main(settings: AlertsSettings, control: Connection, wake: Connection) 
 async def _serve(settings: AlertsSettings, control: Connection, wake: Connection) -> int:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
+    # The worker holds two connections at most (its claim loop and its result writer take turns with one
+    # transaction each); a small pool keeps a replica's connections to the server close to what they were.
     engine = create_engine(
-        settings.database_url, pool_size=settings.database_pool_size, max_overflow=settings.database_max_overflow,
+        settings.database_url, pool_size=SENDER_POOL_SIZE, max_overflow=SENDER_POOL_SIZE,
         connect_timeout=settings.database_connect_timeout, command_timeout=settings.database_command_timeout,
         pool_timeout=settings.database_pool_timeout,
     )
