@@ -3,6 +3,7 @@ escalates when nobody acknowledges in time."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,6 +29,8 @@ from shared.runtime import service_infrastructure
 from shared.webpages import install_static, install_static_directory
 
 HERE = Path(__file__).parent
+SENDER_START_SECONDS = 30.0
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: AlertsSettings | None = None) -> FastAPI:
@@ -74,6 +77,11 @@ def create_app(settings: AlertsSettings | None = None) -> FastAPI:
             # The sender child listens for itself; this process wakes its relay (and its own worker).
             context.workers.start("alerts-wake-listener", WakeListener(
                 settings.database_url, (relay.wake,) if context.sender else (relay.wake, deliveries.wake)))
+            # Ready once the sender is: a spawned interpreter takes a second or more to start (several on a busy
+            # machine), and alerts committed meanwhile would wait for it. A sender that does not come up does
+            # not keep the API down: its supervisor keeps trying, and /healthz shows it.
+            if context.sender is not None and not await context.sender.wait_started(SENDER_START_SECONDS):
+                log.warning("the delivery sender process has not started within %.0f s", SENDER_START_SECONDS)
             try:
                 yield
             finally:

@@ -10,10 +10,14 @@ SKIP LOCKED`), so nothing else changes: at least once, a repeat recognised by it
 Between the two processes:
 - a wake pipe: the service writes a byte when it commits deliveries (as it woke its own worker before); the child
   also hears PostgreSQL NOTIFY like every replica;
+- a ready pipe: the child says when its worker runs; the service's start-up waits for it (`wait_started`), so
+  that the service is not ready, and takes no reports' alerts, while its sender is still starting (a spawned
+  interpreter takes a second or more to import, several on a busy machine);
 - a control connection: at each scrape of the service's `/metrics` the service asks the child for its delivery
-  metrics (`SENDER_METRICS`, same names and labels as before) and shows them in place of its own; "stop" asks the
-  child to stop gracefully (sends in flight finish for a moment, their results are stored, the rest are left to
-  their leases). The child also stops so when the connection breaks (the service died).
+  metrics (`SENDER_METRICS`) and shows them added to its own (`DeliveryMetrics`: same names and labels as
+  before); "stop" asks the child to stop gracefully (sends in flight finish for a moment, their results are
+  stored, the rest are left to their leases). The child also stops so when the connection breaks (the service
+  died).
 
 `DeliverySender` supervises it: a child that exits is started again (after 1 s, up to 30 s while it keeps dying
 at start), counted in `alerts_delivery_sender_restarts_total`; `/healthz` shows `delivery_sender` ok or
@@ -31,7 +35,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
 from prometheus_client import REGISTRY
@@ -75,7 +79,8 @@ class DeliverySender:
         self._wake_fd: int | None = None
         self._lock = threading.Lock()  # one metrics question and answer at a time on the control connection
         self._asked = 0
-        self._last: list[Metric] | None = None  # the child's metrics as last heard (kept while it restarts)
+        self._last: list[Metric] | None = None  # the running child's metrics as last heard
+        self._started = asyncio.Event()  # the running child's worker runs
         self._exited = asyncio.Event()
         self.restarts = 0
         process_delivery_metrics()  # from now on the registry's delivery metrics include the child's
@@ -94,6 +99,11 @@ class DeliverySender:
     def running(self) -> bool:
         process = self._process
         return process is not None and process.is_alive()
+
+    @property
+    def started(self) -> bool:
+        """The running child has said its worker runs."""
+        return self._started.is_set() and self.running
 
     @property
     def pid(self) -> int | None:
@@ -160,22 +170,32 @@ class DeliverySender:
     async def stop(self) -> None:
         self._stopping.set()
 
+    async def wait_started(self, timeout: float) -> bool:
+        """Wait until the child's worker runs (True), or `timeout` seconds (False)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._started.wait(), timeout)
+        return self._started.is_set()
+
     def _start(self) -> BaseProcess:
         context = multiprocessing.get_context("spawn")
         control, child_control = context.Pipe(duplex=True)
         wake_reader, wake_writer = context.Pipe(duplex=False)
-        process = context.Process(target=child_main, args=(self._settings, child_control, wake_reader),
+        ready_reader, ready_writer = context.Pipe(duplex=False)
+        process = context.Process(target=child_main,
+                                  args=(self._settings, child_control, wake_reader, ready_writer),
                                   name="alerts-delivery-sender", daemon=True)
         process.start()
         child_control.close()  # the child holds its ends; ours closing lets each side see the other die
         wake_reader.close()
+        ready_writer.close()
         os.set_blocking(wake_writer.fileno(), False)
         self._wake_fd = os.dup(wake_writer.fileno())
         wake_writer.close()
         with self._lock:
             self._control = control
         self._process = process
-        self._exited = _exit_event(process)
+        self._started.clear()
+        self._exited = self._watch(process, ready_reader)
         log.info("delivery sender process started", extra={"pid": process.pid})
         return process
 
@@ -204,6 +224,27 @@ class DeliverySender:
                 log.warning("the delivery sender process did not stop in time; killing it")
                 process.kill()
 
+    def _watch(self, process: BaseProcess, ready: Connection) -> asyncio.Event:
+        """Set `_started` when the child says its worker runs, and return an event set once it has exited and
+        been reaped. A thread waits for both: the loop's own selector is not asked to watch the pipes (a file
+        descriptor number closed elsewhere while still registered there would keep them from ever being seen),
+        and the sentinel alone may turn readable a moment before the exit status can be collected."""
+        loop = asyncio.get_running_loop()
+        exited = asyncio.Event()
+
+        def watch() -> None:
+            with ready, contextlib.suppress(OSError, EOFError):  # EOF: it died before it was ready
+                if ready in wait([ready, process.sentinel]):
+                    ready.recv()
+                    with contextlib.suppress(RuntimeError):  # the loop is closed already: nobody waits any more
+                        loop.call_soon_threadsafe(self._started.set)
+            process.join()
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(exited.set)
+
+        threading.Thread(target=watch, name="delivery-sender-watch", daemon=True).start()
+        return exited
+
     def _retire(self) -> None:
         """The child has exited: read its final word, hand its counts to the process's delivery metrics (so
         that they do not fall when it is started again) and close our ends."""
@@ -225,23 +266,6 @@ class DeliverySender:
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
-
-
-def _exit_event(process: BaseProcess) -> asyncio.Event:
-    """Set (in the running loop) once `process` has exited and been reaped. A thread waits for it: the loop's own
-    selector is not asked to watch the sentinel (a file descriptor number closed elsewhere while still registered
-    there would keep it from ever being seen), and the sentinel alone may turn readable a moment before the exit
-    status can be collected."""
-    loop = asyncio.get_running_loop()
-    exited = asyncio.Event()
-
-    def watch() -> None:
-        process.join()
-        with contextlib.suppress(RuntimeError):  # the loop is closed already: nobody waits any more
-            loop.call_soon_threadsafe(exited.set)
-
-    threading.Thread(target=watch, name="delivery-sender-exit", daemon=True).start()
-    return exited
 
 
 def own_delivery_metrics() -> list[Metric]:
@@ -336,7 +360,7 @@ def _grouped(series: dict[tuple[str, tuple[tuple[str, str], ...]], float]
 # --- the child --------------------------------------------------------------------------------------------------
 
 
-def child_main(settings: AlertsSettings, control: Connection, wake: Connection) -> None:
+def child_main(settings: AlertsSettings, control: Connection, wake: Connection, ready: Connection) -> None:
     """The child process: the delivery worker and a wake listener until asked to stop (or the service is gone)."""
     # Ctrl-C, or a SIGTERM to the whole process group (the local harness, the test fixtures), reach this process
     # too: the service decides when its sender stops, after its own requests (it asks, below), so that the
@@ -344,11 +368,11 @@ def child_main(settings: AlertsSettings, control: Connection, wake: Connection) 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     configure_logging(settings.service_name, settings.log_level)
-    code = asyncio.run(_serve(settings, control, wake))
+    code = asyncio.run(_serve(settings, control, wake, ready))
     raise SystemExit(code)
 
 
-async def _serve(settings: AlertsSettings, control: Connection, wake: Connection) -> int:
+async def _serve(settings: AlertsSettings, control: Connection, wake: Connection, ready: Connection) -> int:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     # The worker holds two connections at most (its claim loop and its result writer take turns with one
@@ -367,6 +391,8 @@ async def _serve(settings: AlertsSettings, control: Connection, wake: Connection
     tasks = [asyncio.create_task(worker.run(), name="delivery-worker"),
              asyncio.create_task(listener.run(), name="alerts-wake-listener")]
     stop = asyncio.create_task(stopping.wait())
+    with ready, contextlib.suppress(OSError):
+        ready.send(True)
     log.info("delivery sender running")
     code = 0
     try:

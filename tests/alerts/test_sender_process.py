@@ -82,6 +82,8 @@ async def test_the_sender_process_sends_and_its_metrics_show_at_the_services_met
 ) -> None:
     with webhook_receiver() as receiver:
         async with sender_world(alerts_env) as (world, sender):
+            # The service's start-up waited for its sender: nothing committed from now on waits for it to start.
+            assert sender.started
             pid = await _running(sender, world)
             assert pid != os.getpid()
             await _webhook_body(world, "320102", receiver.url)
@@ -119,7 +121,7 @@ async def test_the_sender_process_sends_and_its_metrics_show_at_the_services_met
 async def test_a_sender_process_that_dies_is_started_again_and_health_shows_it_meanwhile(
     alerts_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(sender_module, "RESTART_SECONDS", 5.0)  # long enough to see it down on /healthz
+    monkeypatch.setattr(sender_module, "RESTART_SECONDS", 8.0)  # long enough to see it down on /healthz
     with webhook_receiver() as receiver:
         async with sender_world(alerts_env) as (world, sender):
             first = await _running(sender, world)
