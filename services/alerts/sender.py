@@ -1,4 +1,4 @@
-"""The delivery sender in a process of its own (`ALERTS_DELIVERY_PROCESS`, on by default).
+"""The delivery sender in a process of its own (`ALERTS_DELIVERY_PROCESS`, off by default: see the setting).
 
 At a surge the alerts consumer (deciding, writing alerts and their payloads) and the delivery sender (aiohttp, the
 results) shared one event loop, so one core: at 200 red reports/s that process was the bottleneck of report →

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from services.alerts import sender as sender_module
 from services.alerts.app import create_app
 from services.alerts.sender import DeliverySender
+from services.alerts.settings import AlertsSettings
 from shared.kafka import EventProducer
 from tests.alerts.conftest import AlertsWorld, alerts_settings, make_assessed
 from tests.conftest import StartService
@@ -38,8 +39,8 @@ RED = {"workers_involved": 320, "collective_action": ["road_blocking"]}
 
 @asynccontextmanager
 async def sender_world(env: dict[str, str], **overrides: Any) -> AsyncIterator[tuple[AlertsWorld, DeliverySender]]:
-    """The alerts service in-process with its sender child process (the default), and that sender."""
-    app = create_app(alerts_settings(env, **overrides))
+    """The alerts service in-process with its sender child process (ALERTS_DELIVERY_PROCESS), and that sender."""
+    app = create_app(alerts_settings(env, **{"delivery_process": True, **overrides}))
     producer = EventProducer(env["KAFKA_BOOTSTRAP_SERVERS"], client_id="alerts-tests",
                              topic_prefix=env["KAFKA_TOPIC_PREFIX"])
     db = create_async_engine(env["DATABASE_URL"])
@@ -184,6 +185,7 @@ async def test_stopping_the_service_lets_the_send_in_flight_finish_and_be_stored
 
 @pytest.mark.asyncio(loop_scope="session")
 async def test_with_the_setting_off_the_service_sends_from_its_own_process(alerts_env: dict[str, str]) -> None:
+    assert not AlertsSettings.model_fields["delivery_process"].default  # off unless asked for
     from tests.alerts.conftest import alerts_world
 
     with webhook_receiver() as receiver:
@@ -202,7 +204,7 @@ async def test_with_the_setting_off_the_service_sends_from_its_own_process(alert
 def test_the_sender_process_stops_by_itself_when_the_service_dies(
     start_service: StartService, isolated_env: dict[str, str],
 ) -> None:
-    alerts = start_service("alerts")
+    alerts = start_service("alerts", ALERTS_DELIVERY_PROCESS="true")
     assert alerts.process is not None
     [child] = [pid for pid in _children(alerts.process.pid) if b"resource_tracker" not in _cmdline(pid)]
     os.kill(alerts.process.pid, signal.SIGKILL)  # the service alone, as a crash would
