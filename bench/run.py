@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import math
 import os
@@ -37,6 +38,7 @@ from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.engine import make_url
 
 from bench import bench_lists, bench_pipeline, bench_scoring
 from bench.load import (
@@ -57,6 +59,7 @@ from bench.profile import Profiler, summarise
 from bench.stack import Infra, Stack, count_rows, free_port, harness_down, harness_up, python_process, stack
 from services.risk.settings import RiskSettings
 from tests.factories import credit_code
+from tests.support.processes import REPO
 
 SCENARIOS = ("intake", "batch", "latency", "hang", "catchup", "scoring")
 OPTIONAL = ("lists",)  # not in the default run: asked for by name
@@ -77,6 +80,74 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _processes() -> dict[int, tuple[int, float]]:
+    """Every process now: pid → (parent pid, CPU seconds so far)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        found[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    return found
+
+
+def tree_cpu(processes: dict[int, tuple[int, float]], root: int) -> float:
+    """CPU seconds of `root` and every process below it (a service's worker processes count as the service's)."""
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in processes.items():
+        children.setdefault(parent, []).append(pid)
+    total, stack = 0.0, [root]
+    while stack:
+        pid = stack.pop()
+        total += processes.get(pid, (0, 0.0))[1]
+        stack.extend(children.get(pid, ()))
+    return total
+
+
+class CpuShares:
+    """Where the cores went during a scenario: CPU seconds per second of wall time of each part of the stack."""
+
+    def __init__(self, parts: dict[str, Callable[[dict[int, tuple[int, float]]], float]]) -> None:
+        self._parts = parts
+        self._started = time.monotonic()
+        processes = _processes()
+        self._before = {name: used(processes) for name, used in parts.items()}
+
+    def line(self) -> str:
+        seconds = time.monotonic() - self._started
+        processes = _processes()
+        shares = [(name, (used(processes) - self._before[name]) / seconds) for name, used in self._parts.items()]
+        total = sum(share for _, share in shares)
+        parts = ", ".join(f"{name} {share:.2f}" for name, share in shares)
+        return f"  CPU (cores busy, of {os.cpu_count()}): {parts}; together {total:.2f}"
+
+
+def kafka_pid() -> int | None:
+    """The broker's pid as the native harness recorded it, when it runs."""
+    try:
+        return int((REPO / ".run" / "pids" / "kafka.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def postmaster_pid(database_url: str) -> int | None:
+    """The PostgreSQL server listening on the port of `database_url` (its backends are its children)."""
+    wanted = f"-p {make_url(database_url).port}"
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if "postgres" in command.split(" ", 1)[0] and wanted in command:
+                return int(entry.name)
+    return None
 
 
 def load_average() -> str:
@@ -296,7 +367,7 @@ def scenario_latency(run: Run, rate: float) -> None:
     seconds = run.args.latency_seconds
     port = free_port()
     receiver = f"http://127.0.0.1:{port}"
-    with python_process("bench.receiver", str(port), ready_url=f"{receiver}/records"), \
+    with python_process("bench.receiver", str(port), ready_url=f"{receiver}/records") as receiver_pid, \
             stack(run.infra, ("intake", "risk", "alerts")) as running:
         key = running.create_unit(REGION)
         running.create_webhook_body(kind="union", level="county", region_code=REGION, url=f"{receiver}/hook/union")
@@ -307,9 +378,11 @@ def scenario_latency(run: Run, rate: float) -> None:
         progress(f"latency at {rate:.0f}/s for {seconds:.0f} s, open loop ({load_average()})")
         load = load_average()
         profiler = run.profiler(f"alerts-{rate:.0f}ps", running.pid("alerts"), seconds + 5)
+        shares = _stack_cpu(running, receiver_pid)
         sent = asyncio.run(open_loop(f"{running.url('intake')}/v1/reports", key, rate=rate, seconds=seconds,
                                      bodies=bodies))
         wanted = {s.report_id for s in sent if s.report_id}
+        cpu_line = shares.line()  # the sending part only: the drain that follows is mostly idle waiting
         first = wait_for_deliveries(receiver, wanted, max_wait=_drain_left(run, sent))
         run.collect(profiler)
         end_load = load_average()
@@ -328,6 +401,7 @@ def scenario_latency(run: Run, rate: float) -> None:
     say(f"  intake answer p99 {fmt_seconds(stats['answer_p99'], 'no answer')} from schedule (waiting for one of 64 "
         f"connections included: p99 {fmt_seconds(stats['lag_p99'])}; {stats['unsent']:.0f} never sent before the "
         f"deadline); {load} → {end_load}")
+    say(cpu_line)
     say("  stages (the pipeline histograms alerts exports, p50 / p99 interpolated within buckets): " + "; ".join(
         f"{name} {fmt_seconds(p50)} / {fmt_seconds(p99)}" for name, (p50, p99) in stages.items()))
     all_delivered = stats["delivered"] == count
@@ -340,6 +414,21 @@ def scenario_latency(run: Run, rate: float) -> None:
         run.verdicts.append(Verdict(f"{rate:.0f}/s: all delivered, p99 ≤ 1 s, no growing backlog",
                                     figure + (", backlog growing" if growing else ", steady"),
                                     all_delivered and stats["p99"] <= 1.0 and not growing))
+
+
+def _stack_cpu(running: Stack, receiver_pid: int) -> CpuShares:
+    """CPU of the three services (with any processes they start), Kafka, PostgreSQL (every backend), and the
+    benchmark's own load client and receiver, from now on."""
+    parts: dict[str, Callable[[dict[int, tuple[int, float]]], float]] = {
+        name: functools.partial(tree_cpu, root=running.pid(name)) for name in ("intake", "risk", "alerts")}
+    if (kafka := kafka_pid()) is not None:
+        parts["Kafka"] = functools.partial(tree_cpu, root=kafka)
+    if (postgres := postmaster_pid(running.env["DATABASE_URL"])) is not None:
+        parts["PostgreSQL"] = functools.partial(tree_cpu, root=postgres)
+    me = os.getpid()
+    parts["load client + receiver"] = lambda processes: (processes.get(me, (0, 0.0))[1]
+                                                          + tree_cpu(processes, receiver_pid))
+    return CpuShares(parts)
 
 
 # ----------------------------------------------------------------------------------------------------- hang

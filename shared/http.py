@@ -228,13 +228,18 @@ class ObservabilityMiddleware:
             return
 
         received = 0
+        told = False  # `on_too_large` was told of this request
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, told
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    # Told here: the app's own HTTPException handler usually answers this 413, not the block below.
+                    if not told and self.on_too_large is not None:
+                        told = True
+                        self.on_too_large(scope)
                     raise _BodyTooLarge
             return message
 
@@ -248,12 +253,12 @@ class ObservabilityMiddleware:
             await self.app(scope, limited_receive, recording_send)
         except _BodyTooLarge:
             status = 413
-            await self._too_large(scope, send, limit)
+            await self._too_large(scope, send, limit, tell=not told)
         finally:
             self._observe(scope, status, started)
 
-    async def _too_large(self, scope: Scope, send: Send, limit: int) -> None:
-        if self.on_too_large is not None:
+    async def _too_large(self, scope: Scope, send: Send, limit: int, *, tell: bool = True) -> None:
+        if tell and self.on_too_large is not None:
             self.on_too_large(scope)
         code, message = _HTTP_CODES[413]
         if limit != MAX_BODY_BYTES:

@@ -142,7 +142,10 @@ class EventProducer:
             client_id=self._client_id,
             enable_idempotence=True,
             acks="all",
-            linger_ms=5,
+            # No linger: aiokafka keeps one request in flight per broker, and what is sent meanwhile waits in the
+            # next batch, so batches grow with the load by themselves. A linger only delayed every event of a quiet
+            # moment by that much on each hop (5 ms: p50 produce → consumed 9.3 ms, without it 4.7 ms).
+            linger_ms=0,
             max_batch_size=256 * 1024,
             request_timeout_ms=15000,
         )

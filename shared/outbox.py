@@ -170,7 +170,9 @@ class OutboxRelay(PollingWorker):
                     .limit(self._batch_size).with_for_update()
                 )).all()
                 if rows:
-                    await producer.send_raw([
+                    # Record batches filled here, in id order per partition (hence per key): no coroutine, future
+                    # and partitioner call per message.
+                    await producer.send_raw_batched([
                         (producer.topic(row.topic), *encoded_message(row.payload, source=source, key_of=key_of))
                         for row in rows
                     ])
@@ -190,9 +192,13 @@ class OutboxRelay(PollingWorker):
                                       .execution_options(synchronize_session=False))
                 if self._on_published:
                     self._on_published(len(rows))
-            pending, oldest = (await session.execute(
-                select(func.count(), func.min(model.created_at)).where(model.sent_at.is_(None))
-            )).one()
+            if publisher and len(rows) < self._batch_size:
+                # Every unsent row this transaction can see was just published: nothing is left, no need to count.
+                pending, oldest = 0, None
+            else:
+                pending, oldest = (await session.execute(
+                    select(func.count(), func.min(model.created_at)).where(model.sent_at.is_(None))
+                )).one()
         if self._on_backlog:
             self._on_backlog(int(pending), (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0)
         return len(rows)

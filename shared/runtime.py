@@ -37,8 +37,10 @@ class PollingWorker:
     """A worker that calls `tick()` again at once while it reports more work, otherwise after `poll_seconds` or as
     soon as `wake()` is called. A failing tick is logged and retried after `retry_delay(failures)`.
 
-    `linger_seconds`: after a `wake()`, wait this long before the tick, so that the wake-ups of a burst (one per
-    commit) are served by one tick instead of one tick each (a relay tick is a transaction of its own)."""
+    `linger_seconds`: in a burst, wait this long after a `wake()` before the tick, so that the wake-ups of the burst
+    (one per commit) are served by one tick instead of one tick each (a relay tick is a transaction of its own). A
+    burst is when work was announced while the previous tick ran; a wake-up that finds the worker idle is served at
+    once, so a lone report never waits for the linger."""
 
     def __init__(self, poll_seconds: float, linger_seconds: float = 0.0) -> None:
         self._poll_seconds = poll_seconds
@@ -76,9 +78,10 @@ class PollingWorker:
                 await self._pause(self._poll_seconds)
 
     async def _pause(self, seconds: float) -> None:
+        in_burst = self._wake.is_set()  # woken while the last tick ran: more is probably on its way
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
-        if self._wake.is_set() and self._linger_seconds > 0 and not self._stopping.is_set():
+        if in_burst and self._linger_seconds > 0 and not self._stopping.is_set():
             await asyncio.sleep(self._linger_seconds)
         self._wake.clear()
 

@@ -143,6 +143,8 @@ async def revoke_unit_key(unit_id: str, caller: CallerDep, session: SessionDep) 
     return Response(status_code=204)
 
 
+# The ordinary submission is answered by `services.intake.fastpath` in front of the app's stack, with this route's
+# own functions (`submitting_caller`, `accept_report`); this route answers the rest and documents the endpoint.
 @router.post("/reports", status_code=202, response_model=ReportAcceptedResponse, tags=["reports"],
              responses=error_responses(400, 401, 409, 413, 422, 429, 503))
 async def submit_report(
@@ -155,13 +157,20 @@ async def submit_report(
 
     With an `Idempotency-Key`, a retry with the same body gets the first answer; another body gets 409.
     """
-    if caller.is_admin:
-        raise ApiError("报告须由上报单位提交 / Reports are submitted with a unit's key")
-    context: IntakeContext = request.app.state.context
-    # The fingerprint only matters with a key (it is what a retry is compared by).
     # `request.json()` is the parse FastAPI already made of the body (Starlette keeps it on the request): the
     # same content `request_fingerprint` would parse again.
-    fingerprint = service.content_fingerprint(await request.json()) if idempotency_key is not None else ""
+    return await accept_report(request.app.state.context, caller, body, await request.json(), idempotency_key)
+
+
+async def accept_report(context: IntakeContext, caller: Caller, body: ReportSubmission, content: Any,
+                        idempotency_key: str | None) -> JSONResponse:
+    """What `POST /v1/reports` does once its caller is known and its body valid (`content`: the body's parsed
+    JSON): store the report, count and log it, answer 202. Shared by the FastAPI route and its fast path
+    (`services.intake.fastpath`), so that both answer, count and log alike."""
+    if caller.is_admin:
+        raise ApiError("报告须由上报单位提交 / Reports are submitted with a unit's key")
+    # The fingerprint only matters with a key (it is what a retry is compared by).
+    fingerprint = service.content_fingerprint(content) if idempotency_key is not None else ""
     # Stored through the group-commit writer (no request session): committed once this returns.
     [outcome] = await service.submit_reports(
         context.writer, unit=caller, submissions=[service.Submission(body, fingerprint, idempotency_key)],

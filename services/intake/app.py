@@ -10,7 +10,7 @@ from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
-from services.intake import service
+from services.intake import fastpath, service
 from services.intake.api import router
 from services.intake.consumer import StatusHandler
 from services.intake.context import IntakeContext
@@ -94,6 +94,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     async def form() -> HTMLResponse:
         return HTMLResponse((HERE / "pages" / "index.html").read_text(encoding="utf-8"))
 
+    # The ordinary `POST /v1/reports` skips FastAPI's per-request machinery (`services.intake.fastpath`).
+    fastpath.install(app)
     return app
 
 

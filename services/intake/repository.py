@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 import asyncpg
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.models import SCHEMA, Report, Unit
@@ -187,6 +188,53 @@ async def list_reports(
     return (await session.scalars(query)).all()
 
 
-async def reports_for_update(session: AsyncSession, report_ids: Sequence[str]) -> dict[str, Report]:
-    rows = await session.scalars(select(Report).where(Report.id.in_(report_ids)).with_for_update())
-    return {row.id: row for row in rows}
+@dataclass(frozen=True)
+class StatusChange:
+    """What a batch of downstream events does to one report (`service.status_changes` folds them in order)."""
+
+    report_id: str
+    assessment: dict[str, Any] | None  # the latest assessment that is not a replay: replaces the stored one
+    replayed_assessment: dict[str, Any] | None  # the first replayed one: kept only when none is stored
+    status: str  # the highest status the events reach (never lowers the stored one)
+    alert_ids: list[str]  # in the order seen; each is appended when the report does not list it yet
+
+
+def _status_rank_sql(column: str, ranks: dict[str, int]) -> str:
+    return "CASE " + column + "".join(f" WHEN '{status}' THEN {rank}" for status, rank in ranks.items()) + " END"
+
+
+async def apply_status_changes(session: AsyncSession, changes: Sequence[StatusChange], ranks: dict[str, int],
+                               now: datetime) -> None:
+    """Apply a batch's status changes in one statement, without reading the reports (their bodies are large):
+    each column is one array, unnested. Reports not stored here are skipped. `ranks` orders the statuses."""
+    if not changes:
+        return
+    changes = sorted(changes, key=lambda change: change.report_id)  # row locks in one order across replicas
+    statement = text(f"""
+        UPDATE {SCHEMA}.reports AS r SET
+            assessment = COALESCE(CAST(v.assessment AS JSONB), r.assessment, CAST(v.replayed AS JSONB)),
+            status = CASE WHEN {_status_rank_sql("v.status", ranks)} > {_status_rank_sql("r.status", ranks)}
+                          THEN v.status ELSE r.status END,
+            alert_ids = r.alert_ids || COALESCE(
+                (SELECT jsonb_agg(new.id ORDER BY new.position)
+                 FROM jsonb_array_elements_text(CAST(v.alert_ids AS JSONB)) WITH ORDINALITY AS new(id, position)
+                 WHERE NOT r.alert_ids ? new.id),
+                '[]'::jsonb),
+            updated_at = :now
+        FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:assessments AS TEXT[]), CAST(:replayed AS TEXT[]),
+                    CAST(:statuses AS VARCHAR[]), CAST(:alert_ids AS TEXT[]))
+             AS v(id, assessment, replayed, status, alert_ids)
+        WHERE r.id = v.id
+    """)
+    await session.execute(statement, {
+        "now": now,
+        "ids": [change.report_id for change in changes],
+        "assessments": [_json_or_none(change.assessment) for change in changes],
+        "replayed": [_json_or_none(change.replayed_assessment) for change in changes],
+        "statuses": [change.status for change in changes],
+        "alert_ids": [json.dumps(change.alert_ids) for change in changes],
+    })
+
+
+def _json_or_none(value: dict[str, Any] | None) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False)

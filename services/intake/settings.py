@@ -27,8 +27,9 @@ class IntakeSettings(ServiceSettings):
         default=None, description="Secure flag of the session cookie: None sets it when the request came over "
         "https; set true behind a proxy that terminates TLS",
     )
-    # Woken by every commit, the relay waits this long first, so that a burst's reports go out in one batch (one
-    # relay transaction per few ms instead of one per report); it adds at most this much to a report's latency.
+    # In a burst (commits while the relay was publishing), the relay waits this long first, so that the burst's
+    # reports go out in one batch (one relay transaction per few ms instead of one per report). A report that finds
+    # the relay idle is published at once (shared.runtime.PollingWorker).
     relay_linger_seconds: float = Field(default=0.005, ge=0, le=1)
     # A bigger pool than the shared default (10 + 10 overflow), and no overflow: under 64 concurrent submissions
     # the overflow connections were opened and closed again on every burst (TLS attempt, authentication, codec

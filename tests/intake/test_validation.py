@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Literal
 
 import pytest
 from pydantic import ValidationError
 
 from services.intake.validation import (
+    CREDIT_CODE_ALPHABET,
     ReportSubmission,
+    credit_code_check_character,
     credit_code_is_valid,
     make_credit_code,
 )
@@ -155,3 +157,67 @@ def test_to_report_is_the_report_a_full_validation_gives_and_never_carries_conta
     assert "张三" not in payload
     assert "13800001111" not in payload
     assert "contact" not in report.model_dump()
+
+
+@pytest.mark.parametrize(("kind", "extra"), [
+    ("arrears", {}),
+    ("dispute", {"collective_action": ["work_stoppage", "gathering"], "petition": "repeated"}),
+    ("stability", {"online_exposure": "spreading", "summary": '引号 "quoted" \\ 反斜杠, 换行\n, emoji 🚧, \u2028'}),
+    ("arrears", {"contact": {"name": "张三", "phone": "13800001111"}}),
+])
+def test_stored_rows_are_the_event_models_own_json(kind: str, extra: dict[str, Any]) -> None:
+    """`service.new_report` writes the report JSON and the `report.accepted` payload without building the event
+    model per report (`AcceptedEvents`, `ReportSubmission.report_json`): byte for byte what the models give, and
+    never the personal block."""
+    import uuid
+
+    from cryptography.fernet import Fernet
+
+    from services.intake import service
+    from shared.events import ReportAccepted
+
+    submission = ReportSubmission.model_validate(make_report_body(kind=kind, **extra))
+    unit_id = str(uuid.uuid4())
+    # Now, a whole second (pydantic writes no fraction then) and another zone: the envelope is kept per unit.
+    for now in (datetime.now(UTC), datetime(2026, 11, 27, 8, 0, tzinfo=UTC),
+                datetime.now(timezone(timedelta(hours=8)))):
+        events = service.AcceptedEvents(unit_id, now)
+        rows = [service.new_report(unit_id, service.Submission(submission, "", None),
+                                   Fernet(Fernet.generate_key()), now, events) for _ in range(2)]
+
+        assert rows[0].id != rows[1].id
+        assert rows[0].event_id != rows[1].event_id
+        for row in rows:
+            expected = ReportAccepted(event_id=uuid.UUID(row.event_id), trace_id=row.id, report_id=row.id,
+                                      unit_id=unit_id, accepted_at=now, occurred_at=now,
+                                      report=submission.to_report())
+            assert row.payload == expected.model_dump_json()
+            assert row.body_json == submission.to_report().model_dump_json()
+            assert "张三" not in row.payload
+            assert "13800001111" not in row.payload
+            assert '"contact"' not in row.body_json
+
+
+@pytest.mark.parametrize("code", [credit_code(n) for n in range(0, 4000, 97)])
+def test_the_credit_code_check_is_the_check_character_rule(code: str) -> None:
+    assert credit_code_is_valid(code)
+    assert code[17] == credit_code_check_character(code[:17])
+    for wrong in {char for char in CREDIT_CODE_ALPHABET if char != code[17]}:
+        assert not credit_code_is_valid(code[:17] + wrong)
+    assert not credit_code_is_valid(code[:17] + "I")  # not in the alphabet
+    assert not credit_code_is_valid(code[:16])
+    assert not credit_code_is_valid(code + "0")
+
+
+def test_new_ids_are_distinct_version_4_uuids_as_text() -> None:
+    import uuid
+
+    from services.intake import service
+
+    ids = service.new_ids(2000)
+
+    assert len(set(ids)) == 2000
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+        assert str(parsed) == text

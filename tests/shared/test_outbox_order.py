@@ -141,3 +141,40 @@ def test_each_outbox_table_has_its_own_lock_key() -> None:
 
     assert relay_lock_key(OrderOutbox) != relay_lock_key(Other)
     assert -(2**63) <= relay_lock_key(OrderOutbox) < 2**63
+
+
+class BacklogOutbox(OutboxMixin, Base):
+    __tablename__ = "outbox_backlog"
+    __outbox_index__ = "ix_ordertest_backlog_unsent"
+
+
+@pytest.mark.asyncio
+async def test_the_backlog_is_reported_after_every_batch(isolated_env: dict[str, str]) -> None:
+    """What `on_backlog` gets: the rows still unsent after a partial drain; zero once a batch took the last visible
+    row (no count needed then); and a relay standing by (the lock is another's) still reports the backlog."""
+    url, bootstrap = isolated_env["DATABASE_URL"], isolated_env["KAFKA_BOOTSTRAP_SERVERS"]
+    engine = create_engine(url, pool_size=4)
+    producer = EventProducer(bootstrap, client_id="relay-backlog", topic_prefix=isolated_env["KAFKA_TOPIC_PREFIX"])
+    reported: list[tuple[int, float]] = []
+    try:
+        await _prepare(engine)
+        sessions = session_factory(engine)
+        async with sessions() as session, session.begin():
+            for _ in range(7):
+                event = make_accepted(str(uuid.uuid4()), enterprise={"credit_code": KEYS[0]})
+                session.add(outbox_row(BacklogOutbox, Topic.reports.value, event, utcnow()))
+        relay = OutboxRelay(sessions=sessions, producer=producer, model=BacklogOutbox, batch_size=3,
+                            on_backlog=lambda pending, age: reported.append((pending, age)))
+
+        async with engine.connect() as holder, holder.begin():  # another replica is publishing
+            await holder.execute(select(func.pg_advisory_xact_lock(relay_lock_key(BacklogOutbox))))
+            assert await relay.publish_batch() == 0
+        assert reported[-1][0] == 7
+        assert reported[-1][1] > 0
+
+        assert [await relay.publish_batch() for _ in range(4)] == [3, 3, 1, 0]
+        assert [pending for pending, _ in reported[1:]] == [4, 1, 0, 0]
+        assert reported[-2:] == [(0, 0.0), (0, 0.0)]
+    finally:
+        await producer.stop()
+        await engine.dispose()
