@@ -3,7 +3,8 @@ escalates when nobody acknowledges in time."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -16,17 +17,20 @@ from services.alerts.context import AlertsContext
 from services.alerts.lifecycle import Policy
 from services.alerts.models import SCHEMA, OutboxMessage
 from services.alerts.routing import load_routing
+from services.alerts.sender import DeliverySender
 from services.alerts.settings import AlertsSettings
 from services.alerts.wakeup import WakeListener
 from services.alerts.workers import DeliveryWorker, EscalationWorker, GaugeRefresher
 from shared.events import Topic
-from shared.http import create_service_app
+from shared.http import ReadinessCheck, context_checks, create_service_app
 from shared.kafka import BatchConsumer
 from shared.outbox import OutboxRelay
 from shared.runtime import service_infrastructure
 from shared.webpages import install_static, install_static_directory
 
 HERE = Path(__file__).parent
+SENDER_START_SECONDS = 30.0
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: AlertsSettings | None = None) -> FastAPI:
@@ -38,7 +42,9 @@ def create_app(settings: AlertsSettings | None = None) -> FastAPI:
         async with service_infrastructure(settings, migrations_dir=HERE / "migrations", schema=SCHEMA) as infra:
             sessions, producer = infra.sessions, infra.producer
             relay = OutboxRelay(sessions=sessions, producer=producer, model=OutboxMessage, idle_seconds=0.5)
-            deliveries = DeliveryWorker(sessions=sessions, settings=settings)
+            # The delivery sender: a supervised child process (ALERTS_DELIVERY_PROCESS), or a worker in this one.
+            deliveries = DeliverySender(settings) if settings.delivery_process else DeliveryWorker(
+                sessions=sessions, settings=settings)
 
             def changed() -> None:
                 relay.wake()
@@ -57,18 +63,25 @@ def create_app(settings: AlertsSettings | None = None) -> FastAPI:
                 topic_prefix=settings.kafka_topic_prefix,
             )
             context = AlertsContext(settings=settings, policy=policy, engine=infra.engine, sessions=sessions,
-                                    producer=producer, relay=relay)
+                                    producer=producer, relay=relay,
+                                    sender=deliveries if isinstance(deliveries, DeliverySender) else None)
             app.state.context = context
             context.workers.start("alerts-consumer", consumer)
             context.workers.start("alerts-screening-consumer", screening)
             context.workers.start("alerts-outbox-relay", relay)
-            context.workers.start("delivery-worker", deliveries)
+            context.workers.start("delivery-sender" if context.sender else "delivery-worker", deliveries)
             context.workers.start("escalation-worker", EscalationWorker(
                 sessions=sessions, policy=policy, poll_seconds=settings.escalation_poll_seconds,
                 on_change=changed))
             context.workers.start("gauges", GaugeRefresher(sessions=sessions))
+            # The sender child listens for itself; this process wakes its relay (and its own worker).
             context.workers.start("alerts-wake-listener", WakeListener(
-                settings.database_url, (relay.wake, deliveries.wake)))
+                settings.database_url, (relay.wake,) if context.sender else (relay.wake, deliveries.wake)))
+            # Ready once the sender is: a spawned interpreter takes a second or more to start (several on a busy
+            # machine), and alerts committed meanwhile would wait for it. A sender that does not come up does
+            # not keep the API down: its supervisor keeps trying, and /healthz shows it.
+            if context.sender is not None and not await context.sender.wait_started(SENDER_START_SECONDS):
+                log.warning("the delivery sender process has not started within %.0f s", SENDER_START_SECONDS)
             try:
                 yield
             finally:
@@ -78,7 +91,7 @@ def create_app(settings: AlertsSettings | None = None) -> FastAPI:
         title="预警服务 / Alerts",
         description="把预警送达工会和调解组织,超时未确认时逐级上报 / Routes alerts to union federations and mediation "
         "bodies, delivers them for sure, and escalates when nobody acknowledges in time.",
-        version="1.0.0", lifespan=lifespan,
+        version="1.0.0", lifespan=lifespan, checks=lambda: _checks(app),
     )
     app.include_router(router)
     app.include_router(receipt_router)
@@ -98,3 +111,18 @@ def create_app(settings: AlertsSettings | None = None) -> FastAPI:
         return HTMLResponse((HERE / "pages" / "situation.html").read_text(encoding="utf-8"))
 
     return app
+
+
+def _checks(app: FastAPI) -> Mapping[str, ReadinessCheck]:
+    """The dependencies `/healthz` shows: the database and Kafka, and the delivery sender process when there is
+    one (informative: `/readyz` asks the database only, since the API works without the sender, which its
+    supervisor starts again)."""
+    checks = dict(context_checks(app)())
+    sender = app.state.context.sender
+
+    if sender is not None:
+        async def delivery_sender() -> bool:
+            return bool(sender.running)
+
+        checks["delivery_sender"] = delivery_sender
+    return checks

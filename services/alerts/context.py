@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.alerts.lifecycle import Policy
+from services.alerts.sender import DeliverySender
 from services.alerts.settings import AlertsSettings
 from shared.db import SessionFactory
 from shared.kafka import EventProducer
@@ -22,4 +23,5 @@ class AlertsContext:
     sessions: SessionFactory
     producer: EventProducer
     relay: OutboxRelay
+    sender: DeliverySender | None = None  # the delivery sender process (ALERTS_DELIVERY_PROCESS)
     workers: Workers = field(default_factory=Workers)

@@ -134,8 +134,6 @@ TOP_REASONS = 3
 # China has kept one offset without daylight saving since 1991, so a fixed zone needs no tz database.
 BEIJING_TIME = timezone(timedelta(hours=8), "Asia/Shanghai")
 
-_WHITESPACE = re.compile(r"\s+")
-
 
 def message_input(payload: Payload) -> MessageInput:
     """The payload as typed message input (a mapping, such as a parsed webhook body, is read field by field)."""
@@ -354,7 +352,14 @@ def _links(alert: MessageAlert, language: MessageLanguage = DEFAULT_LANGUAGE) ->
 
 def _link_target(url: str) -> str:
     """A URL safe inside a markdown link: no spaces, brackets or line breaks can end it early."""
-    return "".join(f"%{ord(c):02X}" if c in " ()<>[]\"" or c.isspace() else c for c in url)
+    return _LINK_UNSAFE.sub(_percent_encoded, url)  # one scan in C, not a Python step per character
+
+
+_LINK_UNSAFE = re.compile(r'[\s()<>\[\]"]')
+
+
+def _percent_encoded(match: re.Match[str]) -> str:
+    return f"%{ord(match.group()):02X}"
 
 
 # Characters that open markup in the robots' markdown (links, images, emphasis, code, headings, quotes, tables,
@@ -376,7 +381,7 @@ def escape_markdown(text: str, *, keep_parentheses: bool = False) -> str:
     `keep_parentheses` leaves ( ) as they are (without brackets they open nothing): for English text, which
     full-width forms would turn into Chinese punctuation."""
     table = _MARKDOWN_SAFE_KEEPING_PARENTHESES if keep_parentheses else _MARKDOWN_SAFE
-    return _WHITESPACE.sub(" ", text).strip().translate(table).replace("://", "：//")
+    return " ".join(text.split()).translate(table).replace("://", "：//")  # runs of whitespace as one space
 
 
 def _region(code: object, language: MessageLanguage) -> str:
@@ -405,7 +410,9 @@ def _text(value: object) -> str:
     """A payload value as one line of text (no newlines that could break the markdown layout)."""
     if value is None:
         return "—"
-    return _WHITESPACE.sub(" ", str(value)).strip() or "—"
+    # Runs of whitespace as one space, none at the ends: `split()` splits at what `\s` matches, without a regex
+    # (this runs for every field of every message the consumer renders).
+    return " ".join(str(value).split()) or "—"
 
 
 def _both(text: Label) -> tuple[str, str]:

@@ -52,6 +52,14 @@ DELIVERY_ATTEMPT = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 
+# What the delivery sender updates: with ALERTS_DELIVERY_PROCESS the service's /metrics shows these as its sender
+# child process counts them (services/alerts/sender.py).
+SENDER_METRICS = (DELIVERIES, DELIVERY_ATTEMPT, REPORT_TO_DELIVERY, ALERT_TO_DELIVERY)
+SENDER_RESTARTS = Counter(
+    "alerts_delivery_sender_restarts_total",
+    "Times the delivery sender process (ALERTS_DELIVERY_PROCESS) exited unasked and was started again",
+)
+
 # --- case ownership and screening coverage --------------------------------------------------------------------------
 WITHOUT_OWNER = Gauge(
     "alerts_without_owner", "Open or acknowledged alerts without a responsible leader (包案领导), by level", ["level"]

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from cryptography.fernet import MultiFernet
+from pydantic_core import to_json
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts import lifecycle, messages, receipts, repository, timeline
@@ -582,9 +583,10 @@ async def _notify(session: AsyncSession, alert: Alert, bodies: Sequence[Body], *
 def _payloads(view: AlertView, alert: Alert, bodies: Sequence[Body], event_type: str, policy: Policy,
               now: datetime) -> dict[str, str]:
     """The exact JSON each body gets for this change: the payload in its language, with its own receipt link."""
-    by_language = {language: _payload_in(view, alert, event_type, policy, language)
+    by_language = {language: ReceiptSplice.of(_payload_in(view, alert, event_type, policy, language))
                    for language in {_language(body) for body in bodies}}  # one per language among the bodies told
-    return {body.id: _with_receipt_link(by_language[_language(body)], alert, body.id, policy, now).model_dump_json()
+    level = RiskLevel(alert.level)
+    return {body.id: by_language[_language(body)].with_link(policy.receipt_url(alert.id, body.id, level, now))
             for body in bodies}
 
 
@@ -605,8 +607,10 @@ def _payload_in(view: AlertView, alert: Alert, event_type: str, policy: Policy,
                            receipt_url=None),
         report=alert.report, assessment=AssessmentView.model_validate(alert.assessment),
     )
-    dumped = payload.model_dump(mode="json")  # once for both texts: the consumer builds one per change and language
-    payload.message = WebhookMessage(title=messages.title(dumped), markdown=messages.markdown(dumped))
+    # Read once for both texts (each would validate the dumped payload again): the consumer builds one per change
+    # and language.
+    message = messages.message_input(payload.model_dump(mode="json"))
+    payload.message = WebhookMessage(title=messages.title(message), markdown=messages.markdown(message))
     return payload
 
 
@@ -618,10 +622,34 @@ def _rule_text(rule: str | None, language: MessageLanguage = DEFAULT_LANGUAGE) -
     return text.zh if language == "zh" else text.en if language == "en" else text.both
 
 
-def _with_receipt_link(payload: WebhookPayload, alert: Alert, body_id: str, policy: Policy,
-                       now: datetime) -> WebhookPayload:
-    """The payload as `body_id` gets it: with its own one-click receipt link."""
-    link = policy.receipt_url(alert.id, body_id, RiskLevel(alert.level), now)
+@dataclass(frozen=True)
+class ReceiptSplice:
+    """A webhook payload serialised once, cut where `alert.receipt_url` goes: each body's JSON is the two halves
+    around its own link's JSON value. The text is byte for byte `payload.model_dump_json()` with that link set (the
+    bytes a receiver checks the signature against), without copying and serialising the whole payload per body
+    (13 % of the alerts consumer's samples at 200 reports/s went to that)."""
+
+    head: str
+    tail: str
+
+    @classmethod
+    def of(cls, payload: WebhookPayload) -> ReceiptSplice:
+        # A placeholder no payload text can contain (fresh random hex), serialised by pydantic like the link: the
+        # JSON string it becomes is found exactly once, and nothing else of the text depends on the link.
+        marker = f"receipt-url-{uuid.uuid4().hex}"
+        text = with_receipt_link(payload, marker).model_dump_json()
+        head, found, tail = text.partition(to_json(marker).decode())
+        if not found or found in tail:
+            raise AssertionError("the receipt link's placeholder must appear once in the payload")
+        return cls(head, tail)
+
+    def with_link(self, link: str | None) -> str:
+        """The payload's JSON with `alert.receipt_url` = `link` (serialised as pydantic serialises a `str | None`)."""
+        return f"{self.head}{to_json(link).decode()}{self.tail}"
+
+
+def with_receipt_link(payload: WebhookPayload, link: str | None) -> WebhookPayload:
+    """The payload as one body gets it: with its own one-click receipt link."""
     return payload.model_copy(update={"alert": payload.alert.model_copy(update={"receipt_url": link})})
 
 

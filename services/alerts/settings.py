@@ -42,6 +42,11 @@ class AlertsSettings(ServiceSettings):
                                          "new deliveries wake the worker at once (in process and by NOTIFY)")
     delivery_lease_seconds: float = Field(default=60.0, gt=0, description="A claimed delivery not finished by "
                                           "then (the process died) is retried")
+    delivery_process: bool = Field(default=False, description="Send deliveries from a child process of their own "
+                                   "(supervised: started again if it dies), so that the consumer and the sender may "
+                                   "use two cores; false (default): the sender runs in the service's process. On "
+                                   "the 2-core bench box, with the whole stack on it, the child made report → "
+                                   "delivery slower, not faster (README, Running at scale)")
     retry_base_seconds: float = Field(default=5.0, gt=0, description="First retry delay; doubles, with jitter")
     retry_max_seconds: float = Field(default=3600.0, gt=0)
     escalation_poll_seconds: float = Field(default=1.0, gt=0)

@@ -50,6 +50,13 @@ CHANNELS = ("webhook", "email", "wecom", "dingtalk")
 OUTCOMES = ("delivered", "retrying", "failed", "abandoned", "cancelled")
 
 
+def initialise_delivery_metrics() -> None:
+    """Every channel × outcome series of `alerts_deliveries_total` exists (at zero) from the start."""
+    for channel in CHANNELS:
+        for outcome in OUTCOMES:
+            DELIVERIES.labels(channel=channel, outcome=outcome)
+
+
 class _Loop(PollingWorker):
     """The alerts workers poll the database: after a failure they retry within a few poll intervals."""
 
@@ -84,9 +91,7 @@ class DeliveryWorker:
         self._target_held: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
         self._results: asyncio.Queue[_Finished] = asyncio.Queue()
-        for channel in CHANNELS:
-            for outcome in OUTCOMES:
-                DELIVERIES.labels(channel=channel, outcome=outcome)
+        initialise_delivery_metrics()
 
     def wake(self) -> None:
         self._wake.set()

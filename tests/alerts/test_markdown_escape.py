@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from services.alerts import messages
 from services.alerts.messages import escape_markdown, markdown, title
 
 pytestmark = pytest.mark.unit
@@ -63,3 +64,12 @@ def test_the_robot_message_escapes_the_enterprise_name_and_reasons() -> None:
 
 def test_the_email_subject_keeps_the_name_as_written() -> None:
     assert "[点我]" in title(_payload("恶意[点我]公司"))
+
+
+def test_every_kind_of_whitespace_reads_as_one_space_and_links_stay_whole() -> None:
+    # Tabs, full-width spaces, line and paragraph separators, no-break spaces: one space each run, none at the ends.
+    assert escape_markdown(" 南京\u3000某\t\t建筑\u2028公司\xa0 有限\u2029") == "南京 某 建筑 公司 有限"
+    assert messages._text("\n 欠薪\u3000\u3000 两个月 \t") == "欠薪 两个月"
+    assert messages._text(" \u3000\n") == "—"
+    assert messages._link_target('https://x.example/a b(c)<d>[e]"f\u3000g\nh') == (
+        "https://x.example/a%20b%28c%29%3Cd%3E%5Be%5D%22f%3000g%0Ah")
