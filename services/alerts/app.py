@@ -16,16 +16,16 @@ from services.alerts.consumer import AssessedHandler, ScreeningHandler
 from services.alerts.context import AlertsContext
 from services.alerts.lifecycle import Policy
 from services.alerts.models import SCHEMA, OutboxMessage
+from services.alerts.repository import WAKE_CHANNEL
 from services.alerts.routing import load_routing
 from services.alerts.sender import DeliverySender
 from services.alerts.settings import AlertsSettings
-from services.alerts.wakeup import WakeListener
 from services.alerts.workers import DeliveryWorker, EscalationWorker, GaugeRefresher
 from shared.events import Topic
 from shared.http import ReadinessCheck, context_checks, create_service_app
 from shared.kafka import BatchConsumer
 from shared.outbox import OutboxRelay
-from shared.runtime import service_infrastructure
+from shared.runtime import NotificationListener, service_infrastructure
 from shared.webpages import install_static, install_static_directory
 
 HERE = Path(__file__).parent
@@ -46,9 +46,20 @@ def create_app(settings: AlertsSettings | None = None) -> FastAPI:
             deliveries = DeliverySender(settings) if settings.delivery_process else DeliveryWorker(
                 sessions=sessions, settings=settings)
 
+            # Wake-ups from the other replicas (their NOTIFY on the work channel; never this process's own), and
+            # this process's NOTIFY to them, sent after the commit that queued the work (not inside it: notifying
+            # commits are serialised by PostgreSQL on one global lock).
+            def woken_by_another() -> None:
+                relay.wake()
+                if not isinstance(deliveries, DeliverySender):  # the sender child listens for itself
+                    deliveries.wake()
+
+            listener = NotificationListener(settings.database_url, WAKE_CHANNEL, woken_by_another)
+
             def changed() -> None:
                 relay.wake()
                 deliveries.wake()
+                listener.notify()
 
             consumer = BatchConsumer(
                 name="alerts", topics=[Topic.assessments], group_id="alerts",
@@ -74,9 +85,7 @@ def create_app(settings: AlertsSettings | None = None) -> FastAPI:
                 sessions=sessions, policy=policy, poll_seconds=settings.escalation_poll_seconds,
                 on_change=changed))
             context.workers.start("gauges", GaugeRefresher(sessions=sessions))
-            # The sender child listens for itself; this process wakes its relay (and its own worker).
-            context.workers.start("alerts-wake-listener", WakeListener(
-                settings.database_url, (relay.wake,) if context.sender else (relay.wake, deliveries.wake)))
+            context.workers.start("alerts-wake-listener", listener)
             # Ready once the sender is: a spawned interpreter takes a second or more to start (several on a busy
             # machine), and alerts committed meanwhile would wait for it. A sender that does not come up does
             # not keep the API down: its supervisor keeps trying, and /healthz shows it.

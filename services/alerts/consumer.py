@@ -29,7 +29,7 @@ class AssessedHandler:
     def __init__(self, *, sessions: SessionFactory, policy: Policy, on_change: Callable[[], None]) -> None:
         self._sessions = sessions
         self._policy = policy
-        self._on_change = on_change  # wakes the relay and the delivery worker
+        self._on_change = on_change  # wakes the relay and the delivery worker, here and on the other replicas
 
     async def __call__(self, batch: Sequence[Incoming]) -> None:
         """The whole batch in one transaction with a fixed number of statements (`service.handle_assessed_batch`),
@@ -39,10 +39,8 @@ class AssessedHandler:
             return
         async with transaction(self._sessions) as session:
             changed = await service.handle_assessed_batch(session, events, self._policy, utcnow())
-            if any(alert_ids for _, alert_ids in changed):
-                await service.announce_work(session)  # the other replicas' delivery workers, at commit
         if any(alert_ids for _, alert_ids in changed):
-            self._on_change()
+            self._on_change()  # after the commit: this process's workers, and the other replicas' (NOTIFY)
         _observe_stages(changed)
         for event, alert_ids in changed:
             with trace_context(event.trace_id):

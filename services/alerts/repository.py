@@ -796,8 +796,10 @@ async def set_first_delivered_many(session: AsyncSession, alert_ids: Sequence[st
 
 
 async def notify_work(session: AsyncSession) -> None:
-    """NOTIFY the other replicas (delivered at commit, folded into one per transaction) that deliveries or outbox
-    rows were queued."""
+    """NOTIFY the replicas (delivered at commit, folded into one per transaction) that deliveries or outbox rows
+    were queued. For the rare API actions; the consumer and the escalation worker, which queue work all the time,
+    notify after their commit through the service's `shared.runtime.NotificationListener` instead, since notifying
+    commits are serialised by PostgreSQL on one global lock."""
     await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})
 
 

@@ -3,9 +3,10 @@
 At a surge the alerts consumer (deciding, writing alerts and their payloads) and the delivery sender (aiohttp, the
 results) shared one event loop, so one core: at 200 red reports/s that process was the bottleneck of report →
 first delivery. With this setting the service starts a child process (multiprocessing, spawn) that runs only the
-`DeliveryWorker` and a `WakeListener`; the service's own process keeps the API, the consumers, the outbox relay,
-the escalation worker and the gauges. The delivery queue is safe for several senders already (leases, `FOR UPDATE
-SKIP LOCKED`), so nothing else changes: at least once, a repeat recognised by its stable `X-Delivery-Id`.
+`DeliveryWorker` and a `NotificationListener` on the work channel; the service's own process keeps the API, the
+consumers, the outbox relay, the escalation worker and the gauges. The delivery queue is safe for several senders
+already (leases, `FOR UPDATE SKIP LOCKED`), so nothing else changes: at least once, a repeat recognised by its
+stable `X-Delivery-Id`.
 
 Between the two processes:
 - a wake pipe: the service writes a byte when it commits deliveries (as it woke its own worker before); the child
@@ -43,11 +44,12 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from services.alerts.metrics import SENDER_METRICS, SENDER_RESTARTS
+from services.alerts.repository import WAKE_CHANNEL
 from services.alerts.settings import AlertsSettings
-from services.alerts.wakeup import WakeListener
 from services.alerts.workers import DeliveryWorker, initialise_delivery_metrics
 from shared.db import create_engine, session_factory
 from shared.logging import configure_logging
+from shared.runtime import NotificationListener
 
 log = logging.getLogger(__name__)
 
@@ -383,7 +385,7 @@ async def _serve(settings: AlertsSettings, control: Connection, wake: Connection
         pool_timeout=settings.database_pool_timeout,
     )
     worker = DeliveryWorker(sessions=session_factory(engine), settings=settings)
-    listener = WakeListener(settings.database_url, (worker.wake,))
+    listener = NotificationListener(settings.database_url, WAKE_CHANNEL, worker.wake)  # hears, never sends
     loop.add_reader(wake.fileno(), _drain, wake, worker)
     sending = threading.Lock()  # the control thread answers, this one sends the final word: one at a time
     threading.Thread(target=_answer, args=(control, sending, loop, stopping), name="sender-control",

@@ -387,10 +387,8 @@ class EscalationWorker(_Loop):
     async def tick(self) -> bool:
         async with transaction(self._sessions) as session:
             handled = await service.escalate_due(session, self._policy, utcnow())
-            if handled:
-                await service.announce_work(session)
         if handled:
-            self._on_change()
+            self._on_change()  # after the commit: this process's workers, and the other replicas' (NOTIFY)
         return handled > 0
 
 
