@@ -285,12 +285,17 @@ def scenario_batch(run: Run, running: Stack, key: str) -> None:
     run_batches(url, key, seconds=3, code_start=run.code_start)  # warm-up
     before = count_rows(running.env["DATABASE_URL"], "intake.reports")
     load = load_average()
+    shares = _stack_cpu(running, None)
+    profiler = run.profiler("intake-batch", running.pid("intake"), run.args.intake_seconds)
     result: BatchResult = run_batches(url, key, seconds=run.args.intake_seconds, code_start=run.code_start + 100_000)
+    cpu_line = shares.line()
+    run.collect(profiler)
     after = count_rows(running.env["DATABASE_URL"], "intake.reports")
     per_s = (after - before) / result.seconds
     say(f"  {result.batches} batches in {result.seconds:.1f} s, per batch p50 {result.p50_ms:,.0f} ms, p99 "
         f"{result.p99_ms:,.0f} ms; items accepted {result.accepted}, refused {result.refused}, failed batches "
         f"{result.failed_batches}; rows stored {after - before}: {per_s:,.0f} accepted reports/s  ({load})")
+    say(cpu_line)
     run.verdicts.append(Verdict("batch ≥ 10,000 accepted reports/s", f"{per_s:,.0f}/s", per_s >= 10_000))
 
 
@@ -416,18 +421,21 @@ def scenario_latency(run: Run, rate: float) -> None:
                                     all_delivered and stats["p99"] <= 1.0 and not growing))
 
 
-def _stack_cpu(running: Stack, receiver_pid: int) -> CpuShares:
-    """CPU of the three services (with any processes they start), Kafka, PostgreSQL (every backend), and the
-    benchmark's own load client and receiver, from now on."""
+def _stack_cpu(running: Stack, receiver_pid: int | None) -> CpuShares:
+    """CPU of the stack's services (with any processes they start), Kafka, PostgreSQL (every backend), and the
+    benchmark's own load client (and receiver), from now on."""
     parts: dict[str, Callable[[dict[int, tuple[int, float]]], float]] = {
-        name: functools.partial(tree_cpu, root=running.pid(name)) for name in ("intake", "risk", "alerts")}
+        name: functools.partial(tree_cpu, root=running.pid(name)) for name in running.services}
     if (kafka := kafka_pid()) is not None:
         parts["Kafka"] = functools.partial(tree_cpu, root=kafka)
     if (postgres := postmaster_pid(running.env["DATABASE_URL"])) is not None:
         parts["PostgreSQL"] = functools.partial(tree_cpu, root=postgres)
     me = os.getpid()
-    parts["load client + receiver"] = lambda processes: (processes.get(me, (0, 0.0))[1]
-                                                          + tree_cpu(processes, receiver_pid))
+    if receiver_pid is None:
+        parts["load client"] = lambda processes: processes.get(me, (0, 0.0))[1]
+    else:
+        parts["load client + receiver"] = lambda processes: (processes.get(me, (0, 0.0))[1]
+                                                              + tree_cpu(processes, receiver_pid))
     return CpuShares(parts)
 
 
