@@ -121,7 +121,24 @@ def is_database_unavailable(error: BaseException) -> bool:
         return code[:2] in UNAVAILABLE_SQLSTATE_CLASSES or code in UNAVAILABLE_SQLSTATES
     if isinstance(error, OperationalError):
         return True
-    return isinstance(error, asyncpg.exceptions.InterfaceError | asyncpg.exceptions.ConnectionDoesNotExistError)
+    # InternalClientError ("cannot switch to state 15; another operation (2) is in progress"): a pooled connection
+    # left mid-operation when the server terminated its session (a database stopping); seen once under load while
+    # PostgreSQL was stopped (the chaos suite). The connection is unusable, not the statement wrong: the caller
+    # discards it (the group-commit writer does) and the request gets a 503.
+    return any(isinstance(cause, asyncpg.exceptions.InterfaceError | asyncpg.exceptions.ConnectionDoesNotExistError
+                          | asyncpg.exceptions._base.InternalClientError) for cause in _chain(error))
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """`error` and what it wraps (SQLAlchemy's `orig`, or the cause), outermost first."""
+    seen: set[int] = set()
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append(current)
+        current = getattr(current, "orig", None) or current.__cause__
+    return chain
 
 
 def is_transient_database_error(error: BaseException) -> bool:

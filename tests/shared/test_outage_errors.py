@@ -13,7 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, ProgrammingError
+from sqlalchemy.exc import IntegrityError, InterfaceError, InternalError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from shared.db import create_engine, is_database_unavailable, session_factory, transaction
@@ -42,6 +42,10 @@ UNAVAILABLE = [
     pytest.param(ConnectionRefusedError(111, "refused"), id="refused"),
     pytest.param(TimeoutError(), id="connect-timeout"),
     pytest.param(wrapped(InterfaceError, asyncpg.exceptions.InterfaceError("connection is closed")), id="interface"),
+    pytest.param(asyncpg.exceptions._base.InternalClientError(
+        "cannot switch to state 15; another operation (2) is in progress"), id="connection-mid-operation"),
+    pytest.param(wrapped(InternalError, asyncpg.exceptions._base.InternalClientError(
+        "cannot switch to state 12; another operation (2) is in progress")), id="connection-mid-operation-wrapped"),
 ]
 BUGS = [
     pytest.param(wrapped(IntegrityError, asyncpg.exceptions.UniqueViolationError("dup")), id="23505"),
