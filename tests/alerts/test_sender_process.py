@@ -8,11 +8,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,7 @@ from services.alerts.settings import AlertsSettings
 from shared.kafka import EventProducer
 from tests.alerts.conftest import AlertsWorld, alerts_settings, make_assessed
 from tests.conftest import StartService
-from tests.support.receivers import webhook_receiver
+from tests.support.receivers import hanging_receiver, webhook_receiver
 
 pytestmark = pytest.mark.integration
 
@@ -161,7 +159,7 @@ async def test_stopping_the_service_lets_the_send_in_flight_finish_and_be_stored
             started.set_result(world_and_sender)
             await stop.wait()
 
-    with gated_receiver() as gate:
+    with hanging_receiver(status=200) as gate:
         running = asyncio.create_task(service())
         world, sender = await started
         pid = await _running(sender, world)
@@ -169,16 +167,16 @@ async def test_stopping_the_service_lets_the_send_in_flight_finish_and_be_stored
         event = make_assessed(region_code="320105", contact=None, **RED)
         await world.publish(event)
         alert = await world.alert_for(event.report_id)
-        await world.wait_for(lambda: _now(gate.requests == 1), what="the webhook in flight")
+        await world.wait_for(lambda: _now(len(gate.requests) == 1), what="the webhook in flight")
 
         stop.set()  # the service stops while the receiver still holds the request
         await world.wait_for(lambda: _now(sender._stopping.is_set()), what="the service stopping")
         await asyncio.sleep(0.3)  # the child is asked to stop meanwhile
-        gate.release.set()
+        gate.released.set()
         await running
         state = await _delivery_state(alerts_env, alert["alert_id"])
 
-    assert gate.requests == 1
+    assert len(gate.requests) == 1
     assert state == ("delivered", 1)
     assert not _alive(pid)
 
@@ -258,39 +256,3 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
-
-
-class _Gate:
-    url = ""
-    requests = 0
-    release: threading.Event
-
-
-@contextmanager
-def gated_receiver() -> Iterator[_Gate]:
-    """Holds each webhook until `release` is set, then answers 200."""
-    gate = _Gate()
-    gate.release = threading.Event()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            gate.requests += 1
-            gate.release.wait(30)
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    gate.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield gate
-    finally:
-        gate.release.set()
-        server.shutdown()
-        server.server_close()

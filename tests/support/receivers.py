@@ -75,7 +75,7 @@ def webhook_receiver(fail_first: int = 0, fail_status: int = 500, *, backlog: in
 
 @dataclass
 class HangingReceiver:
-    """Reads each request, records it, and never answers (until the receiver is closed)."""
+    """Reads each request, records it, and answers only once `released` is set (or the receiver is closed)."""
 
     url: str = ""
     requests: list[dict[str, str]] = field(default_factory=list)
@@ -84,7 +84,8 @@ class HangingReceiver:
 
 
 @contextmanager
-def hanging_receiver() -> Iterator[HangingReceiver]:
+def hanging_receiver(status: int = 503) -> Iterator[HangingReceiver]:
+    """A receiver that holds every request; when released (by the test, or at the end) it answers `status`."""
     receiver = HangingReceiver()
 
     class Handler(BaseHTTPRequestHandler):
@@ -93,7 +94,7 @@ def hanging_receiver() -> Iterator[HangingReceiver]:
             with receiver.lock:
                 receiver.requests.append({key.lower(): value for key, value in self.headers.items()})
             receiver.released.wait()
-            self.send_response(503)
+            self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
