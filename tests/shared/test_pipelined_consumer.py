@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import pytest
@@ -117,12 +118,24 @@ async def total_committed(broker: Broker) -> int:
     return sum((await broker.committed()).values())
 
 
+@asynccontextmanager
+async def consuming(broker: Broker, handler: GatedHandler, *, pipelined: bool = True) -> AsyncIterator[None]:
+    """The consumer runs inside the block; after it (even after a failed assertion) the gate opens, so that no
+    finish is left waiting, and the consumer stops."""
+    consumer = broker.consumer(handler, pipelined=pipelined)
+    running = asyncio.create_task(consumer.run())
+    try:
+        yield
+    finally:
+        handler.gate.set()
+        await consumer.stop()
+        await running
+
+
 async def test_offsets_are_committed_only_after_the_batch_is_handled_and_finished(broker: Broker) -> None:
     handler = GatedHandler(broker)
-    consumer = broker.consumer(handler)
-    running = asyncio.create_task(consumer.run())
     first, second = (every := reports(8))[:4], every[4:]
-    try:
+    async with consuming(broker, handler):
         await send(broker, first)
         await wait_until(lambda: _async(len(flat(handler.handled)) >= 4), "the first reports handled", timeout=60)
         await send(broker, second)
@@ -137,10 +150,6 @@ async def test_offsets_are_committed_only_after_the_batch_is_handled_and_finishe
         await wait_until(lambda: _async(sorted(flat(handler.finished)) == sorted(everything)), "every batch finished",
                          timeout=60)
         await wait_until(lambda: _total_is(broker, 8), "every offset committed", timeout=30)
-    finally:
-        handler.gate.set()  # a failed assertion must not leave the consumer waiting
-        await consumer.stop()
-        await running
     assert handler.committed_too_early == []
     assert handler.finished == handler.handled, "batches finished out of order or twice"
     assert flat(handler.finished) == [event.report_id for event in [*first, *second]]  # one partition: in order
@@ -148,13 +157,11 @@ async def test_offsets_are_committed_only_after_the_batch_is_handled_and_finishe
 
 async def test_a_failed_finish_reads_its_batch_and_the_one_handled_meanwhile_again(broker: Broker) -> None:
     handler = GatedHandler(broker, fail_first_finish=True)
-    consumer = broker.consumer(handler)
-    running = asyncio.create_task(consumer.run())
     # The batch handled meanwhile is on another partition: rewinding the failed batch's partition is not enough.
     code_a, code_b = codes_on_two_partitions()
     first, second = reports(4, code_a), reports(4, code_b)
     everything = [event.report_id for event in [*first, *second]]
-    try:
+    async with consuming(broker, handler):
         await send(broker, first)
         await wait_until(lambda: _async(len(flat(handler.handled)) >= 4), "the first reports handled", timeout=60)
         await send(broker, second)
@@ -164,10 +171,6 @@ async def test_a_failed_finish_reads_its_batch_and_the_one_handled_meanwhile_aga
         await wait_until(lambda: _async(sorted(set(flat(handler.finished))) == sorted(everything)),
                          "every report finished after the failure", timeout=60)
         await wait_until(lambda: _total_is(broker, 8), "every offset committed", timeout=30)
-    finally:
-        handler.gate.set()  # a failed assertion must not leave the consumer waiting
-        await consumer.stop()
-        await running
     assert handler.committed_too_early == []
     # Everything handled before the failure (the failed batch and the one handled meanwhile, whose finish must not
     # run out of order) was handled again, and finished in order.
@@ -201,17 +204,11 @@ async def test_a_sequential_consumer_runs_the_finish_before_committing_and_befor
 ) -> None:
     handler = GatedHandler(broker)
     handler.gate.set()
-    consumer = broker.consumer(handler, pipelined=False)
-    running = asyncio.create_task(consumer.run())
     first, second = (every := reports(8))[:4], every[4:]
-    try:
+    async with consuming(broker, handler, pipelined=False):
         await send(broker, first)
         await send(broker, second)
         await wait_until(lambda: _total_is(broker, 8), "every offset committed", timeout=60)
-    finally:
-        handler.gate.set()  # a failed assertion must not leave the consumer waiting
-        await consumer.stop()
-        await running
     assert handler.committed_too_early == []
     assert handler.finished == handler.handled
 
