@@ -98,14 +98,10 @@ RETRYABLE_SQLSTATE_CLASSES = ("40",)
 
 def sqlstate(error: BaseException) -> str | None:
     """The SQLSTATE of a database error, wrapped by SQLAlchemy or raw from asyncpg; None when it has none."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        code = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+    for cause in _chain(error):
+        code = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
         if isinstance(code, str) and len(code) == 5:
             return code
-        current = getattr(current, "orig", None) or current.__cause__
     return None
 
 
