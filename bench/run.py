@@ -76,24 +76,26 @@ def progress(text: str) -> None:
     sys.stderr.flush()
 
 
+def _stat(stat_file: Path) -> tuple[int, float]:
+    """(parent pid, user + system CPU seconds so far) from a process's /proc/<pid>/stat."""
+    fields = stat_file.read_text().rsplit(")", 1)[1].split()
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return _stat(Path(f"/proc/{pid}/stat"))[1]
 
 
 def _processes() -> dict[int, tuple[int, float]]:
     """Every process now: pid → (parent pid, CPU seconds so far)."""
-    tick = os.sysconf("SC_CLK_TCK")
     found: dict[int, tuple[int, float]] = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # gone meanwhile
-        found[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+        if entry.name.isdigit():
+            try:
+                found[int(entry.name)] = _stat(entry / "stat")
+            except OSError:
+                continue  # gone meanwhile
     return found
 
 
