@@ -417,7 +417,7 @@ def start_kafka() -> tuple[str, bool]:
     classpath = f"{libs}/*"
     log4j = f"-Dlog4j2.configurationFile={RUN / 'kafka' / 'log4j2.properties'}"
     if not (data / "meta.properties").exists():
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = kafka_cluster_id()
         say(f"formatting Kafka storage in {data}")
         result = subprocess.run(
             [java, log4j, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
@@ -661,6 +661,16 @@ def cmd_status(args: argparse.Namespace) -> int:
         state = f"running (pid {pid})" if pid else "stopped"
         print(f"{name:<11} {state:<22} log: {LOGS / f'{name}.log'}")
     return 0
+
+
+def kafka_cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
+    """A KRaft cluster id as Kafka's own `Uuid.randomUuid` makes it: URL-safe base64 of 16 random bytes, drawn again
+    while it starts with "-" (the storage tool would read such an id after `-t` as an option and refuse it: the
+    format then failed about once in 64 starts)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(random_bytes()).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def main(argv: list[str] | None = None) -> int:
