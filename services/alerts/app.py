@@ -56,15 +56,17 @@ def create_app(settings: AlertsSettings | None = None) -> FastAPI:
 
             listener = NotificationListener(settings.database_url, WAKE_CHANNEL, woken_by_another)
 
-            def changed() -> None:
+            def changed(deliveries_left: bool = True) -> None:
                 relay.wake()
-                deliveries.wake()
+                if deliveries_left:  # else the consumer handed every new delivery to the worker itself
+                    deliveries.wake()
                 listener.notify()
 
             consumer = BatchConsumer(
                 name="alerts", topics=[Topic.assessments], group_id="alerts",
                 bootstrap_servers=settings.kafka_bootstrap_servers, producer=producer,
-                handle=AssessedHandler(sessions=sessions, policy=policy, on_change=changed),
+                handle=AssessedHandler(sessions=sessions, policy=policy, on_change=changed,
+                                       sender=None if isinstance(deliveries, DeliverySender) else deliveries),
                 topic_prefix=settings.kafka_topic_prefix, max_records=settings.consumer_batch_size,
             )
             screening = BatchConsumer(
