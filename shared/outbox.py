@@ -135,11 +135,15 @@ class OutboxRelay(PollingWorker):
         self, *, sessions: SessionFactory, producer: EventProducer, model: Any, batch_size: int = 500,
         idle_seconds: float = 0.5, on_published: Callable[[int], None] | None = None,
         on_backlog: Callable[[int, float], None] | None = None, linger_seconds: float = 0.0,
-        key_of: EventKey | None = None, source: str = "",
+        key_of: EventKey | None = None, source: str = "", on_standby: Callable[[], None] | None = None,
     ) -> None:
         """With `key_of` (and `source`, the producer's client id), rows are published as stored
         (`encoded_message`): no event model is parsed and serialised again per row, which was most of a relay's
-        CPU. Without it, each row is parsed into its event model and sent with `send_events`."""
+        CPU. Without it, each row is parsed into its event model and sent with `send_events`.
+
+        `on_standby` is called after a tick in which another replica's relay held the lock: that replica must be
+        told (e.g. a NOTIFY, `shared.runtime.NotificationListener.notify`) that rows committed here are waiting.
+        When this relay gets the lock it publishes them itself, so nobody else needs to hear of them."""
         super().__init__(idle_seconds, linger_seconds)
         self._sessions = sessions
         self._producer = producer
@@ -149,6 +153,7 @@ class OutboxRelay(PollingWorker):
         self._on_backlog = on_backlog
         self._key_of = key_of
         self._source = source
+        self.on_standby = on_standby
 
     async def tick(self) -> bool:
         """Publish one batch; a full batch means more rows are waiting. (Call `wake()` after a commit that wrote
@@ -181,6 +186,8 @@ class OutboxRelay(PollingWorker):
                 pending, oldest = (await session.execute(
                     select(func.count(), func.min(model.created_at)).where(model.sent_at.is_(None))
                 )).one()
+        if not publisher and self.on_standby is not None:
+            self.on_standby()
         if self._on_backlog:
             self._on_backlog(int(pending), (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0)
         return len(rows)

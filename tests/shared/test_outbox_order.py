@@ -164,18 +164,22 @@ async def test_the_backlog_is_reported_after_every_batch(isolated_env: dict[str,
             for _ in range(7):
                 event = make_accepted(str(uuid.uuid4()), enterprise={"credit_code": KEYS[0]})
                 session.add(outbox_row(BacklogOutbox, Topic.reports.value, event, utcnow()))
+        standing_by: list[int] = []
         relay = OutboxRelay(sessions=sessions, producer=producer, model=BacklogOutbox, batch_size=3,
-                            on_backlog=lambda pending, age: reported.append((pending, age)))
+                            on_backlog=lambda pending, age: reported.append((pending, age)),
+                            on_standby=lambda: standing_by.append(len(reported)))
 
         async with engine.connect() as holder, holder.begin():  # another replica is publishing
             await holder.execute(select(func.pg_advisory_xact_lock(relay_lock_key(BacklogOutbox))))
             assert await relay.publish_batch() == 0
         assert reported[-1][0] == 7
         assert reported[-1][1] > 0
+        assert standing_by == [0]
 
         assert [await relay.publish_batch() for _ in range(4)] == [3, 3, 1, 0]
         assert [pending for pending, _ in reported[1:]] == [4, 1, 0, 0]
         assert reported[-2:] == [(0, 0.0), (0, 0.0)]
+        assert standing_by == [0]
     finally:
         await producer.stop()
         await engine.dispose()
