@@ -136,6 +136,7 @@ class OutboxRelay(PollingWorker):
         idle_seconds: float = 0.5, on_published: Callable[[int], None] | None = None,
         on_backlog: Callable[[int, float], None] | None = None, linger_seconds: float = 0.0,
         key_of: EventKey | None = None, source: str = "", on_standby: Callable[[], None] | None = None,
+        gather_seconds: float = 0.0,
     ) -> None:
         """With `key_of` (and `source`, the producer's client id), rows are published as stored
         (`encoded_message`): no event model is parsed and serialised again per row, which was most of a relay's
@@ -144,7 +145,7 @@ class OutboxRelay(PollingWorker):
         `on_standby` is called after a tick in which another replica's relay held the lock: that replica must be
         told (e.g. a NOTIFY, `shared.runtime.NotificationListener.notify`) that rows committed here are waiting.
         When this relay gets the lock it publishes them itself, so nobody else needs to hear of them."""
-        super().__init__(idle_seconds, linger_seconds)
+        super().__init__(idle_seconds, linger_seconds, gather_seconds)
         self._sessions = sessions
         self._producer = producer
         self._model = model

@@ -41,7 +41,8 @@ def create_app(settings: AlertsSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with service_infrastructure(settings, migrations_dir=HERE / "migrations", schema=SCHEMA) as infra:
             sessions, producer = infra.sessions, infra.producer
-            relay = OutboxRelay(sessions=sessions, producer=producer, model=OutboxMessage, idle_seconds=0.5)
+            relay = OutboxRelay(sessions=sessions, producer=producer, model=OutboxMessage, idle_seconds=0.5,
+                                gather_seconds=settings.relay_gather_seconds)
             # The delivery sender: a supervised child process (ALERTS_DELIVERY_PROCESS), or a worker in this one.
             deliveries = DeliverySender(settings) if settings.delivery_process else DeliveryWorker(
                 sessions=sessions, settings=settings)
