@@ -56,12 +56,16 @@ def create_app(settings: AlertsSettings | None = None) -> FastAPI:
                     deliveries.wake()
 
             listener = NotificationListener(settings.database_url, WAKE_CHANNEL, woken_by_another)
+            # The relay's rows need another replica only when that one's relay holds the lock (ours stands by).
+            relay.on_standby = listener.notify
 
             def changed(deliveries_left: bool = True) -> None:
                 relay.wake()
-                if deliveries_left:  # else the consumer handed every new delivery to the worker itself
+                # Deliveries to claim: ours and any replica's claim loop may take them. None left: the consumer
+                # handed every new delivery to the worker of this process, and nobody else needs a wake-up.
+                if deliveries_left:
                     deliveries.wake()
-                listener.notify()
+                    listener.notify()
 
             consumer = BatchConsumer(
                 name="alerts", topics=[Topic.assessments], group_id="alerts",
