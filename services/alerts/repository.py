@@ -30,7 +30,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, defer
 
@@ -264,22 +264,6 @@ async def assessed_reports(session: AsyncSession, report_ids: Sequence[str]) -> 
 
 
 # --- assessed reports (inbox lists, situation, watch list) ---------------------------------------------------------
-
-
-async def record_assessed_reports(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Store assessed reports with one plain `INSERT ... ON CONFLICT DO NOTHING` (a report already stored keeps its
-    first assessment: a redelivery changes nothing)."""
-    first: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        first.setdefault(row["report_id"], row)  # one row per report in a statement: the first assessment
-    if first:
-        columns = tuple(rows[0])
-        await session.execute(_assessed_insert(columns), _arrays(_ASSESSED, list(first.values()), columns))
-
-
-@lru_cache(maxsize=4)
-def _assessed_insert(columns: tuple[str, ...]) -> Any:
-    return _insert_unnested(_ASSESSED, columns).on_conflict_do_nothing(index_elements=[_ASSESSED.c.report_id])
 
 
 # --- inbox lists and export ------------------------------------------------------------------------------------------
@@ -838,10 +822,11 @@ def _is_json(table: Table, name: str) -> bool:
     return isinstance(table.c[name].type, JSON)
 
 
-def _unnested(table: Table, columns: Sequence[str]) -> Any:
-    """`unnest` of one typed array parameter (`u_<column>`) per column, as a derived table with those columns. JSON
-    columns travel as text (a JSON array inside an array parameter would read as a second dimension)."""
-    binds = [bindparam(f"u_{name}", type_=ARRAY(Text() if _is_json(table, name) else table.c[name].type))
+def _unnested(table: Table, columns: Sequence[str], prefix: str = "u") -> Any:
+    """`unnest` of one typed array parameter (`<prefix>_<column>`) per column, as a derived table with those
+    columns. JSON columns travel as text (a JSON array inside an array parameter would read as a second
+    dimension)."""
+    binds = [bindparam(f"{prefix}_{name}", type_=ARRAY(Text() if _is_json(table, name) else table.c[name].type))
              for name in columns]
     return func.unnest(*binds).table_valued(*columns).render_derived()
 
@@ -851,26 +836,71 @@ def _column(table: Table, source: Any, name: str) -> Any:
     return cast(source.c[name], table.c[name].type) if _is_json(table, name) else source.c[name]
 
 
-def _arrays(table: Table, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> dict[str, list[Any]]:
+def _arrays(table: Table, rows: Sequence[dict[str, Any]], columns: Sequence[str],
+            prefix: str = "u") -> dict[str, list[Any]]:
     arrays: dict[str, list[Any]] = {}
     for name in columns:
         values = [row[name] for row in rows]
         if _is_json(table, name):
             values = [None if value is None else json.dumps(value, ensure_ascii=False) for value in values]
-        arrays[f"u_{name}"] = values
+        arrays[f"{prefix}_{name}"] = values
     return arrays
 
 
 @lru_cache(maxsize=32)
-def _insert_unnested(table: Table, columns: tuple[str, ...]) -> Any:
-    source = _unnested(table, columns)
+def _insert_unnested(table: Table, columns: tuple[str, ...], prefix: str = "u") -> Any:
+    source = _unnested(table, columns, prefix)
     return insert(table).from_select(list(columns), select(*(_column(table, source, name) for name in columns)))
+
+
+@lru_cache(maxsize=64)
+def _inserts_in_one(parts: tuple[tuple[Table, tuple[str, ...]], ...]) -> Any:
+    """One statement inserting into each table of `parts` from its own unnested arrays (`t<i>_<column>`): all but
+    the last as data-modifying CTEs of the last. PostgreSQL runs them on one snapshot and fires their AFTER
+    triggers (and checks their foreign keys) once all are done, so a row may refer to a row inserted beside it."""
+    *first, last = [_insert_unnested(table, columns, f"t{index}") for index, (table, columns) in enumerate(parts)]
+    return last.add_cte(*(statement.cte(f"insert_{index}") for index, statement in enumerate(first)))
 
 
 @lru_cache(maxsize=1)
 def _processed_insert() -> Any:
     return _insert_unnested(_PROCESSED, ("event_id", "processed_at")).on_conflict_do_nothing(
         index_elements=[_PROCESSED.c.event_id]).returning(_PROCESSED.c.event_id)
+
+
+@lru_cache(maxsize=4)
+def _processed_storing(columns: tuple[str, ...]) -> Any:
+    """The ledger's insert, and in the same statement the assessed reports of the events it recorded now: of each
+    report, the first such row in input order (`WITH ORDINALITY`), and none of a report already stored."""
+    fresh = _processed_insert().cte("fresh")
+    binds = [bindparam("a_event_id", type_=ARRAY(Text())), *(
+        bindparam(f"a_{name}", type_=ARRAY(Text() if _is_json(_ASSESSED, name) else _ASSESSED.c[name].type))
+        for name in columns)]
+    source = func.unnest(*binds).table_valued("event_id", *columns, with_ordinality="position").render_derived()
+    firsts = (
+        select(*(_column(_ASSESSED, source, name) for name in columns))
+        .where(source.c.event_id.in_(select(fresh.c.event_id)))
+        .ext(distinct_on(source.c.report_id)).order_by(source.c.report_id, source.c.position)
+    )
+    stored = (insert(_ASSESSED).from_select(list(columns), firsts)
+              .on_conflict_do_nothing(index_elements=[_ASSESSED.c.report_id]).cte("stored"))
+    return select(fresh.c.event_id).add_cte(stored)
+
+
+async def mark_processed_storing(session: AsyncSession, event_ids: Sequence[str], now: datetime,
+                                 assessed: Sequence[tuple[str, dict[str, Any]]]) -> set[str]:
+    """The consumed events recorded (`mark_processed_many`) and, in the same statement (one round trip), the
+    `assessed` rows (event id, row) of those recorded now stored with a plain `INSERT ... ON CONFLICT DO NOTHING`:
+    the first per report, and a report already stored keeps its first assessment (a redelivery changes nothing).
+    Returns the ids recorded now."""
+    if not assessed:
+        return await mark_processed_many(session, event_ids, now)
+    ids = list(dict.fromkeys(event_ids))
+    columns = tuple(assessed[0][1])
+    params = {"u_event_id": ids, "u_processed_at": [now] * len(ids),
+              "a_event_id": [event_id for event_id, _ in assessed],
+              **_arrays(_ASSESSED, [row for _, row in assessed], columns, "a")}
+    return set(await session.scalars(_processed_storing(columns), params))
 
 
 async def mark_processed_many(session: AsyncSession, event_ids: Sequence[str], now: datetime) -> set[str]:
@@ -933,31 +963,18 @@ async def update_alerts(session: AsyncSession, alerts: Sequence[Alert]) -> None:
         await session.execute(_alerts_update(), _arrays(_ALERTS, rows, ("id", *ALERT_CHANGED_COLUMNS)))
 
 
-async def insert_alerts(session: AsyncSession, alerts: Sequence[Alert]) -> None:
-    """Insert new alerts (detached `Alert` objects) in one statement."""
-    if alerts:
-        rows = [{name: getattr(alert, name) for name in ALERT_COLUMNS} for alert in alerts]
-        await session.execute(_insert_unnested(_ALERTS, ALERT_COLUMNS), _arrays(_ALERTS, rows, ALERT_COLUMNS))
-
-
-async def _insert_rows(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert rows (each with the same keys) into `table` with one statement."""
-    if rows:
-        columns = tuple(rows[0])
-        await session.execute(_insert_unnested(table, columns), _arrays(table, rows, columns))
-
-
-async def insert_notifications(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """A batch's notifications in one statement; each one's inbox entry follows by trigger (row by row)."""
-    await _insert_rows(session, _NOTIFICATIONS, rows)
-
-
-async def insert_deliveries(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """A batch's new pending deliveries in one statement."""
-    await _insert_rows(session, _DELIVERIES, rows)
-
-
-async def insert_outbox(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """A batch's `alerts.v1` outbox rows in one statement, in the order given (ids follow it: the relay publishes
-    in id order)."""
-    await _insert_rows(session, _OUTBOX, rows)
+async def insert_decided(session: AsyncSession, *, alerts: Sequence[Alert], notifications: Sequence[dict[str, Any]],
+                         deliveries: Sequence[dict[str, Any]], outbox: Sequence[dict[str, Any]]) -> None:
+    """What a batch of assessments made, in ONE statement (one round trip, where four tables took four): new alerts
+    (detached `Alert` objects), notifications (each one's inbox entry follows by trigger, row by row, once the
+    alerts beside them are in), pending deliveries, and `alerts.v1` outbox rows in the order given (ids follow it:
+    the relay publishes in id order). Rows of one table have the same keys."""
+    alert_rows = [{name: getattr(alert, name) for name in ALERT_COLUMNS} for alert in alerts]
+    parts = [(table, rows) for table, rows in ((_ALERTS, alert_rows), (_NOTIFICATIONS, notifications),
+                                               (_DELIVERIES, deliveries), (_OUTBOX, outbox)) if rows]
+    if not parts:
+        return
+    params: dict[str, list[Any]] = {}
+    for index, (table, rows) in enumerate(parts):
+        params |= _arrays(table, rows, tuple(rows[0]), f"t{index}")
+    await session.execute(_inserts_in_one(tuple((table, tuple(rows[0])) for table, rows in parts)), params)

@@ -360,17 +360,20 @@ async def handle_assessed_batch(session: AsyncSession, events: Sequence[ReportAs
 
     With a `lease` (the delivery worker of this process has room), the new deliveries are stored already leased to
     this process and collected in it, to be sent straight after the commit (`SendLease`)."""
-    fresh_ids = await repository.mark_processed_many(session, [str(event.event_id) for event in events], now)
+    # The ledger and the reports in one statement: the reports of the events it records now are stored with it (a
+    # what-if re-score, `replay`, is recorded by risk and notifies nobody here).
+    fresh_ids = await repository.mark_processed_storing(
+        session, [str(event.event_id) for event in events], now,
+        [(str(event.event_id), assessed_report_row(event)) for event in events if not event.replay])
     results: list[tuple[ReportAssessed, list[str]]] = [(event, []) for event in events]
     fresh: list[tuple[int, ReportAssessed]] = []
     for position, event in enumerate(events):
         if str(event.event_id) in fresh_ids:
             fresh_ids.discard(str(event.event_id))  # an event twice in one batch counts once
-            if not event.replay:  # a what-if re-score: recorded by risk, notifies nobody here
+            if not event.replay:
                 fresh.append((position, event))
     if not fresh:
         return results
-    await repository.record_assessed_reports(session, [assessed_report_row(event) for _, event in fresh])
     loaded = await repository.unresolved_alerts_for_update(session, [_key(event) for _, event in fresh])
     # The provinces whose bodies a decision may route to: a report that may open or raise an alert, judged against
     # the alerts as they were before the batch (a superset of what deciding in order needs).
@@ -491,10 +494,6 @@ async def _write(session: AsyncSession, batch: _Batch) -> None:
     escalations = await repository.escalations_of(session, existing) if existing else {}
     confirmations = await repository.acknowledgements_of(session, existing) if existing else {}
     await repository.update_alerts(session, list(batch.changed.values()))
-    await repository.insert_alerts(session, list(batch.opened.values()))
-    await repository.insert_notifications(session, [
-        {"alert_id": n.alert_id, "body_id": n.body_id, "reason": n.reason, "event_type": n.event_type, "at": n.at}
-        for made in batch.notifications.values() for n in made])
     deliveries: list[dict[str, Any]] = []
     for notice in batch.notices:
         if not notice.bodies:
@@ -510,8 +509,9 @@ async def _write(session: AsyncSession, batch: _Batch) -> None:
         ]
     if batch.lease is not None:
         batch.lease.take(deliveries, batch.bodies)
-    await repository.insert_deliveries(session, deliveries)
-    await repository.insert_outbox(session, batch.outbox)
+    await repository.insert_decided(session, alerts=list(batch.opened.values()), notifications=[
+        {"alert_id": n.alert_id, "body_id": n.body_id, "reason": n.reason, "event_type": n.event_type, "at": n.at}
+        for made in batch.notifications.values() for n in made], deliveries=deliveries, outbox=batch.outbox)
 
 
 def delivery_row(alert_id: str, body: Body, event_type: str, index: int, channel: dict[str, Any], payload: str,
