@@ -251,7 +251,7 @@ async def test_two_assessments_of_one_report_in_a_batch_store_the_first_and_a_co
 
     third = first.model_copy(update={"event_id": uuid.uuid4(), "score": first.score - 2})
     results = await handle(alerts, [second, third])  # a copy, and a new assessment of a stored report
-    assert [alert_ids for _, alert_ids in results][0] == []
+    assert results[0][1] == []  # the copy changes nothing
     scores = await alerts.rows("SELECT score FROM alerts.assessed_reports WHERE report_id = :r", r=first.report_id)
     assert [score for (score,) in scores] == [first.score]
     ledger = await alerts.scalar("SELECT count(*) FROM alerts.processed_events WHERE event_id IN (:a, :b, :c)",
