@@ -718,33 +718,52 @@ async def bodies_by_id(session: AsyncSession, body_ids: Iterable[str]) -> dict[s
     return {body.id: body for body in await session.scalars(select(Body).where(Body.id.in_(ids)))}
 
 
-async def record_attempts(session: AsyncSession, rows: Sequence[dict[str, Any]], *, delivered: bool) -> None:
-    """Store the outcomes of many attempts in one statement (executemany). Each row: b_id, attempts,
-    last_attempt_at, last_status, last_error, state, next_attempt_at, delivered_at. A delivery cancelled meanwhile
-    keeps `cancelled` unless this attempt delivered it (then the receiver has it, and the row says so)."""
-    if not rows:
-        return
+_ATTEMPT_COLUMNS = ("id", "attempts", "last_attempt_at", "last_status", "last_error", "state", "next_attempt_at",
+                    "delivered_at")
+
+
+@lru_cache(maxsize=1)
+def _attempts_recorded() -> Any:
+    """One statement for a batch of finished attempts, whatever they are (a fixed text, prepared once): the
+    delivered ones (`d_*` arrays), the others (`f_*`), the deliveries put back unsent (`deferred_ids`, due at
+    `deferred_until`), and the alerts delivered for the first time (`alert_ids` at `now`; returns those). A
+    delivery cancelled meanwhile keeps `cancelled` unless this attempt delivered it (then the receiver has it,
+    and the row says so)."""
     state = _DELIVERIES.c.state
-    # No IN (...): an expanding parameter cannot be used with executemany.
-    still_open = or_(state == DeliveryState.pending.value, state == DeliveryState.cancelled.value) if delivered \
-        else state == DeliveryState.pending.value
-    statement = (
-        update(_DELIVERIES).where(_DELIVERIES.c.id == bindparam("b_id"), still_open)
-        .values(attempts=bindparam("b_attempts"), last_attempt_at=bindparam("b_last_attempt_at"),
-                last_status=bindparam("b_last_status"), last_error=bindparam("b_last_error"),
-                state=bindparam("b_state"), next_attempt_at=bindparam("b_next_attempt_at"),
-                delivered_at=bindparam("b_delivered_at"))
-    )
-    await session.execute(statement, list(rows))
+
+    def attempts(prefix: str, still_open: Any) -> Any:
+        source = _unnested(_DELIVERIES, _ATTEMPT_COLUMNS, prefix)
+        return (update(_DELIVERIES).where(_DELIVERIES.c.id == source.c.id, still_open)
+                .values({name: source.c[name] for name in _ATTEMPT_COLUMNS[1:]}).cte(f"recorded_{prefix}"))
+
+    delivered = attempts("d", state.in_([DeliveryState.pending.value, DeliveryState.cancelled.value]))
+    failed = attempts("f", state == DeliveryState.pending.value)
+    deferred = (update(_DELIVERIES)
+                .where(_DELIVERIES.c.id == func.any(bindparam("deferred_ids", type_=ARRAY(Text()))),
+                       state == DeliveryState.pending.value)
+                .values(next_attempt_at=bindparam("deferred_until")).cte("deferred"))
+    return (update(_ALERTS)
+            .where(_ALERTS.c.id == func.any(bindparam("alert_ids", type_=ARRAY(Text()))),
+                   _ALERTS.c.first_delivered_at.is_(None))
+            .values(first_delivered_at=bindparam("now"))
+            .returning(_ALERTS.c.id, _ALERTS.c.first_accepted_at, _ALERTS.c.opened_at)
+            .add_cte(delivered, failed, deferred))
 
 
-async def defer_deliveries(session: AsyncSession, delivery_ids: Sequence[str], until: datetime) -> None:
-    """Put claimed deliveries back in the queue unsent (no attempt counted), due again at `until`."""
-    if delivery_ids:
-        await session.execute(
-            update(Delivery).where(Delivery.id.in_(delivery_ids), Delivery.state == DeliveryState.pending.value)
-            .values(next_attempt_at=until)
-        )
+async def record_attempts(session: AsyncSession, delivered: Sequence[dict[str, Any]],
+                          failed: Sequence[dict[str, Any]], deferred: Sequence[str], defer_until: datetime,
+                          alert_ids: Sequence[str], now: datetime) -> list[tuple[str, datetime, datetime]]:
+    """Store the outcomes of many attempts in ONE statement (one round trip, where each kind took one): rows of
+    delivered attempts and of the others (each with the keys of `_ATTEMPT_COLUMNS`), the ids of deliveries put back
+    unsent until `defer_until`, and the first successful delivery of the alerts `alert_ids`. Returns (alert id,
+    report accepted at, alert opened at) of the alerts delivered for the first time now."""
+    params: dict[str, Any] = {
+        **_arrays(_DELIVERIES, delivered, _ATTEMPT_COLUMNS, "d"), **_arrays(_DELIVERIES, failed, _ATTEMPT_COLUMNS, "f"),
+        "deferred_ids": list(deferred), "deferred_until": defer_until, "alert_ids": sorted(set(alert_ids)),
+        "now": now,
+    }
+    rows = await session.execute(_attempts_recorded(), params)
+    return [(str(alert_id), accepted_at, opened_at) for alert_id, accepted_at, opened_at in rows.all()]
 
 
 async def cancel_deliveries(session: AsyncSession, delivery_ids: Sequence[str], now: datetime, reason: str) -> None:
@@ -764,19 +783,6 @@ async def cancel_pending_deliveries_of_body(session: AsyncSession, body_id: str,
         .returning(Delivery.id)
     )
     return len(cancelled.all())
-
-
-async def set_first_delivered_many(session: AsyncSession, alert_ids: Sequence[str],
-                                   now: datetime) -> list[tuple[str, datetime, datetime]]:
-    """Record the first successful delivery of these alerts; (alert id, report accepted at, alert opened at) of
-    those for which this was the first."""
-    if not alert_ids:
-        return []
-    rows = await session.execute(
-        update(Alert).where(Alert.id.in_(sorted(set(alert_ids))), Alert.first_delivered_at.is_(None))
-        .values(first_delivered_at=now).returning(Alert.id, Alert.first_accepted_at, Alert.opened_at)
-    )
-    return [(str(alert_id), accepted_at, opened_at) for alert_id, accepted_at, opened_at in rows.all()]
 
 
 async def notify_work(session: AsyncSession) -> None:

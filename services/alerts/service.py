@@ -1734,18 +1734,16 @@ async def record_attempts(session: AsyncSession, attempts: Sequence[Attempted], 
     for attempt in attempts:
         delivered = attempt.outcome.state == DeliveryState.delivered
         by_kind[delivered].append({
-            "b_id": attempt.delivery.id, "b_attempts": attempt.delivery.attempts + 1,
-            "b_last_attempt_at": attempt.at, "b_last_status": attempt.result.status,
-            "b_last_error": attempt.result.error, "b_state": attempt.outcome.state.value,
-            "b_next_attempt_at": attempt.outcome.next_attempt_at or attempt.at,
-            "b_delivered_at": attempt.at if delivered else None,
+            "id": attempt.delivery.id, "attempts": attempt.delivery.attempts + 1,
+            "last_attempt_at": attempt.at, "last_status": attempt.result.status,
+            "last_error": attempt.result.error, "state": attempt.outcome.state.value,
+            "next_attempt_at": attempt.outcome.next_attempt_at or attempt.at,
+            "delivered_at": attempt.at if delivered else None,
         })
-    await repository.record_attempts(session, by_kind[True], delivered=True)
-    await repository.record_attempts(session, by_kind[False], delivered=False)
-    await repository.defer_deliveries(session, [delivery.id for delivery in deferred], defer_until)
-    firsts = await repository.set_first_delivered_many(
-        session, [attempt.delivery.alert_id for attempt in attempts
-                  if attempt.result.ok and attempt.delivery.alert_id is not None], now)  # a notice has no alert
+    firsts = await repository.record_attempts(
+        session, by_kind[True], by_kind[False], [delivery.id for delivery in deferred], defer_until,
+        [attempt.delivery.alert_id for attempt in attempts
+         if attempt.result.ok and attempt.delivery.alert_id is not None], now)  # a notice has no alert
     return [FirstDelivery(alert_id, accepted_at, opened_at) for alert_id, accepted_at, opened_at in firsts]
 
 
