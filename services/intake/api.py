@@ -214,7 +214,7 @@ async def submit_batch(
     if retry_after:
         REPORTS_REJECTED.labels(reason="rate_limited").inc(len(body.reports))
         raise RateLimited(int(retry_after))
-    items = [service.batch_item(raw) for raw in body.reports]
+    items = service.batch_items(body.reports)
     valid = [item for item in items if isinstance(item, service.Submission)]
     outcomes = iter(await service.submit_reports(context.writer, unit=caller, submissions=valid,
                                                  cipher=context.cipher, now=utcnow()) if valid else [])

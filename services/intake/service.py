@@ -109,8 +109,13 @@ def request_fingerprint(raw_body: bytes) -> str:
 def content_fingerprint(content: Any) -> str:
     """Hash of parsed JSON content: the same value as `request_fingerprint` of a body holding it, so that a batch
     item and a single submission of the same report share an `Idempotency-Key` answer."""
-    canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(_CANONICAL_JSON.encode(content).encode()).hexdigest()
+
+
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"), check_circular=False)
+"""The text the fingerprint hashes: `json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))`
+(the form every stored fingerprint has), from one encoder made once rather than one per call. Without the check for
+circular references: parsed JSON has none, and the text is the same (~1 µs of a batch item's 6)."""
 
 
 @dataclass(frozen=True)
@@ -148,17 +153,52 @@ def batch_item(raw: Any) -> Submission | InvalidReport:
     content = dict(raw) if isinstance(raw, dict) else raw
     key = content.pop("idempotency_key", None) if isinstance(content, dict) else None
     problems: list[dict[str, Any]] = []
-    if key is not None and not (isinstance(key, str) and 1 <= len(key) <= 128):
+    if key is not None and not (isinstance(key, str) and 1 <= len(key) <= MAX_IDEMPOTENCY_KEY):
         problems.append({"type": "string_type" if not isinstance(key, str) else
                          "string_too_short" if not key else "string_too_long",
-                         "loc": ("idempotency_key",), "ctx": {"min_length": 1, "max_length": 128}})
+                         "loc": ("idempotency_key",), "ctx": {"min_length": 1, "max_length": MAX_IDEMPOTENCY_KEY}})
     try:
         submission = ReportSubmission.model_validate(content)
     except ValidationError as error:
         problems = [dict(problem) for problem in error.errors(include_url=False, include_input=False)] + problems
     if problems:
         return InvalidReport(details=describe_validation_errors(problems))
-    return Submission(submission, content_fingerprint(content), key)
+    return Submission(submission, _fingerprint_if_keyed(content, key), key)
+
+
+MAX_IDEMPOTENCY_KEY = 128
+
+_SUBMISSIONS = TypeAdapter(list[ReportSubmission])
+
+
+def batch_items(raws: Sequence[Any]) -> list[Submission | InvalidReport]:
+    """`batch_item` of every item of a batch, in order, with the same answers: when every item is a JSON object
+    with a well-formed key (or none) and a valid report, which is what partner systems send, the reports are
+    validated in one call (`_SUBMISSIONS`: the same model, no per-item call and exception set-up); otherwise each
+    item is checked on its own by `batch_item`, which names every item's problems."""
+    contents: list[dict[str, Any]] = []
+    keys: list[str | None] = []
+    for raw in raws:
+        if not isinstance(raw, dict):
+            return [batch_item(raw) for raw in raws]
+        content = dict(raw)
+        key = content.pop("idempotency_key", None)
+        if key is not None and not (isinstance(key, str) and 1 <= len(key) <= MAX_IDEMPOTENCY_KEY):
+            return [batch_item(raw) for raw in raws]
+        contents.append(content)
+        keys.append(key)
+    try:
+        submissions = _SUBMISSIONS.validate_python(contents)
+    except ValidationError:
+        return [batch_item(raw) for raw in raws]
+    return [Submission(submission, _fingerprint_if_keyed(content, key), key)
+            for submission, content, key in zip(submissions, contents, keys, strict=True)]
+
+
+def _fingerprint_if_keyed(content: dict[str, Any], key: str | None) -> str:
+    """The fingerprint of an item's report, needed only with a key (what a retry is compared by), as for a single
+    submission: hashing an item's canonical JSON is ~6 µs of the ~45 µs this process spends on an item."""
+    return content_fingerprint(content) if key is not None else ""
 
 
 _DATETIME_JSON = TypeAdapter(AwareDatetime)
