@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -279,3 +280,18 @@ class NotificationListener:
 
 def _set_event(event: asyncio.Event, *_: object) -> None:
     event.set()
+
+
+def tune_garbage_collector(thresholds: tuple[int, int, int]) -> None:
+    """For a service's process, once its app is built: freeze what start-up loaded (modules, schemas, routes: it
+    stays for the life of the process) out of the collections, and collect the young generation less often.
+
+    Why: a batch (500 reports at intake, thousands of events at risk, a surge's alerts) keeps tens of thousands of
+    objects alive until it is committed. With Python's default thresholds (700, 10, 10) the collector ran every 700
+    allocations and its older generations went through every object loaded at import time again and again:
+    measured in-process on an intake batch of 500, 16–34 µs of a batch item's 64–70 µs of CPU, ~2 µs with this; in
+    a 20,000-report risk catch-up, 2.6 s of collections, about a fifth of its time. Not for tests, which build many
+    apps in one process: only the services' `__main__` (and intake's `worker_app`) call it."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*thresholds)

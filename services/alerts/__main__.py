@@ -2,7 +2,9 @@
 
 from services.alerts.app import create_app
 from services.alerts.settings import AlertsSettings
-from shared.runtime import serve
+from shared.runtime import serve, tune_garbage_collector
 
 settings = AlertsSettings()
-serve(create_app(settings), settings)
+app = create_app(settings)
+tune_garbage_collector(settings.gc_thresholds)
+serve(app, settings)

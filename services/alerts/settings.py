@@ -50,6 +50,11 @@ class AlertsSettings(ServiceSettings):
     retry_base_seconds: float = Field(default=5.0, gt=0, description="First retry delay; doubles, with jitter")
     retry_max_seconds: float = Field(default=3600.0, gt=0)
     escalation_poll_seconds: float = Field(default=1.0, gt=0)
+    gc_thresholds: tuple[int, int, int] = Field(
+        default=(100_000, 20, 10),
+        description="Python's garbage collector thresholds of `python -m services.alerts` (gen 0, 1, 2; Python's "
+        "default is 700, 10, 10), which also freezes what start-up loaded out of the collections: a surge's "
+        "batches keep thousands of alerts, payloads and rows alive until they are committed (ALERTS_GC_THRESHOLDS).")
     relay_gather_seconds: float = Field(default=0.1, ge=0, le=1, description="After a commit wakes the outbox "
                                         "relay, how long it waits for more before publishing `alerts.v1` (read by "
                                         "intake's status view, not on the way to any body): at a low rate one "

@@ -1,8 +1,8 @@
 """`python -m services.intake`: run the intake service (`INTAKE_WORKERS` uvicorn processes, default 1)."""
 
-from services.intake.app import create_app, tune_garbage_collector
+from services.intake.app import create_app
 from services.intake.settings import IntakeSettings
-from shared.runtime import serve
+from shared.runtime import serve, tune_garbage_collector
 
 settings = IntakeSettings()
 if settings.workers > 1:

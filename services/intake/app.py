@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,7 +27,7 @@ from shared.http import create_service_app, on_validation_error
 from shared.kafka import BatchConsumer
 from shared.logging import configure_logging
 from shared.outbox import outbox_channel
-from shared.runtime import NotificationListener, service_infrastructure
+from shared.runtime import NotificationListener, service_infrastructure, tune_garbage_collector
 from shared.webpages import install_static
 
 HERE = Path(__file__).parent
@@ -109,17 +108,3 @@ def worker_app() -> FastAPI:
     app = create_app(settings)
     tune_garbage_collector(settings.gc_thresholds)
     return app
-
-
-def tune_garbage_collector(thresholds: tuple[int, int, int]) -> None:
-    """For a serving process, once its app is built: freeze what start-up loaded (modules, schemas, routes: it
-    stays for the life of the process) out of the collections, and collect the young generation less often.
-
-    Why: a batch of 500 reports keeps tens of thousands of objects (parsed items, models, rows) alive until its
-    group is committed. With Python's default thresholds the collector ran every 700 allocations and its older
-    generations went through every object loaded at import time again and again: measured in-process on a batch of
-    500, 16–34 µs of a batch item's 64–70 µs of CPU, ~2 µs with this. Not for tests, which build many apps in one
-    process: only `__main__` and `worker_app` call it."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*thresholds)

@@ -138,7 +138,7 @@ def test_the_served_process_freezes_start_up_and_collects_less_often() -> None:
     """`python -m services.intake` (and each worker app) calls `tune_garbage_collector` with its setting; run in a
     child process: the test process's collector stays as it is."""
     assert IntakeSettings.model_fields["gc_thresholds"].default == (100_000, 20, 10)
-    code = ("import gc; from services.intake.app import tune_garbage_collector; "
+    code = ("import gc; from shared.runtime import tune_garbage_collector; "
             "tune_garbage_collector((50_000, 15, 5)); print(gc.get_threshold(), gc.get_freeze_count() > 1000)")
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            cwd=Path(__file__).parents[2]).stdout
