@@ -7,15 +7,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
+import asyncpg
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from services.risk import service
+from services.risk.consumer import AssessmentHandler
 from services.risk.scoring.rubric import load_rubric
 from shared.db import transaction
 from shared.events import AlertChanged, AlertState, ReportAccepted, ReportAssessed, RiskLevel
+from shared.kafka import Incoming
 from shared.report import ReportKind
 from tests.factories import credit_code, make_accepted
 from tests.risk.conftest import RiskWorld
@@ -116,3 +119,59 @@ async def test_open_alerts_are_those_of_the_enterprise_and_cleared_only_by_a_lat
         known_open: True, only_resolved: False, nothing: False, cleared: False, resolved_before: True,
         other_kind_resolved: True, quiet: False,
     }
+
+
+class _Recorder:
+    """A producer stand-in: what the handler's finish would publish."""
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    async def send_encoded(self, items: Sequence[Any]) -> None:
+        self.sent.extend(items)
+
+
+class _CountingConnection(asyncpg.Connection):  # type: ignore[misc]
+    """Records the statements sent by `execute` without arguments: BEGIN, COMMIT and ROLLBACK (asyncpg's
+    transactions), one round trip each."""
+
+    simple: ClassVar[list[str]] = []
+
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
+        _CountingConnection.simple.append(query)
+        return await super().execute(query, *args, timeout=timeout)  # type: ignore[no-any-return]
+
+
+async def test_a_lone_report_costs_the_consumer_two_round_trips_each_committed(risk: RiskWorld) -> None:
+    engine = create_async_engine(risk.env["DATABASE_URL"], connect_args={"connection_class": _CountingConnection})
+    producer = _Recorder()
+    handler = AssessmentHandler(sessions=async_sessionmaker(engine, expire_on_commit=False, autoflush=False),
+                                producer=producer, rubric=RUBRIC)  # type: ignore[arg-type]
+    code = credit_code()
+    try:
+        await handler([Incoming(None, report(code, 3, **RED))])  # type: ignore[arg-type]  # connects, prepares
+        lone = report(code, 1)
+        _CountingConnection.simple.clear()
+        with counted(engine) as statements:
+            finish = await handler([Incoming(None, lone)])  # type: ignore[arg-type]
+        assert len(statements) == 2  # the read and the insert
+        assert _CountingConnection.simple == []  # no BEGIN, no COMMIT
+        # Stored and visible to others as soon as the handler returns, before anything is published.
+        assert await risk.scalar("SELECT count(*) FROM risk.assessments WHERE report_id = :r", r=lone.report_id) == 1
+
+        resolved = alert(code, lone.report.kind, AlertState.resolved, NOW)
+        with counted(engine) as statements:
+            assert await handler([Incoming(None, resolved)]) is None  # type: ignore[arg-type]
+        assert len(statements) == 1
+        assert _CountingConnection.simple == []
+        assert await risk.scalar("SELECT state FROM risk.alert_states WHERE alert_id = :a",
+                                 a=resolved.alert_id) == "resolved"
+
+        assert finish is not None
+        await finish()
+        [(_, event, _)] = producer.sent
+        assert event.report_id == lone.report_id
+        assert points(event, "C16") == 5  # the red report before it
+        assert points(event, "C17") > 0  # and the alert it opened
+    finally:
+        await engine.dispose()
