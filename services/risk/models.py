@@ -105,3 +105,36 @@ class AlertStateRow(NamedTuple):
     kind: str
     state: str
     updated_at: datetime
+
+
+class StoredAssessment(NamedTuple):
+    """A stored assessment as the consumer reads it back for a report delivered again (the columns its
+    `report.assessed` event is rebuilt from)."""
+
+    credit_code: str
+    kind: str
+    occurred_at: datetime
+    report_id: str
+    event_id: str
+    trace_id: str
+    accepted_at: datetime
+    assessed_at: datetime
+    score: int
+    level: str
+    rubric_version: str
+    reasons: list[dict[str, Any]]
+    ack_deadline_seconds: int | None
+    report: dict[str, Any]
+
+
+class BatchContext(NamedTuple):
+    """What the consumer reads before it scores a batch (one statement): the stored assessments among the batch
+    and, for the enterprises of the reports not stored yet, when their earlier reports occurred (sorted, by credit
+    code), the credit codes with an unresolved alert, (credit code, kind, latest assessed_at) at a level that
+    opens an alert and (credit code, kind, latest updated_at) of the resolved alerts."""
+
+    stored: list[StoredAssessment]
+    history: dict[str, list[datetime]]
+    open_alerts: set[str]
+    alerting: list[tuple[str, str, datetime]]
+    resolutions: list[tuple[str, str, datetime]]

@@ -11,7 +11,14 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
-from services.risk.models import AlertStateRecord, AlertStateRow, AssessmentRecord, NewAssessment, Rescore
+from services.risk.models import (
+    AlertStateRow,
+    AssessmentRecord,
+    BatchContext,
+    NewAssessment,
+    Rescore,
+    StoredAssessment,
+)
 from services.risk.schemas import TrendGroup, TrendPeriod
 
 # --- assessments ---------------------------------------------------------------------------------------------------
@@ -74,54 +81,82 @@ async def insert_new_assessments(session: AsyncSession, rows: Sequence[NewAssess
     return set(await session.scalars(_INSERT_ASSESSMENTS, columns))
 
 
-async def occurrences_of_enterprises(
-    session: AsyncSession, credit_codes: Iterable[str], earliest: datetime, latest: datetime
-) -> list[tuple[str, datetime]]:
-    """(credit code, occurred_at) of the stored reports on these enterprises that occurred in [earliest, latest]."""
-    rows = await session.execute(
-        select(AssessmentRecord.credit_code, AssessmentRecord.occurred_at).where(
-            AssessmentRecord.credit_code == any_(_texts("credit_codes", set(credit_codes))),
-            AssessmentRecord.occurred_at >= earliest, AssessmentRecord.occurred_at <= latest,
-        )
-    )
-    return [(code, occurred_at) for code, occurred_at in rows]
+# What scoring a batch needs from the database, in one statement (one round trip): the stored assessments among the
+# batch (idempotent replays) and, for the enterprises of the reports not stored yet (`fresh`), when their earlier
+# reports occurred (C16: only what can fall in a 90-day window of those reports, one sorted array per enterprise)
+# and what C17 counts as an open alert (the unresolved alert states; the latest alerting assessment and the latest
+# resolution per credit code and kind). One row per item, tagged by `part`, the columns a part does not use NULL
+# ('open' may repeat a credit code: one row per unresolved alert). Fixed text, arrays as parameters: prepared once
+# per connection.
+_BATCH_CONTEXT = text("""
+WITH stored AS MATERIALIZED (
+    SELECT * FROM risk.assessments WHERE report_id = ANY(CAST(:report_ids AS text[]))
+), fresh AS MATERIALIZED (
+    SELECT array_agg(DISTINCT batch.credit_code) AS codes,
+           min(batch.occurred_at) - CAST(:window AS interval) AS earliest, max(batch.occurred_at) AS latest
+    FROM unnest(CAST(:report_ids AS text[]), CAST(:credit_codes AS text[]), CAST(:occurred_ats AS timestamptz[]))
+         AS batch (report_id, credit_code, occurred_at)
+    WHERE batch.report_id NOT IN (SELECT report_id FROM stored)
+)
+SELECT 'stored' AS part, credit_code, kind, occurred_at AS at, NULL AS times, report_id, event_id, trace_id,
+       accepted_at, assessed_at, score, level, rubric_version, reasons, ack_deadline_seconds, report
+FROM stored
+UNION ALL
+SELECT 'history', earlier.credit_code, NULL, NULL, array_agg(earlier.occurred_at ORDER BY earlier.occurred_at),
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+FROM fresh JOIN risk.assessments AS earlier ON earlier.credit_code = ANY(fresh.codes)
+     AND earlier.occurred_at >= fresh.earliest AND earlier.occurred_at <= fresh.latest
+GROUP BY earlier.credit_code
+UNION ALL
+SELECT 'open', alert.credit_code, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+FROM fresh JOIN risk.alert_states AS alert ON alert.credit_code = ANY(fresh.codes) AND alert.state <> 'resolved'
+UNION ALL
+SELECT 'alerting', alerting.credit_code, alerting.kind, max(alerting.assessed_at), NULL, NULL, NULL, NULL, NULL,
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL
+FROM fresh JOIN risk.assessments AS alerting ON alerting.credit_code = ANY(fresh.codes)
+     AND alerting.level = ANY(CAST(:alerting_levels AS text[]))
+GROUP BY alerting.credit_code, alerting.kind
+UNION ALL
+SELECT 'resolved', resolved.credit_code, resolved.kind, max(resolved.updated_at), NULL, NULL, NULL, NULL, NULL,
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL
+FROM fresh JOIN risk.alert_states AS resolved ON resolved.credit_code = ANY(fresh.codes)
+     AND resolved.state = 'resolved'
+GROUP BY resolved.credit_code, resolved.kind
+""")
+
+
+async def batch_context(session: AsyncSession, reports: Sequence[tuple[str, str, datetime]], *, window: timedelta,
+                        alerting_levels: Iterable[str]) -> BatchContext:
+    """What scoring these reports (report id, credit code, occurred_at; each once) needs, in one statement: their
+    stored assessments and, for the enterprises of those not stored yet, when their earlier reports in [earliest
+    occurred_at − `window`, latest occurred_at] occurred (sorted, per credit code), the unresolved alerts, the
+    latest assessment at one of `alerting_levels` and the latest resolution per (credit code, kind)."""
+    stored: list[StoredAssessment] = []
+    history: dict[str, list[datetime]] = {}
+    open_alerts: set[str] = set()
+    alerting: list[tuple[str, str, datetime]] = []
+    resolutions: list[tuple[str, str, datetime]] = []
+    result = await session.execute(_BATCH_CONTEXT, {
+        "report_ids": [report_id for report_id, _, _ in reports],
+        "credit_codes": [credit_code for _, credit_code, _ in reports],
+        "occurred_ats": [occurred_at for _, _, occurred_at in reports],
+        "window": window, "alerting_levels": sorted(alerting_levels),
+    })
+    for part, code, kind, at, times, *row in result:
+        if part == "history":
+            history[code] = times
+        elif part == "open":
+            open_alerts.add(code)
+        elif part == "alerting":
+            alerting.append((code, kind, at))
+        elif part == "resolved":
+            resolutions.append((code, kind, at))
+        else:
+            stored.append(StoredAssessment(code, kind, at, *row))
+    return BatchContext(stored, history, open_alerts, alerting, resolutions)
 
 
 # --- alert states (C17) --------------------------------------------------------------------------------------------
-
-
-async def enterprises_with_open_alert(session: AsyncSession, credit_codes: Iterable[str]) -> set[str]:
-    """The credit codes among these with an alert that is not resolved."""
-    return set(await session.scalars(
-        select(AlertStateRecord.credit_code).where(
-            AlertStateRecord.credit_code == any_(_texts("credit_codes", set(credit_codes))),
-            AlertStateRecord.state != "resolved",
-        ).distinct()
-    ))
-
-
-async def latest_alerting_assessments(session: AsyncSession, credit_codes: Iterable[str],
-                                      levels: Iterable[str]) -> list[tuple[str, str, datetime]]:
-    """(credit code, kind, latest assessed_at) of the stored assessments on these enterprises at one of `levels`
-    (the levels that open or join an alert)."""
-    rows = await session.execute(
-        select(AssessmentRecord.credit_code, AssessmentRecord.kind, func.max(AssessmentRecord.assessed_at)).where(
-            AssessmentRecord.credit_code == any_(_texts("credit_codes", set(credit_codes))),
-            AssessmentRecord.level == any_(_texts("levels", sorted(levels))),
-        ).group_by(AssessmentRecord.credit_code, AssessmentRecord.kind)
-    )
-    return [(code, kind, at) for code, kind, at in rows]
-
-
-async def latest_resolutions(session: AsyncSession, credit_codes: Iterable[str]) -> list[tuple[str, str, datetime]]:
-    """(credit code, kind, latest updated_at) of the resolved alerts on these enterprises."""
-    rows = await session.execute(
-        select(AlertStateRecord.credit_code, AlertStateRecord.kind, func.max(AlertStateRecord.updated_at)).where(
-            AlertStateRecord.credit_code == any_(_texts("credit_codes", set(credit_codes))),
-            AlertStateRecord.state == "resolved",
-        ).group_by(AlertStateRecord.credit_code, AlertStateRecord.kind)
-    )
-    return [(code, kind, at) for code, kind, at in rows]
 
 
 # The latest state of each alert of a batch in one statement (the caller passes one row per alert id: an

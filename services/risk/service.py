@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.risk import repository
 from services.risk.metrics import ASSESSMENTS, SCORING_DURATION
-from services.risk.models import AlertStateRow, AssessmentRecord, NewAssessment
+from services.risk.models import AlertStateRow, AssessmentRecord, NewAssessment, StoredAssessment
 from services.risk.rescoring import OpenAlertReader, rescore
 from services.risk.schemas import AssessmentView, TrendBucket, TrendGroup, TrendPeriod, Trends
 from services.risk.scoring import HISTORY_WINDOW, Assessment, History, Rubric, score_report
@@ -31,7 +31,7 @@ from shared.report import Report
 RESCORE_CHUNK = 500
 
 
-def assessed_event(row: AssessmentRecord) -> ReportAssessed:
+def assessed_event(row: AssessmentRecord | StoredAssessment) -> ReportAssessed:
     """The `report.assessed` event of a stored assessment (always the same event id)."""
     return ReportAssessed(
         event_id=uuid.UUID(row.event_id), trace_id=row.trace_id, occurred_at=row.assessed_at,
@@ -60,18 +60,26 @@ async def assess_batch(
 ) -> list[Publishable]:
     """Score the new reports of a batch (in order) and store them; reports assessed before give their stored event.
 
-    A constant number of statements per batch, whatever its size: the stored assessments among the batch, the
-    history and the open alerts of every enterprise in it (read once), then one insert of every new assessment.
+    Two statements per batch, whatever its size: one read of all it needs (the stored assessments among the batch,
+    the history and the open alerts of the enterprises of the others), then one insert of every new assessment.
     Each report scored counts for the next one on the same enterprise (C16), and one assessed at yellow or above
     counts as an open alert for the next one (C17).
     """
+    if not batch:
+        return []
     ids = [accepted.report_id for accepted in batch]
-    stored = {row.report_id: row for row in await repository.assessments_by_report_ids(session, ids)}
-    fresh = [accepted for accepted in _unique(batch) if accepted.report_id not in stored]
+    unique = _unique(batch)
+    context = await repository.batch_context(
+        session, [(accepted.report_id, accepted.report.enterprise.credit_code, accepted.report.occurred_at)
+                  for accepted in unique],
+        window=HISTORY_WINDOW, alerting_levels=[level.value for level in ALERTING_LEVELS],
+    )
+    stored: dict[str, StoredAssessment | AssessmentRecord] = {row.report_id: row for row in context.stored}
+    fresh = [accepted for accepted in unique if accepted.report_id not in stored]
     new: dict[str, Publishable] = {}
     if fresh:
-        history = await _history(session, [accepted.report for accepted in fresh])
-        open_alerts = await _open_alerts(session, {accepted.report.enterprise.credit_code for accepted in fresh})
+        history = context.history  # sorted per enterprise
+        open_alerts = context.open_alerts | expected_open(context.alerting, context.resolutions)
         rows: list[NewAssessment] = []
         for order, accepted in enumerate(fresh):
             report = accepted.report
@@ -157,37 +165,12 @@ def expected_open(alerting: Iterable[tuple[str, str, datetime]],
             if (cleared := last_resolved.get((code, kind))) is None or cleared < at}
 
 
-async def _open_alerts(session: AsyncSession, codes: set[str]) -> set[str]:
-    """Credit codes among these with an unresolved alert: known from `alerts.v1`, or expected from risk's own
-    assessments at yellow or above (their alert event may still be on its way)."""
-    known = await repository.enterprises_with_open_alert(session, codes)
-    expected = expected_open(
-        await repository.latest_alerting_assessments(session, codes, [level.value for level in ALERTING_LEVELS]),
-        await repository.latest_resolutions(session, codes),
-    )
-    return known | expected
-
-
 def _unique(batch: Sequence[ReportAccepted]) -> list[ReportAccepted]:
     """The first copy of each report (intake may publish a report twice after a crash)."""
     first: dict[str, ReportAccepted] = {}
     for accepted in batch:
         first.setdefault(accepted.report_id, accepted)
     return list(first.values())
-
-
-async def _history(session: AsyncSession, reports: Sequence[Report]) -> dict[str, list[datetime]]:
-    """When earlier reports on these enterprises occurred (only what can fall in a 90-day window of the batch), in
-    order per enterprise."""
-    earliest = min(report.occurred_at for report in reports) - HISTORY_WINDOW
-    latest = max(report.occurred_at for report in reports)
-    history: dict[str, list[datetime]] = {}
-    codes = {report.enterprise.credit_code for report in reports}
-    for code, occurred_at in await repository.occurrences_of_enterprises(session, codes, earliest, latest):
-        history.setdefault(code, []).append(occurred_at)
-    for times in history.values():
-        times.sort()
-    return history
 
 
 async def record_alerts(session: AsyncSession, events: Sequence[AlertChanged]) -> None:

@@ -31,7 +31,7 @@ ASSESSED = "SELECT count(*) FROM risk.assessments WHERE report_id = ANY(:ids)"
 
 
 async def assess(db: AsyncEngine, batch: Sequence[ReportAccepted]) -> list[service.Publishable]:
-    """One batch as the consumer handles it: one transaction, committed."""
+    """One batch through the service as the consumer calls it (here in one transaction, committed)."""
     async with transaction(async_sessionmaker(db, expire_on_commit=False)) as session:
         return await service.assess_batch(session, RUBRIC, batch, datetime.now(UTC))
 
@@ -61,6 +61,7 @@ async def test_a_batch_costs_the_same_statements_whatever_its_size(risk: RiskWor
 
     assert fresh[1] == fresh[10] == fresh[60]
     assert again[1] == again[10] == again[60] < fresh[1]
+    assert (fresh[1], again[1]) == (2, 1)  # one read (stored, history, open alerts) and one insert of the new ones
 
 
 async def test_alert_states_of_a_batch_are_one_statement_and_the_latest_wins(risk: RiskWorld) -> None:
