@@ -1,9 +1,10 @@
 """Kafka plumbing: an idempotent event producer and a batch consumer with manual commits and a dead-letter topic.
 
-Delivery contract (DESIGN.md): consumers process a batch in one database transaction, then commit offsets; every
-handler is idempotent, so a redelivery changes nothing. A message that cannot be parsed, or that keeps failing on
-its own, goes to `<topic>.dlq` with the error in its headers and the consumer moves on. A failure of the
-infrastructure (database or broker down) never dead-letters: the batch is retried from the same offsets.
+Delivery contract (DESIGN.md): consumers process a batch in one database transaction, then commit offsets (those
+of a few batches together, see `BatchConsumer`); every handler is idempotent, so a redelivery changes nothing. A
+message that cannot be parsed, or that keeps failing on its own, goes to `<topic>.dlq` with the error in its headers
+and the consumer moves on. A failure of the infrastructure (database or broker down) never dead-letters: the batch
+is retried from the same offsets.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ DEFAULT_PARTITIONS = 6
 # Seconds a done batch's offsets may wait to be committed with others (BatchConsumer): at 50 reports/s one
 # OffsetCommit per 25 reports instead of one per report, while a crash replays at most half a second of records.
 DEFAULT_COMMIT_INTERVAL = 0.5
+# How long a stopping consumer tries to commit what is pending: with the broker gone aiokafka would retry until
+# cancelled, and what it could not commit is only read again.
+FINAL_COMMIT_TIMEOUT = 5.0
 CONTRACT_TOPICS: tuple[str, ...] = tuple(
     name for topic in Topic for name in (topic.value, topic.dlq)
 )
@@ -333,8 +337,8 @@ class BatchConsumer:
     A handler may return a `Finish` (e.g. publish what it stored). By default it runs at once, as part of the batch.
     With `pipelined=True` it runs in the background while the next batch is handled, so that the process does not
     sit idle waiting for the broker's acknowledgements; a batch's offsets are committed only once its handler and
-    its finish both succeeded, and batches finish in order (the next one's finish starts after the previous one's
-    offsets are committed). When a finish fails, every partition is rewound to the first offset not known to be
+    its finish both succeeded, and batches finish in order (the next one's finish starts after the previous one is
+    done). When a finish fails, every partition is rewound to the first offset not known to be
     finished, so the batches after it are read again too: handlers must be idempotent, as they are anyway.
 
     Offsets are committed in coalesced requests, not one per batch: a done batch's offsets become pending, and a
@@ -472,7 +476,10 @@ class BatchConsumer:
                     # goes back to the pending offsets, committed here with what was done since.
                     flusher.cancel()
                     await asyncio.wait({flusher})  # not `await flusher`: its cancellation is not this task's
-                    await self._flush(consumer)
+                    try:
+                        await asyncio.wait_for(self._flush(consumer), FINAL_COMMIT_TIMEOUT)
+                    except TimeoutError:
+                        log.warning("offsets not committed before the consumer left; the next owner reads them again")
                 finally:
                     await consumer.stop()
 
@@ -538,7 +545,7 @@ class BatchConsumer:
         offsets = {tp: tp_records[-1].offset + 1 for tp, tp_records in batches.items()}
         topics = {record.topic for record in records}
         if deferred is not None:
-            # The batch before must be finished and committed first: offsets are committed in order.
+            # The batch before must be finished first: offsets become pending (and are committed) in order.
             if await self._settle(consumer, starts):
                 self._in_flight = _InFlight(
                     asyncio.create_task(self._finish(consumer, deferred, offsets, len(records), epoch, topics,
@@ -632,8 +639,10 @@ class BatchConsumer:
                 await self._flush(consumer)
             except asyncio.CancelledError:
                 raise
-            except Exception as error:  # kept pending: the next flush tries again
-                log.warning("committing offsets failed (%s); trying again in %.1f s", error, self._commit_interval)
+            except Exception as error:  # kept pending: tried again, not at once (the interval may be 0)
+                delay = max(self._commit_interval, 1.0)
+                log.warning("committing offsets failed (%s); trying again in %.1f s", error, delay)
+                await asyncio.sleep(delay)
 
     async def _flush(self, consumer: AIOKafkaConsumer) -> None:
         """Commit the pending offsets of partitions still assigned, each only if above what this member has
