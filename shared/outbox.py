@@ -33,11 +33,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol
 
-from sqlalchemy import BigInteger, DateTime, Index, String, Text, func, select, text, update
+from sqlalchemy import BigInteger, DateTime, Index, String, Text, func, literal, select, text, true, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from shared.db import SessionFactory, transaction
@@ -134,12 +135,17 @@ class OutboxRelay(PollingWorker):
         self, *, sessions: SessionFactory, producer: EventProducer, model: Any, batch_size: int = 500,
         idle_seconds: float = 0.5, on_published: Callable[[int], None] | None = None,
         on_backlog: Callable[[int, float], None] | None = None, linger_seconds: float = 0.0,
-        key_of: EventKey | None = None, source: str = "",
+        key_of: EventKey | None = None, source: str = "", on_standby: Callable[[], None] | None = None,
+        gather_seconds: float = 0.0,
     ) -> None:
         """With `key_of` (and `source`, the producer's client id), rows are published as stored
         (`encoded_message`): no event model is parsed and serialised again per row, which was most of a relay's
-        CPU. Without it, each row is parsed into its event model and sent with `send_events`."""
-        super().__init__(idle_seconds, linger_seconds)
+        CPU. Without it, each row is parsed into its event model and sent with `send_events`.
+
+        `on_standby` is called after a tick in which another replica's relay held the lock: that replica must be
+        told (e.g. a NOTIFY, `shared.runtime.NotificationListener.notify`) that rows committed here are waiting.
+        When this relay gets the lock it publishes them itself, so nobody else needs to hear of them."""
+        super().__init__(idle_seconds, linger_seconds, gather_seconds)
         self._sessions = sessions
         self._producer = producer
         self._model = model
@@ -148,6 +154,7 @@ class OutboxRelay(PollingWorker):
         self._on_backlog = on_backlog
         self._key_of = key_of
         self._source = source
+        self.on_standby = on_standby
 
     async def tick(self) -> bool:
         """Publish one batch; a full batch means more rows are waiting. (Call `wake()` after a commit that wrote
@@ -158,40 +165,21 @@ class OutboxRelay(PollingWorker):
         """Publish up to one batch of unsent rows; returns how many were published."""
         model = self._model
         async with transaction(self._sessions) as session:
-            # One publisher per table at a time (see the module docstring): another replica holding the lock is
-            # publishing; this one publishes nothing now and still reports the backlog below.
-            publisher = bool(await session.scalar(select(func.pg_try_advisory_xact_lock(relay_lock_key(model)))))
-            rows: Sequence[Any] = []
-            if publisher and self._key_of is not None:
+            # One statement takes the lock, picks the batch and marks it sent (`_claim_batch`); the transaction
+            # stays open while the batch is published, so a failed publish rolls the marks back.
+            publisher, rows = await _claim_batch(session, model, self._batch_size, datetime.now(UTC))
+            if rows and self._key_of is not None:
                 key_of, source, producer = self._key_of, self._source, self._producer
-                # Columns, not entities: nothing but the stored payload is needed to publish.
-                rows = (await session.execute(
-                    select(model.id, model.topic, model.payload).where(model.sent_at.is_(None)).order_by(model.id)
-                    .limit(self._batch_size).with_for_update()
-                )).all()
-                if rows:
-                    # Record batches filled here, in id order per partition (hence per key): no coroutine, future
-                    # and partitioner call per message.
-                    await producer.send_raw_batched([
-                        (producer.topic(row.topic), *encoded_message(row.payload, source=source, key_of=key_of))
-                        for row in rows
-                    ])
-            elif publisher:
-                rows = (await session.scalars(
-                    select(model).where(model.sent_at.is_(None)).order_by(model.id).limit(self._batch_size)
-                    .with_for_update()
-                )).all()
-                if rows:
-                    await self._producer.send_events([(row.topic, parse_event(row.payload.encode()))
-                                                      for row in rows])
-            if rows:
-                now = datetime.now(UTC)
-                # No ORM synchronisation of the session's objects: the rows are not used after this (the
-                # "evaluate" strategy walked the identity map on every batch).
-                await session.execute(update(model).where(model.id.in_([row.id for row in rows])).values(sent_at=now)
-                                      .execution_options(synchronize_session=False))
-                if self._on_published:
-                    self._on_published(len(rows))
+                # Record batches filled here, in id order per partition (hence per key): no coroutine, future and
+                # partitioner call per message.
+                await producer.send_raw_batched([
+                    (producer.topic(row.topic), *encoded_message(row.payload, source=source, key_of=key_of))
+                    for row in rows
+                ])
+            elif rows:
+                await self._producer.send_events([(row.topic, parse_event(row.payload.encode())) for row in rows])
+            if rows and self._on_published:
+                self._on_published(len(rows))
             if publisher and len(rows) < self._batch_size:
                 # Every unsent row this transaction can see was just published: nothing is left, no need to count.
                 pending, oldest = 0, None
@@ -199,6 +187,30 @@ class OutboxRelay(PollingWorker):
                 pending, oldest = (await session.execute(
                     select(func.count(), func.min(model.created_at)).where(model.sent_at.is_(None))
                 )).one()
+        if not publisher and self.on_standby is not None:
+            self.on_standby()
         if self._on_backlog:
             self._on_backlog(int(pending), (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0)
         return len(rows)
+
+
+async def _claim_batch(session: AsyncSession, model: Any, limit: int, now: datetime) -> tuple[bool, list[Any]]:
+    """In ONE statement (one round trip, where the lock, the read and the update were three): try the relay's
+    advisory lock (see the module docstring), lock up to `limit` unsent rows in id order and mark them sent at
+    `now`. Returns whether this relay holds the lock, and the rows (id, topic, payload) in id order; none when
+    another relay holds it. The marks are only committed with the transaction, after the publish."""
+    lock = select(func.pg_try_advisory_xact_lock(relay_lock_key(model)).label("held")).cte("relay_lock")
+    held = select(lock.c.held).scalar_subquery()
+    picked = (select(model.id).where(model.sent_at.is_(None), held).order_by(model.id).limit(limit)
+              .with_for_update().cte("picked"))
+    marked = (update(model).where(model.id.in_(select(picked.c.id))).values(sent_at=now)
+              .returning(model.id, model.topic, model.payload).cte("marked"))
+    # One row even when nothing was marked, to say whether the lock was taken.
+    one = select(literal(1).label("one")).subquery("one")
+    result = (await session.execute(
+        select(held.label("held"), marked.c.id, marked.c.topic, marked.c.payload)
+        .select_from(one.outerjoin(marked, true()))
+        .execution_options(synchronize_session=False)
+    )).all()
+    rows = sorted((row for row in result if row.id is not None), key=lambda row: row.id)
+    return bool(result[0].held), rows

@@ -40,11 +40,16 @@ class PollingWorker:
     `linger_seconds`: in a burst, wait this long after a `wake()` before the tick, so that the wake-ups of the burst
     (one per commit) are served by one tick instead of one tick each (a relay tick is a transaction of its own). A
     burst is when work was announced while the previous tick ran; a wake-up that finds the worker idle is served at
-    once, so a lone report never waits for the linger."""
+    once, so a lone report never waits for the linger.
 
-    def __init__(self, poll_seconds: float, linger_seconds: float = 0.0) -> None:
+    `gather_seconds`: wait this long after ANY wake-up, idle or not, so that the work announced meanwhile shares the
+    tick. For workers off the latency path only (their work waits that much longer), where one tick per commit
+    would cost a transaction per report at low rates."""
+
+    def __init__(self, poll_seconds: float, linger_seconds: float = 0.0, gather_seconds: float = 0.0) -> None:
         self._poll_seconds = poll_seconds
         self._linger_seconds = linger_seconds
+        self._gather_seconds = gather_seconds
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
 
@@ -81,8 +86,12 @@ class PollingWorker:
         in_burst = self._wake.is_set()  # woken while the last tick ran: more is probably on its way
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
-        if in_burst and self._linger_seconds > 0 and not self._stopping.is_set():
-            await asyncio.sleep(self._linger_seconds)
+        wait = self._gather_seconds if self._wake.is_set() else 0.0  # woken, not the poll's timeout
+        if in_burst:
+            wait = max(wait, self._linger_seconds)
+        if wait > 0 and not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), wait)
         self._wake.clear()
 
 

@@ -41,7 +41,8 @@ def create_app(settings: AlertsSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with service_infrastructure(settings, migrations_dir=HERE / "migrations", schema=SCHEMA) as infra:
             sessions, producer = infra.sessions, infra.producer
-            relay = OutboxRelay(sessions=sessions, producer=producer, model=OutboxMessage, idle_seconds=0.5)
+            relay = OutboxRelay(sessions=sessions, producer=producer, model=OutboxMessage, idle_seconds=0.5,
+                                gather_seconds=settings.relay_gather_seconds)
             # The delivery sender: a supervised child process (ALERTS_DELIVERY_PROCESS), or a worker in this one.
             deliveries = DeliverySender(settings) if settings.delivery_process else DeliveryWorker(
                 sessions=sessions, settings=settings)
@@ -55,16 +56,22 @@ def create_app(settings: AlertsSettings | None = None) -> FastAPI:
                     deliveries.wake()
 
             listener = NotificationListener(settings.database_url, WAKE_CHANNEL, woken_by_another)
+            # The relay's rows need another replica only when that one's relay holds the lock (ours stands by).
+            relay.on_standby = listener.notify
 
-            def changed() -> None:
+            def changed(deliveries_left: bool = True) -> None:
                 relay.wake()
-                deliveries.wake()
-                listener.notify()
+                # Deliveries to claim: ours and any replica's claim loop may take them. None left: the consumer
+                # handed every new delivery to the worker of this process, and nobody else needs a wake-up.
+                if deliveries_left:
+                    deliveries.wake()
+                    listener.notify()
 
             consumer = BatchConsumer(
                 name="alerts", topics=[Topic.assessments], group_id="alerts",
                 bootstrap_servers=settings.kafka_bootstrap_servers, producer=producer,
-                handle=AssessedHandler(sessions=sessions, policy=policy, on_change=changed),
+                handle=AssessedHandler(sessions=sessions, policy=policy, on_change=changed,
+                                       sender=None if isinstance(deliveries, DeliverySender) else deliveries),
                 topic_prefix=settings.kafka_topic_prefix, max_records=settings.consumer_batch_size,
                 commit_interval=settings.kafka_commit_interval_seconds,
             )

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Protocol
 
 from services.alerts import service
 from services.alerts.lifecycle import Policy
@@ -25,22 +27,42 @@ from shared.logging import trace_context
 log = logging.getLogger(__name__)
 
 
+class Sender(Protocol):
+    """The delivery worker of this process, seen from the consumer: it takes new deliveries straight after the
+    commit that created them (`service.SendLease`)."""
+
+    def lease(self, now: datetime) -> service.SendLease | None: ...
+
+    def take(self, claimed: Sequence[service.Claimed]) -> None: ...
+
+
 class AssessedHandler:
-    def __init__(self, *, sessions: SessionFactory, policy: Policy, on_change: Callable[[], None]) -> None:
+    def __init__(self, *, sessions: SessionFactory, policy: Policy, on_change: Callable[[bool], None],
+                 sender: Sender | None = None) -> None:
         self._sessions = sessions
         self._policy = policy
-        self._on_change = on_change  # wakes the relay and the delivery worker, here and on the other replicas
+        # Wakes the relay, the delivery worker (when given True: deliveries are left for its claim) and the other
+        # replicas (NOTIFY).
+        self._on_change = on_change
+        self._sender = sender  # None: the sender is another process, which claims every delivery
 
     async def __call__(self, batch: Sequence[Incoming]) -> None:
         """The whole batch in one transaction with a fixed number of statements (`service.handle_assessed_batch`),
-        then one wake-up of the relay and the delivery worker."""
+        then the new deliveries handed to this process's sender and one wake-up of the relay (and of the claim
+        loop, for deliveries the sender had no room for)."""
         events = [item.event for item in batch if isinstance(item.event, ReportAssessed)]
         if not events:
             return
+        now = utcnow()
+        lease = self._sender.lease(now) if self._sender is not None else None
         async with transaction(self._sessions) as session:
-            changed = await service.handle_assessed_batch(session, events, self._policy, utcnow())
+            changed = await service.handle_assessed_batch(session, events, self._policy, now, lease)
+        if lease is not None and lease.claimed:
+            assert self._sender is not None
+            self._sender.take(lease.claimed)  # after the commit: what is sent is stored
         if any(alert_ids for _, alert_ids in changed):
-            self._on_change()  # after the commit: this process's workers, and the other replicas' (NOTIFY)
+            # After the commit: this process's workers, and the other replicas' (NOTIFY).
+            self._on_change(lease is None or lease.left > 0)
         _observe_stages(changed)
         for event, alert_ids in changed:
             with trace_context(event.trace_id):

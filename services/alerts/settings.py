@@ -50,6 +50,10 @@ class AlertsSettings(ServiceSettings):
     retry_base_seconds: float = Field(default=5.0, gt=0, description="First retry delay; doubles, with jitter")
     retry_max_seconds: float = Field(default=3600.0, gt=0)
     escalation_poll_seconds: float = Field(default=1.0, gt=0)
+    relay_gather_seconds: float = Field(default=0.1, ge=0, le=1, description="After a commit wakes the outbox "
+                                        "relay, how long it waits for more before publishing `alerts.v1` (read by "
+                                        "intake's status view, not on the way to any body): at a low rate one "
+                                        "relay transaction then carries several alerts' events")
     consumer_batch_size: int = Field(default=200, ge=1, description="Assessments per consumer transaction at most "
                                      "(a batch costs a fixed number of statements, so larger batches catch up "
                                      "faster; at a steady rate batches stay small: what came while the last one "

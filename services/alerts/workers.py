@@ -14,9 +14,9 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -91,10 +91,28 @@ class DeliveryWorker:
         self._target_held: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
         self._results: asyncio.Queue[_Finished] = asyncio.Queue()
+        self._cipher = settings.channel_cipher()
         initialise_delivery_metrics()
 
     def wake(self) -> None:
         self._wake.set()
+
+    def lease(self, now: datetime) -> service.SendLease | None:
+        """Room for deliveries created by this process's consumer, to be sent without a claim (`take` them after
+        the commit); None while stopping or full."""
+        room = self._settings.delivery_concurrency * IN_HAND_PER_REQUEST - self._held
+        if room <= 0 or self._client is None or self._stopping.is_set():
+            return None
+        return service.SendLease(room=room, until=now + timedelta(seconds=self._settings.delivery_lease_seconds),
+                                 cipher=self._cipher)
+
+    def take(self, claimed: Sequence[service.Claimed]) -> None:
+        """Send deliveries leased to this process by a committed transaction (`lease`). Stopping meanwhile, they
+        are left to their lease (they run out, and a claim sends them)."""
+        if self._stopping.is_set():
+            return
+        for item in claimed:
+            self._dispatch(item)
 
     async def stop(self) -> None:
         self._stopping.set()

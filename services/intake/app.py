@@ -45,10 +45,12 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
                                  idle_seconds=settings.relay_idle_seconds,
                                  linger_seconds=settings.relay_linger_seconds, source=settings.service_name)
             outbox_listener = NotificationListener(settings.database_url, outbox_channel(SCHEMA), relay.wake)
+            # The other replicas hear of rows committed here only when their relay holds the lock (ours stands by):
+            # otherwise ours publishes them, and a NOTIFY per commit would only cost every replica a wake-up.
+            relay.on_standby = outbox_listener.notify
 
             def outbox_committed() -> None:
                 relay.wake()
-                outbox_listener.notify()
 
             writer = GroupCommitWriter(infra.engine, connections=settings.writer_connections,
                                        linger_seconds=settings.writer_linger_seconds,

@@ -26,13 +26,14 @@ class IntakeContext:
     status_consumer: BatchConsumer
     cipher: Fernet
     rate_limiter: RateLimiter
-    # LISTEN/NOTIFY on `intake_outbox`: wakes this relay when any replica commits outbox rows; `notify()` after ours.
+    # LISTEN/NOTIFY on `intake_outbox`: wakes this relay when another replica's relay stood by (we hold the lock);
+    # ours notifies when it stands by itself (`OutboxRelay.on_standby`).
     outbox_listener: NotificationListener
     # Stores submissions in groups (one transaction for the reports that arrive together): `services.intake.writer`.
     writer: GroupCommitWriter
     workers: Workers = field(default_factory=Workers)
 
     def outbox_committed(self) -> None:
-        """Outbox rows were just committed: publish them now (this process's relay, and any replica's)."""
+        """Outbox rows were just committed: publish them now (this process's relay; it tells the others when it
+        stands by)."""
         self.relay.wake()
-        self.outbox_listener.notify()

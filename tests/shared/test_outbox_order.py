@@ -14,6 +14,7 @@ from collections import defaultdict
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaConnectionError
 from sqlalchemy import MetaData, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeBase
@@ -163,18 +164,73 @@ async def test_the_backlog_is_reported_after_every_batch(isolated_env: dict[str,
             for _ in range(7):
                 event = make_accepted(str(uuid.uuid4()), enterprise={"credit_code": KEYS[0]})
                 session.add(outbox_row(BacklogOutbox, Topic.reports.value, event, utcnow()))
+        standing_by: list[int] = []
         relay = OutboxRelay(sessions=sessions, producer=producer, model=BacklogOutbox, batch_size=3,
-                            on_backlog=lambda pending, age: reported.append((pending, age)))
+                            on_backlog=lambda pending, age: reported.append((pending, age)),
+                            on_standby=lambda: standing_by.append(len(reported)))
 
         async with engine.connect() as holder, holder.begin():  # another replica is publishing
             await holder.execute(select(func.pg_advisory_xact_lock(relay_lock_key(BacklogOutbox))))
             assert await relay.publish_batch() == 0
         assert reported[-1][0] == 7
         assert reported[-1][1] > 0
+        assert standing_by == [0]
 
         assert [await relay.publish_batch() for _ in range(4)] == [3, 3, 1, 0]
         assert [pending for pending, _ in reported[1:]] == [4, 1, 0, 0]
         assert reported[-2:] == [(0, 0.0), (0, 0.0)]
+        assert standing_by == [0]
+    finally:
+        await producer.stop()
+        await engine.dispose()
+
+
+class FailedOutbox(OutboxMixin, Base):
+    __tablename__ = "outbox_failed"
+    __outbox_index__ = "ix_ordertest_failed_unsent"
+
+
+class _RefusingOnce(EventProducer):
+    """A producer whose first publish fails, as when the broker drops out mid-batch."""
+
+    refused = False
+
+    async def send_events(self, items):  # type: ignore[no-untyped-def]
+        if not self.refused:
+            self.refused = True
+            raise KafkaConnectionError("broker gone")
+        return await super().send_events(items)
+
+
+@pytest.mark.asyncio
+async def test_a_batch_whose_publish_fails_stays_unsent_and_goes_out_once_at_the_next_tick(
+        isolated_env: dict[str, str]) -> None:
+    """The rows are marked sent in the statement that picks them, before the publish: the mark must go with the
+    transaction when the publish fails."""
+    url, bootstrap = isolated_env["DATABASE_URL"], isolated_env["KAFKA_BOOTSTRAP_SERVERS"]
+    prefix = isolated_env["KAFKA_TOPIC_PREFIX"]
+    engine = create_engine(url, pool_size=4)
+    producer = _RefusingOnce(bootstrap, client_id="relay-refused", topic_prefix=prefix)
+    try:
+        await _prepare(engine)
+        sessions = session_factory(engine)
+        ids = [str(uuid.uuid4()) for _ in range(3)]
+        async with sessions() as session, session.begin():
+            for report_id in ids:
+                event = make_accepted(report_id, enterprise={"credit_code": KEYS[1]})
+                session.add(outbox_row(FailedOutbox, Topic.reports.value, event, utcnow()))
+        relay = OutboxRelay(sessions=sessions, producer=producer, model=FailedOutbox)
+
+        with pytest.raises(KafkaConnectionError):
+            await relay.publish_batch()
+        async with sessions() as session:
+            assert await session.scalar(select(func.count()).where(FailedOutbox.sent_at.is_(None))) == 3
+
+        assert await relay.publish_batch() == 3
+        async with sessions() as session:
+            assert await session.scalar(select(func.count()).where(FailedOutbox.sent_at.is_(None))) == 0
+        events = await _read_topic(bootstrap, producer.topic(Topic.reports), 3)
+        assert sorted(event.report_id for event in events) == sorted(ids)
     finally:
         await producer.stop()
         await engine.dispose()

@@ -17,8 +17,8 @@ POLL = 60.0  # never reached: every tick here comes from a wake-up
 
 
 class Recorder(PollingWorker):
-    def __init__(self) -> None:
-        super().__init__(POLL, linger_seconds=LINGER)
+    def __init__(self, *, linger: float = LINGER, gather: float = 0.0) -> None:
+        super().__init__(POLL, linger_seconds=linger, gather_seconds=gather)
         self.starts: list[float] = []
         self.ticked = asyncio.Event()
         self.inside: asyncio.Event | None = None  # set while a tick runs, when a test wants to wake it then
@@ -73,3 +73,32 @@ async def test_wake_ups_during_a_tick_wait_for_the_linger_and_share_one_tick() -
     finally:
         await worker.stop()
         await asyncio.wait_for(task, 10)
+
+
+async def test_with_a_gather_time_the_wake_ups_that_follow_an_idle_one_share_its_tick() -> None:
+    worker = Recorder(linger=0.0, gather=LINGER)
+    task = asyncio.create_task(worker.run())
+    try:
+        await _next_tick(worker, 1)  # the first tick at start-up
+        await asyncio.sleep(0.05)  # now idle
+        for _ in range(3):  # three commits in a row, well within the gather time
+            worker.wake()
+            await asyncio.sleep(0.05)
+        await _next_tick(worker, 2)
+        await asyncio.sleep(0.2)
+        assert len(worker.starts) == 2  # one tick served all three
+    finally:
+        await worker.stop()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_a_stop_does_not_wait_for_the_gather_time() -> None:
+    worker = Recorder(linger=0.0, gather=LINGER)
+    task = asyncio.create_task(worker.run())
+    await _next_tick(worker, 1)
+    worker.wake()
+    await asyncio.sleep(0.05)  # gathering now
+    stopped = time.monotonic()
+    await worker.stop()
+    await asyncio.wait_for(task, 10)
+    assert time.monotonic() - stopped < LINGER
