@@ -1,9 +1,10 @@
 """Kafka plumbing: an idempotent event producer and a batch consumer with manual commits and a dead-letter topic.
 
-Delivery contract (DESIGN.md): consumers process a batch in one database transaction, then commit offsets; every
-handler is idempotent, so a redelivery changes nothing. A message that cannot be parsed, or that keeps failing on
-its own, goes to `<topic>.dlq` with the error in its headers and the consumer moves on. A failure of the
-infrastructure (database or broker down) never dead-letters: the batch is retried from the same offsets.
+Delivery contract (DESIGN.md): consumers process a batch in one database transaction, then commit offsets (those
+of a few batches together, see `BatchConsumer`); every handler is idempotent, so a redelivery changes nothing. A
+message that cannot be parsed, or that keeps failing on its own, goes to `<topic>.dlq` with the error in its headers
+and the consumer moves on. A failure of the infrastructure (database or broker down) never dead-letters: the batch
+is retried from the same offsets.
 """
 
 from __future__ import annotations
@@ -54,6 +55,12 @@ from shared.metrics import (
 log = logging.getLogger(__name__)
 
 DEFAULT_PARTITIONS = 6
+# Seconds a done batch's offsets may wait to be committed with others (BatchConsumer): at 50 reports/s one
+# OffsetCommit per 25 reports instead of one per report, while a crash replays at most half a second of records.
+DEFAULT_COMMIT_INTERVAL = 0.5
+# How long a stopping consumer tries to commit what is pending: with the broker gone aiokafka would retry until
+# cancelled, and what it could not commit is only read again.
+FINAL_COMMIT_TIMEOUT = 5.0
 CONTRACT_TOPICS: tuple[str, ...] = tuple(
     name for topic in Topic for name in (topic.value, topic.dlq)
 )
@@ -301,18 +308,22 @@ class _InFlight:
 
 
 class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Waits for the batch in flight to be processed and committed before partitions are taken away."""
+    """Before partitions are taken away: waits for the batch being handled, then `before_revoke` (the batch in
+    flight finished and every done batch's offsets committed), so that the next owner starts after them.
+
+    aiokafka calls `on_partitions_revoked` before it rejoins the group (the generation is still valid, so a commit
+    made there counts) and logs and swallows what it raises; the assignment is in place until the rejoin is done.
+    """
 
     def __init__(self, lock: asyncio.Lock, on_assigned: Callable[[set[TopicPartition]], None],
-                 settle: Callable[[], Awaitable[object]] | None = None) -> None:
+                 before_revoke: Callable[[], Awaitable[object]]) -> None:
         self._lock = lock
         self._on_assigned = on_assigned
-        self._settle = settle
+        self._before_revoke = before_revoke
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         async with self._lock:
-            if self._settle is not None:  # a pipelined batch still publishing: its offsets go before its partitions
-                await self._settle()
+            await self._before_revoke()
             log.info("partitions revoked", extra={"partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in revoked)})
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
@@ -326,9 +337,18 @@ class BatchConsumer:
     A handler may return a `Finish` (e.g. publish what it stored). By default it runs at once, as part of the batch.
     With `pipelined=True` it runs in the background while the next batch is handled, so that the process does not
     sit idle waiting for the broker's acknowledgements; a batch's offsets are committed only once its handler and
-    its finish both succeeded, and batches finish in order (the next one's finish starts after the previous one's
-    offsets are committed). When a finish fails, every partition is rewound to the first offset not known to be
+    its finish both succeeded, and batches finish in order (the next one's finish starts after the previous one is
+    done). When a finish fails, every partition is rewound to the first offset not known to be
     finished, so the batches after it are read again too: handlers must be idempotent, as they are anyway.
+
+    Offsets are committed in coalesced requests, not one per batch: a done batch's offsets become pending, and a
+    background flusher commits what is pending at most every `commit_interval` seconds (at once when `max_records`
+    records or more are pending, or when `commit_interval` is 0), and always before partitions are revoked and
+    before the consumer stops or restarts. At a steady trickle each batch is one record, and an OffsetCommit per
+    record cost a broker round trip and a wake-up per report and consumer. A crash replays what was done but not
+    committed yet (at most `commit_interval` worth of records, or `max_records`): at-least-once, as between a
+    handler's database commit and its offset commit anyway. A committed offset never goes backwards: per partition
+    only an offset above the last one committed by this member in its current assignment is committed.
     """
 
     def __init__(
@@ -344,6 +364,7 @@ class BatchConsumer:
         max_records: int = 500,
         max_attempts: int = 3,
         pipelined: bool = False,
+        commit_interval: float = DEFAULT_COMMIT_INTERVAL,
     ) -> None:
         self.name = name
         self._topics = [topic_name(topic, topic_prefix) for topic in topics]
@@ -368,6 +389,18 @@ class BatchConsumer:
         # After a finish failed for a reason of its own, the batch read again finishes inline, where a failing
         # message is isolated (and dead-lettered) as in the sequential mode.
         self._finish_inline = False
+        if commit_interval < 0:
+            raise ValueError("commit_interval must be 0 (commit after every batch) or more")
+        self._commit_interval = commit_interval
+        # Offsets of done batches not committed yet (next offset to read per partition), how many records they
+        # cover, and the offsets this member committed: all three belong to one assignment (`_epoch`), and are
+        # forgotten when it changes, since another member may have committed anything meanwhile.
+        self._pending: dict[TopicPartition, int] = {}
+        self._pending_records = 0
+        self._committed: dict[TopicPartition, int] = {}
+        self._epoch = 0
+        self._commit_lock = asyncio.Lock()  # one commit at a time, so that they reach the broker in order
+        self._has_pending = asyncio.Event()
 
     # --- lifecycle -----------------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -416,10 +449,11 @@ class BatchConsumer:
             # Notice new partitions and topics created after start-up within seconds, not the 5 min default.
             metadata_max_age_ms=10000,
         )
-        settle = functools.partial(self._settle, consumer, None) if self._pipelined else None
-        consumer.subscribe(self._topics, listener=_CommitBeforeRevoke(self._lock, self._set_assigned, settle))
+        before_revoke = functools.partial(self._before_revoke, consumer)
+        consumer.subscribe(self._topics, listener=_CommitBeforeRevoke(self._lock, self._set_assigned, before_revoke))
         await consumer.start()
         self._consumer = consumer
+        flusher = asyncio.create_task(self._flush_periodically(consumer), name=f"{self.name}-commit-flusher")
         try:
             while not self._stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=500, max_records=self._max_records)
@@ -437,19 +471,47 @@ class BatchConsumer:
                 # its offsets stay uncommitted and whoever owns the partitions next reads it again).
                 await self._settle(consumer, None)
             finally:
-                await consumer.stop()
+                try:
+                    # A commit the flusher had under way is not lost: aiokafka finishes it, and what it had taken
+                    # goes back to the pending offsets, committed here with what was done since.
+                    flusher.cancel()
+                    await asyncio.wait({flusher})  # not `await flusher`: its cancellation is not this task's
+                    try:
+                        await asyncio.wait_for(self._flush(consumer), FINAL_COMMIT_TIMEOUT)
+                    except TimeoutError:
+                        log.warning("offsets not committed before the consumer left; the next owner reads them again")
+                finally:
+                    await consumer.stop()
 
     def _set_assigned(self, assigned: set[TopicPartition]) -> None:
         for tp in self._assigned - assigned:
             with contextlib.suppress(KeyError):
                 KAFKA_LAG.remove(tp.topic, str(tp.partition))
         self._assigned = set(assigned)
+        self._new_epoch()  # a batch read before this assignment commits nothing (its records are read again)
+
+    async def _before_revoke(self, consumer: AIOKafkaConsumer) -> None:
+        """Under the batch lock, before partitions go: the pipelined batch in flight finishes, and every done
+        batch's offsets are committed; what could not be is forgotten (the next owner reads it again)."""
+        if self._pipelined:
+            await self._settle(consumer, None)
+        try:
+            await self._flush(consumer)
+        finally:
+            self._new_epoch()
+
+    def _new_epoch(self) -> None:
+        self._epoch += 1
+        self._pending.clear()
+        self._pending_records = 0
+        self._committed.clear()
 
     # --- one batch -----------------------------------------------------------------------------------------
     async def _process(
         self, consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> None:
         started = time.perf_counter()
+        epoch = self._epoch
         records = [record for tp_records in batches.values() for record in tp_records]
         incoming, poison = self._parse(records)
         starts = {tp: tp_records[0].offset for tp, tp_records in batches.items()}
@@ -483,28 +545,30 @@ class BatchConsumer:
         offsets = {tp: tp_records[-1].offset + 1 for tp, tp_records in batches.items()}
         topics = {record.topic for record in records}
         if deferred is not None:
-            # The batch before must be finished and committed first: offsets are committed in order.
+            # The batch before must be finished first: offsets become pending (and are committed) in order.
             if await self._settle(consumer, starts):
                 self._in_flight = _InFlight(
-                    asyncio.create_task(self._finish(consumer, deferred, offsets, topics, started),
+                    asyncio.create_task(self._finish(consumer, deferred, offsets, len(records), epoch, topics,
+                                                     started),
                                         name=f"{self.name}-finish"),
                     starts,
                 )
             return
         self._transient_failures = 0
         self._finish_inline = False
-        await self._commit(consumer, offsets)
+        await self._done(consumer, offsets, len(records), epoch)
         self._observe(topics, started)
 
     async def _finish(self, consumer: AIOKafkaConsumer, deferred: list[tuple[Sequence[Incoming], Finish | None]],
-                      offsets: dict[TopicPartition, int], topics: set[str], started: float) -> None:
+                      offsets: dict[TopicPartition, int], records: int, epoch: int, topics: set[str],
+                      started: float) -> None:
         """A pipelined batch's finishes in order, then its offsets (in the background)."""
         for _, finish in deferred:
             if finish is not None:
                 await finish()
         for items, _ in deferred:
             self._count(items, "processed")
-        await self._commit(consumer, offsets)
+        await self._done(consumer, offsets, records, epoch)
         self._observe(topics, started)
 
     async def _settle(self, consumer: AIOKafkaConsumer, rewind_also: dict[TopicPartition, int] | None) -> bool:
@@ -550,13 +614,64 @@ class BatchConsumer:
             if tp in assigned:  # a partition given away meanwhile is read from its committed offset by its owner
                 consumer.seek(tp, offset)
 
-    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
-        try:
-            await consumer.commit(offsets)
-        except CommitFailedError:
-            # The group rebalanced: another member re-reads these messages and, handlers being idempotent,
-            # changes nothing.
-            log.warning("offset commit failed after a rebalance; the new owner will skip what is done")
+    # --- offset commits ------------------------------------------------------------------------------------
+    async def _done(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int], records: int,
+                    epoch: int) -> None:
+        """A batch is done (handled and finished): its offsets become pending, committed by the flusher, or at
+        once when the interval is 0 or `max_records` records are pending."""
+        if epoch != self._epoch:
+            return  # read before a rebalance: its partitions may be someone else's now, who reads it again
+        for tp, offset in offsets.items():
+            if offset > self._pending.get(tp, -1):
+                self._pending[tp] = offset
+        self._pending_records += records
+        if self._commit_interval == 0 or self._pending_records >= self._max_records:
+            await self._flush(consumer)
+        else:
+            self._has_pending.set()
+
+    async def _flush_periodically(self, consumer: AIOKafkaConsumer) -> None:
+        """The flusher: once offsets are pending, waits `commit_interval` and commits what is pending by then."""
+        while True:
+            await self._has_pending.wait()
+            await asyncio.sleep(self._commit_interval)
+            try:
+                await self._flush(consumer)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # kept pending: tried again, not at once (the interval may be 0)
+                delay = max(self._commit_interval, 1.0)
+                log.warning("committing offsets failed (%s); trying again in %.1f s", error, delay)
+                await asyncio.sleep(delay)
+
+    async def _flush(self, consumer: AIOKafkaConsumer) -> None:
+        """Commit the pending offsets of partitions still assigned, each only if above what this member has
+        committed for it (a rewind reads records again whose offsets are already committed)."""
+        async with self._commit_lock:
+            self._has_pending.clear()
+            epoch, assigned = self._epoch, consumer.assignment()
+            offsets = {tp: offset for tp, offset in self._pending.items()
+                       if tp in assigned and offset > self._committed.get(tp, -1)}
+            self._pending, self._pending_records = {}, 0
+            if not offsets:
+                return
+            try:
+                await consumer.commit(offsets)
+            except CommitFailedError:
+                # The group rebalanced: another member re-reads these messages and, handlers being idempotent,
+                # changes nothing.
+                log.warning("offset commit failed after a rebalance; the new owner will skip what is done")
+                return
+            except BaseException:
+                if epoch == self._epoch:  # not committed: pending again, with what was done meanwhile
+                    for tp, offset in offsets.items():
+                        if offset > self._pending.get(tp, -1):
+                            self._pending[tp] = offset
+                    self._has_pending.set()
+                raise
+            if epoch == self._epoch:
+                for tp, offset in offsets.items():
+                    self._committed[tp] = max(offset, self._committed.get(tp, -1))
 
     @staticmethod
     def _observe(topics: set[str], started: float) -> None:

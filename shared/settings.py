@@ -52,6 +52,10 @@ class ServiceSettings(BaseSettings):
     database_pool_timeout: float = Field(default=5.0, gt=0, validation_alias="DATABASE_POOL_TIMEOUT")
     kafka_bootstrap_servers: str = Field(default="127.0.0.1:39092", validation_alias="KAFKA_BOOTSTRAP_SERVERS")
     kafka_topic_prefix: str = Field(default="", validation_alias="KAFKA_TOPIC_PREFIX")
+    # Consumers commit a done batch's offsets with others at most this often (0: after every batch), so that a
+    # trickle costs no OffsetCommit request per report; a crash replays at most this long's records (idempotently).
+    kafka_commit_interval_seconds: float = Field(default=0.5, ge=0, le=60,
+                                                 validation_alias="KAFKA_COMMIT_INTERVAL_SECONDS")
     admin_token: str = Field(default=DEVELOPMENT_ADMIN_TOKEN, validation_alias="ADMIN_TOKEN")
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     run_migrations: bool = Field(default=True, validation_alias="RUN_MIGRATIONS")

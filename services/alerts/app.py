@@ -73,12 +73,13 @@ def create_app(settings: AlertsSettings | None = None) -> FastAPI:
                 handle=AssessedHandler(sessions=sessions, policy=policy, on_change=changed,
                                        sender=None if isinstance(deliveries, DeliverySender) else deliveries),
                 topic_prefix=settings.kafka_topic_prefix, max_records=settings.consumer_batch_size,
+                commit_interval=settings.kafka_commit_interval_seconds,
             )
             screening = BatchConsumer(
                 name="alerts-screening", topics=[Topic.screening], group_id="alerts-screening",
                 bootstrap_servers=settings.kafka_bootstrap_servers, producer=producer,
                 handle=ScreeningHandler(sessions=sessions, policy=policy, on_notice=deliveries.wake),
-                topic_prefix=settings.kafka_topic_prefix,
+                topic_prefix=settings.kafka_topic_prefix, commit_interval=settings.kafka_commit_interval_seconds,
             )
             context = AlertsContext(settings=settings, policy=policy, engine=infra.engine, sessions=sessions,
                                     producer=producer, relay=relay,

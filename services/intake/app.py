@@ -62,6 +62,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
                     name="intake-status", topics=[Topic.assessments, Topic.alerts], group_id="intake-status",
                     bootstrap_servers=settings.kafka_bootstrap_servers, producer=producer,
                     handle=StatusHandler(sessions), topic_prefix=settings.kafka_topic_prefix,
+                    commit_interval=settings.kafka_commit_interval_seconds,
                 ),
                 cipher=Fernet(settings.effective_contact_key.encode()),
                 rate_limiter=RateLimiter(settings.unit_rate_limit),

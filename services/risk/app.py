@@ -39,7 +39,7 @@ def create_app(settings: RiskSettings | None = None) -> FastAPI:
                 bootstrap_servers=settings.kafka_bootstrap_servers, producer=infra.producer,
                 handle=AssessmentHandler(sessions=infra.sessions, producer=infra.producer, rubric=rubric),
                 topic_prefix=settings.kafka_topic_prefix, max_records=settings.consumer_batch_size,
-                pipelined=settings.consumer_pipelined,
+                pipelined=settings.consumer_pipelined, commit_interval=settings.kafka_commit_interval_seconds,
             )
             context = RiskContext(settings=settings, rubric=rubric, engine=infra.engine, sessions=infra.sessions,
                                   producer=infra.producer, consumer=consumer)

@@ -50,3 +50,16 @@ def test_database_timeouts_have_defaults_and_can_be_set() -> None:
                             DATABASE_COMMAND_TIMEOUT="9")
     assert (tuned.database_connect_timeout, tuned.database_pool_timeout, tuned.database_command_timeout) == (
         1.5, 2.0, 9.0)
+
+
+def test_the_kafka_commit_interval_has_a_sane_range() -> None:
+    def interval(value: str) -> float:
+        return ServiceSettings(ENVIRONMENT="development", KAFKA_COMMIT_INTERVAL_SECONDS=value
+                               ).kafka_commit_interval_seconds
+
+    assert ServiceSettings(ENVIRONMENT="development").kafka_commit_interval_seconds == 0.5
+    assert interval("0") == 0  # after every batch
+    assert interval("60") == 60
+    for wrong in ("-0.1", "60.5"):
+        with pytest.raises(ValueError, match="KAFKA_COMMIT_INTERVAL_SECONDS"):
+            interval(wrong)
