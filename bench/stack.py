@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +23,7 @@ import httpx
 from cryptography.fernet import Fernet
 from sqlalchemy.engine import make_url
 
-from shared.kafka import ensure_topics
+from shared.kafka import delete_prefixed_topics, ensure_topics
 from tests.support.processes import REPO, ServiceProcess, free_port
 
 ADMIN_TOKEN = "bench-admin-token-0123456789abcdefghij"
@@ -91,10 +91,17 @@ def fresh_database(maintenance_url: str) -> Iterator[str]:
         asyncio.run(admin_sql(maintenance_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def fresh_topic_prefix(kafka_bootstrap: str) -> str:
+@contextmanager
+def fresh_topics(kafka_bootstrap: str) -> Iterator[str]:
+    """A new topic prefix with the contract topics created under it; its topics are deleted afterwards (a broker
+    the harness keeps running would otherwise collect every run's partitions until it runs out of files)."""
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     asyncio.run(ensure_topics(kafka_bootstrap, prefix))
-    return prefix
+    try:
+        yield prefix
+    finally:
+        with suppress(Exception):
+            asyncio.run(delete_prefixed_topics(kafka_bootstrap, [prefix]))
 
 
 def log_dir() -> Path:
@@ -157,7 +164,7 @@ def stack(infra: Infra, services: tuple[str, ...], *, prepare: Callable[[dict[st
         env = {
             "ENVIRONMENT": "test", "DATABASE_URL": database_url, "ADMIN_TOKEN": ADMIN_TOKEN,
             "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap_servers,
-            "KAFKA_TOPIC_PREFIX": fresh_topic_prefix(infra.kafka_bootstrap_servers),
+            "KAFKA_TOPIC_PREFIX": cleanup.enter_context(fresh_topics(infra.kafka_bootstrap_servers)),
             "INTAKE_CONTACT_KEY": Fernet.generate_key().decode(), "ALERTS_SECRET_KEY": Fernet.generate_key().decode(),
             "LOG_LEVEL": "INFO",
             # One unit sends every report of the benchmark: the per-unit limit (600/min) must not be what is measured.

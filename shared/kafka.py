@@ -93,6 +93,25 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, OSError | TimeoutError | KafkaError | ConnectionError)
 
 
+async def delete_prefixed_topics(bootstrap_servers: str, prefixes: Sequence[str]) -> int:
+    """Delete every topic whose name starts with one of `prefixes` (non-empty: never the unprefixed contract
+    topics); returns how many. For deployments that share a cluster through a topic prefix and are taken down, and
+    for test and benchmark runs, which create topics under a prefix of their own: left behind, their partitions
+    pile up in a long-lived broker until it runs out of file descriptors."""
+    wanted = tuple(prefix for prefix in prefixes if prefix)
+    if not wanted:
+        return 0
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        doomed = [topic for topic in await admin.list_topics() if topic.startswith(wanted)]
+        if doomed:
+            await admin.delete_topics(doomed)
+        return len(doomed)
+    finally:
+        await admin.close()
+
+
 def transient_retry_delay(failures: int) -> float:
     """Backoff between retries of a batch that failed on the infrastructure: 1, 2, 4 ... 30 s."""
     return float(min(2.0 ** max(failures - 1, 0), 30.0))

@@ -18,7 +18,7 @@ import pytest_asyncio
 from cryptography.fernet import Fernet
 from sqlalchemy.engine import make_url
 
-from shared.kafka import ensure_topics
+from shared.kafka import delete_prefixed_topics, ensure_topics
 from tests.support.infra import Infra, choose_backend, start_infra
 from tests.support.processes import ServiceProcess
 
@@ -40,6 +40,10 @@ def infra() -> Iterator[Infra]:
         except RuntimeError as error:
             pytest.fail(f"{backend} infrastructure did not start: {error}")
         yield started
+        # A broker the harness keeps running between sessions would otherwise keep every session's topics (six
+        # partitions each, a few files open per partition) until it runs out of file descriptors.
+        with contextlib.suppress(Exception):
+            asyncio.run(delete_prefixed_topics(started.kafka_bootstrap_servers, CREATED_PREFIXES))
 
 
 def _asyncpg_dsn(sqlalchemy_url: str) -> str:
@@ -65,9 +69,14 @@ def fresh_database(infra: Infra) -> Iterator[str]:
         asyncio.run(_admin_sql(infra, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+CREATED_PREFIXES: list[str] = []
+"""The topic prefixes this test session created: their topics are deleted when the session ends (`infra`)."""
+
+
 def fresh_topic_prefix(kafka_bootstrap: str) -> str:
-    """A new topic prefix with the contract topics created under it."""
+    """A new topic prefix with the contract topics created under it (deleted at the end of the session)."""
     prefix = f"t{uuid.uuid4().hex[:8]}."
+    CREATED_PREFIXES.append(prefix)
     asyncio.run(ensure_topics(kafka_bootstrap, prefix))
     return prefix
 
