@@ -491,7 +491,9 @@ def scenario_hang(run: Run) -> None:
         f"{fmt_seconds(percentile(hanging, 99))}, max {fmt_seconds(max(hanging, default=math.nan))}, "
         f"{len(hanging) - missing['hanging']}/{len(hanging)} delivered within {run.args.drain_seconds:.0f} s "
         f"after the last report was due; {hung} requests hung")
-    figure = (f"others' p99 +{fmt_seconds(extra_p99)}" if math.isfinite(extra_p99)
+    # The others' p99 with one receiver hanging, less the control phase's: negative when the hanging phase was faster.
+    sign = "+" if extra_p99 >= 0 else "−"
+    figure = (f"others' p99 {sign}{fmt_seconds(abs(extra_p99))} against the control phase" if math.isfinite(extra_p99)
               else f"{missing['hanging']} of {len(hanging)} others' deliveries not delivered within "
                    f"{run.args.drain_seconds:.0f} s")
     run.verdicts.append(Verdict("a hanging receiver delays other bodies ≤ 1 s", figure,
