@@ -828,13 +828,16 @@ def _is_json(table: Table, name: str) -> bool:
     return isinstance(table.c[name].type, JSON)
 
 
+def _array_binds(table: Table, columns: Sequence[str], prefix: str) -> list[Any]:
+    """One typed array parameter (`<prefix>_<column>`) per column of `table`. JSON columns travel as text (a JSON
+    array inside an array parameter would read as a second dimension)."""
+    return [bindparam(f"{prefix}_{name}", type_=ARRAY(Text() if _is_json(table, name) else table.c[name].type))
+            for name in columns]
+
+
 def _unnested(table: Table, columns: Sequence[str], prefix: str = "u") -> Any:
-    """`unnest` of one typed array parameter (`<prefix>_<column>`) per column, as a derived table with those
-    columns. JSON columns travel as text (a JSON array inside an array parameter would read as a second
-    dimension)."""
-    binds = [bindparam(f"{prefix}_{name}", type_=ARRAY(Text() if _is_json(table, name) else table.c[name].type))
-             for name in columns]
-    return func.unnest(*binds).table_valued(*columns).render_derived()
+    """`unnest` of the array parameters of `columns` (`_array_binds`), as a derived table with those columns."""
+    return func.unnest(*_array_binds(table, columns, prefix)).table_valued(*columns).render_derived()
 
 
 def _column(table: Table, source: Any, name: str) -> Any:
@@ -879,9 +882,7 @@ def _processed_storing(columns: tuple[str, ...]) -> Any:
     """The ledger's insert, and in the same statement the assessed reports of the events it recorded now: of each
     report, the first such row in input order (`WITH ORDINALITY`), and none of a report already stored."""
     fresh = _processed_insert().cte("fresh")
-    binds = [bindparam("a_event_id", type_=ARRAY(Text())), *(
-        bindparam(f"a_{name}", type_=ARRAY(Text() if _is_json(_ASSESSED, name) else _ASSESSED.c[name].type))
-        for name in columns)]
+    binds = [bindparam("a_event_id", type_=ARRAY(Text())), *_array_binds(_ASSESSED, columns, "a")]
     source = func.unnest(*binds).table_valued("event_id", *columns, with_ordinality="position").render_derived()
     firsts = (
         select(*(_column(_ASSESSED, source, name) for name in columns))
