@@ -640,14 +640,18 @@ class BatchConsumer:
         once when the interval is 0 or `max_records` records are pending."""
         if epoch != self._epoch:
             return  # read before a rebalance: its partitions may be someone else's now, who reads it again
-        for tp, offset in offsets.items():
-            if offset > self._pending.get(tp, -1):
-                self._pending[tp] = offset
+        self._add_pending(offsets)
         self._pending_records += records
         if self._commit_interval == 0 or self._pending_records >= self._max_records:
             await self._flush(consumer)
         else:
             self._has_pending.set()
+
+    def _add_pending(self, offsets: dict[TopicPartition, int]) -> None:
+        """Merge `offsets` into the pending ones: per partition the highest (pending offsets never go back)."""
+        for tp, offset in offsets.items():
+            if offset > self._pending.get(tp, -1):
+                self._pending[tp] = offset
 
     async def _flush_periodically(self, consumer: AIOKafkaConsumer) -> None:
         """The flusher: once offsets are pending, waits `commit_interval` and commits what is pending by then."""
@@ -683,9 +687,7 @@ class BatchConsumer:
                 return
             except BaseException:
                 if epoch == self._epoch:  # not committed: pending again, with what was done meanwhile
-                    for tp, offset in offsets.items():
-                        if offset > self._pending.get(tp, -1):
-                            self._pending[tp] = offset
+                    self._add_pending(offsets)
                     self._has_pending.set()
                 raise
             if epoch == self._epoch:
