@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -39,10 +41,20 @@ async def _next_tick(worker: Recorder, count: int) -> None:
         await asyncio.wait_for(worker.ticked.wait(), 10)
 
 
-async def test_an_idle_worker_is_served_without_the_linger() -> None:
-    worker = Recorder()
+@asynccontextmanager
+async def running(worker: Recorder) -> AsyncIterator[None]:
+    """The worker runs inside the block; after it (even after a failed assertion) it stops."""
     task = asyncio.create_task(worker.run())
     try:
+        yield
+    finally:
+        await worker.stop()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_an_idle_worker_is_served_without_the_linger() -> None:
+    worker = Recorder()
+    async with running(worker):
         await _next_tick(worker, 1)  # the first tick at start-up
         await asyncio.sleep(0.05)  # now idle, waiting for a wake-up
         woken = time.monotonic()
@@ -50,16 +62,12 @@ async def test_an_idle_worker_is_served_without_the_linger() -> None:
         await _next_tick(worker, 2)
         # Served before the linger would have ended: the lone wake-up did not wait for it.
         assert worker.starts[1] - woken < LINGER
-    finally:
-        await worker.stop()
-        await asyncio.wait_for(task, 10)
 
 
 async def test_wake_ups_during_a_tick_wait_for_the_linger_and_share_one_tick() -> None:
     worker = Recorder()
     worker.inside = asyncio.Event()
-    task = asyncio.create_task(worker.run())
-    try:
+    async with running(worker):
         await asyncio.wait_for(worker.inside.wait(), 10)  # the first tick is running
         worker.inside = None
         woken = time.monotonic()
@@ -70,15 +78,11 @@ async def test_wake_ups_during_a_tick_wait_for_the_linger_and_share_one_tick() -
         assert worker.starts[1] - woken >= LINGER
         await asyncio.sleep(LINGER * 2)
         assert len(worker.starts) == 2  # the five wake-ups were served by that one tick
-    finally:
-        await worker.stop()
-        await asyncio.wait_for(task, 10)
 
 
 async def test_with_a_gather_time_the_wake_ups_that_follow_an_idle_one_share_its_tick() -> None:
     worker = Recorder(linger=0.0, gather=LINGER)
-    task = asyncio.create_task(worker.run())
-    try:
+    async with running(worker):
         await _next_tick(worker, 1)  # the first tick at start-up
         await asyncio.sleep(0.05)  # now idle
         for _ in range(3):  # three commits in a row, well within the gather time
@@ -87,9 +91,6 @@ async def test_with_a_gather_time_the_wake_ups_that_follow_an_idle_one_share_its
         await _next_tick(worker, 2)
         await asyncio.sleep(0.2)
         assert len(worker.starts) == 2  # one tick served all three
-    finally:
-        await worker.stop()
-        await asyncio.wait_for(task, 10)
 
 
 async def test_a_stop_does_not_wait_for_the_gather_time() -> None:
