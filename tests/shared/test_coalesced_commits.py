@@ -9,7 +9,6 @@ import asyncio
 import os
 import signal
 import sys
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -18,14 +17,13 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import DefaultPartitioner
 
-from shared.events import ReportAccepted, Topic
-from shared.kafka import DEFAULT_PARTITIONS, BatchConsumer, EventProducer, Finish, Incoming
-from tests.conftest import fresh_topic_prefix
-from tests.factories import credit_code, make_accepted
+from shared.events import ReportAccepted
+from shared.kafka import DEFAULT_PARTITIONS, BatchConsumer, Finish, Incoming
+from tests.factories import credit_code
 from tests.risk.test_fault_tolerance import wait_until
+from tests.shared.consumer_broker import Broker, open_broker, reports, send
 from tests.support.processes import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -33,41 +31,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")
 NEVER = 600.0  # a commit interval no test waits for: what is committed then was committed for another reason
 
 
-@dataclass
-class Broker:
-    bootstrap: str
-    prefix: str
-    producer: EventProducer
-    admin: AIOKafkaAdminClient
-    group: str = field(default_factory=lambda: f"coalesced-{uuid.uuid4().hex[:6]}")  # one per test
-
-    async def committed(self) -> dict[TopicPartition, int]:
-        """The group's committed offsets (next offset to read) per partition."""
-        offsets = await self.admin.list_consumer_group_offsets(f"{self.prefix}{self.group}")
-        return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
-
-    async def total_committed(self) -> int:
-        return sum((await self.committed()).values())
-
-    def consumer(self, handler: Recorder, *, commit_interval: float, max_records: int = 100,
-                 pipelined: bool = False) -> BatchConsumer:
-        return BatchConsumer(name=self.group, topics=[Topic.reports], group_id=self.group,
-                             bootstrap_servers=self.bootstrap, producer=self.producer, handle=handler,
-                             topic_prefix=self.prefix, max_records=max_records, pipelined=pipelined,
-                             commit_interval=commit_interval)
-
-
 @pytest_asyncio.fixture(loop_scope="session")
 async def broker(kafka_bootstrap: str) -> AsyncIterator[Broker]:
-    prefix = await asyncio.to_thread(fresh_topic_prefix, kafka_bootstrap)
-    producer = EventProducer(kafka_bootstrap, client_id="coalesced-test", topic_prefix=prefix)
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        yield Broker(kafka_bootstrap, prefix, producer, admin)
-    finally:
-        await admin.close()
-        await producer.stop()
+    async with open_broker(kafka_bootstrap, "coalesced-test") as opened:
+        yield opened
 
 
 @pytest.fixture
@@ -137,16 +104,6 @@ def codes_per_partition() -> list[str]:
         code = credit_code()
         found.setdefault(partition(code.encode(), partitions, partitions), code)
     return [found[p] for p in partitions]
-
-
-def reports(count: int, code: str | None = None) -> list[ReportAccepted]:
-    """Reports on one enterprise: one partition, in order."""
-    code = code or credit_code()
-    return [make_accepted(enterprise={"credit_code": code}) for _ in range(count)]
-
-
-async def send(broker: Broker, accepted: Sequence[ReportAccepted]) -> None:
-    await broker.producer.send_events([(Topic.reports, event) for event in accepted])
 
 
 def ids(accepted: Sequence[ReportAccepted]) -> list[str]:

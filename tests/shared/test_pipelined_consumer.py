@@ -12,50 +12,22 @@ from dataclasses import dataclass, field
 import pytest
 import pytest_asyncio
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError
 from aiokafka.partitioner import DefaultPartitioner
 
-from shared.events import ReportAccepted, Topic
-from shared.kafka import DEFAULT_PARTITIONS, BatchConsumer, EventProducer, Finish, Incoming
-from tests.conftest import fresh_topic_prefix
-from tests.factories import credit_code, make_accepted
+from shared.kafka import DEFAULT_PARTITIONS, Finish, Incoming
+from tests.factories import credit_code
 from tests.risk.test_fault_tolerance import wait_until
+from tests.shared.consumer_broker import Broker, open_broker, reports, send
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
-GROUP = "pipelined-test"
-
-
-@dataclass
-class Broker:
-    bootstrap: str
-    prefix: str
-    producer: EventProducer
-    admin: AIOKafkaAdminClient
-
-    async def committed(self) -> dict[TopicPartition, int]:
-        """The group's committed offsets (next offset to read) per partition."""
-        offsets = await self.admin.list_consumer_group_offsets(f"{self.prefix}{GROUP}")
-        return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
-
-    def consumer(self, handler: GatedHandler, *, pipelined: bool = True, max_records: int = 4) -> BatchConsumer:
-        return BatchConsumer(name="pipelined-test", topics=[Topic.reports], group_id=GROUP,
-                             bootstrap_servers=self.bootstrap, producer=self.producer, handle=handler,
-                             topic_prefix=self.prefix, max_records=max_records, pipelined=pipelined)
-
+MAX_RECORDS = 4  # small batches: a wave of reports is read in several
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def broker(kafka_bootstrap: str) -> AsyncIterator[Broker]:
-    prefix = await asyncio.to_thread(fresh_topic_prefix, kafka_bootstrap)
-    producer = EventProducer(kafka_bootstrap, client_id="pipelined-test", topic_prefix=prefix)
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        yield Broker(kafka_bootstrap, prefix, producer, admin)
-    finally:
-        await admin.close()
-        await producer.stop()
+    async with open_broker(kafka_bootstrap, "pipelined-test") as opened:
+        yield opened
 
 
 @dataclass
@@ -89,12 +61,6 @@ class GatedHandler:
         return finish
 
 
-def reports(count: int, code: str | None = None) -> list[ReportAccepted]:
-    """Reports on one enterprise: one partition, in order (offsets from 0 on a fresh topic)."""
-    code = code or credit_code()
-    return [make_accepted(enterprise={"credit_code": code}) for _ in range(count)]
-
-
 def codes_on_two_partitions() -> tuple[str, str]:
     """Two credit codes whose reports go to different partitions."""
     partitions = list(range(DEFAULT_PARTITIONS))
@@ -106,23 +72,15 @@ def codes_on_two_partitions() -> tuple[str, str]:
             return first, second
 
 
-async def send(broker: Broker, accepted: Sequence[ReportAccepted]) -> None:
-    await broker.producer.send_events([(Topic.reports, event) for event in accepted])
-
-
 def flat(batches: list[list[str]]) -> list[str]:
     return [report_id for batch in batches for report_id in batch]
-
-
-async def total_committed(broker: Broker) -> int:
-    return sum((await broker.committed()).values())
 
 
 @asynccontextmanager
 async def consuming(broker: Broker, handler: GatedHandler, *, pipelined: bool = True) -> AsyncIterator[None]:
     """The consumer runs inside the block; after it (even after a failed assertion) the gate opens, so that no
     finish is left waiting, and the consumer stops."""
-    consumer = broker.consumer(handler, pipelined=pipelined)
+    consumer = broker.consumer(handler, pipelined=pipelined, max_records=MAX_RECORDS)
     running = asyncio.create_task(consumer.run())
     try:
         yield
@@ -142,7 +100,7 @@ async def test_offsets_are_committed_only_after_the_batch_is_handled_and_finishe
         # Pipelined: the next batch is handled while the first one's finish still waits.
         await wait_until(lambda: _async(len(handler.handled) >= 2), "a second batch handled", timeout=60)
         await asyncio.sleep(0.5)  # a commit made too early would have landed by now
-        assert await total_committed(broker) == 0, "offsets committed before their batch was finished"
+        assert await broker.total_committed() == 0, "offsets committed before their batch was finished"
         assert handler.finished == []
 
         handler.gate.set()
@@ -185,7 +143,7 @@ async def test_a_failed_finish_reads_its_batch_and_the_one_handled_meanwhile_aga
 
 async def test_stopping_finishes_and_commits_the_batch_in_flight(broker: Broker) -> None:
     handler = GatedHandler(broker)
-    consumer = broker.consumer(handler)
+    consumer = broker.consumer(handler, pipelined=True, max_records=MAX_RECORDS)
     running = asyncio.create_task(consumer.run())
     batch = reports(3)
     await send(broker, batch)
@@ -196,7 +154,7 @@ async def test_stopping_finishes_and_commits_the_batch_in_flight(broker: Broker)
     handler.gate.set()
     await running
     assert flat(handler.finished) == [event.report_id for event in batch]
-    assert await total_committed(broker) == 3
+    assert await broker.total_committed() == 3
 
 
 async def test_a_sequential_consumer_runs_the_finish_before_committing_and_before_the_next_batch(
@@ -218,4 +176,4 @@ async def _async(value: bool) -> bool:
 
 
 async def _total_is(broker: Broker, count: int) -> bool:
-    return await total_committed(broker) == count
+    return await broker.total_committed() == count
